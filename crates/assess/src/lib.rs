@@ -1,0 +1,221 @@
+//! Turns observations into verdicts under a profile.
+//!
+//! A profile (TOML, see `profiles/`) names the checks, their titles,
+//! remedies, severities, points and thresholds; the check logic lives here,
+//! keyed by check id. Judging never probes: a stored run can be re-judged.
+
+mod checks;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use v6scope_model::{CheckResult, DomainObservation, SCHEMA_VERSION, Status, Verdict};
+
+/// Profiles shipped inside the binary.
+pub const BUILTIN_PROFILES: [(&str, &str); 2] = [
+    ("internetnl", include_str!("../../../profiles/internetnl.toml")),
+    ("nist-usgv6", include_str!("../../../profiles/nist-usgv6.toml")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("reading profile {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("parsing profile {name}: {source}")]
+    Parse { name: String, source: toml::de::Error },
+    #[error("profile {name}: unknown check '{check}' (known: {known})")]
+    UnknownCheck { name: String, check: String, known: String },
+    #[error("unknown profile '{0}': not a built-in profile ({1}) nor a readable file")]
+    Unknown(String, String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Internetnl,
+    Nist,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// A fail fails the domain.
+    Mandatory,
+    /// A fail is reported as a warning.
+    Optional,
+    /// Never more than info.
+    Informational,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckDef {
+    pub title: String,
+    pub severity: Severity,
+    #[serde(default)]
+    pub remedy: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    pub min_ns_with_aaaa: usize,
+    pub similarity: f64,
+    pub full_points: f64,
+    pub partial_points: f64,
+    pub less_points: f64,
+    pub single_ns_cap: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            min_ns_with_aaaa: 2,
+            similarity: 0.9,
+            full_points: 10.0,
+            partial_points: 2.0,
+            less_points: 2.0,
+            single_ns_cap: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Profile {
+    pub name: String,
+    pub title: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub categories: BTreeMap<String, Vec<String>>,
+    pub checks: BTreeMap<String, CheckDef>,
+}
+
+impl Profile {
+    pub fn parse(name: &str, text: &str) -> Result<Profile, ProfileError> {
+        let profile: Profile = toml::from_str(text).map_err(|source| ProfileError::Parse {
+            name: name.to_string(),
+            source,
+        })?;
+        let known = checks::known(profile.kind);
+        for id in profile.checks.keys().chain(profile.categories.values().flatten()) {
+            if !known.contains(&id.as_str()) {
+                return Err(ProfileError::UnknownCheck {
+                    name: profile.name.clone(),
+                    check: id.clone(),
+                    known: known.join(", "),
+                });
+            }
+        }
+        Ok(profile)
+    }
+
+    /// A built-in profile by name, or a TOML file by path.
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+        if let Some((name, text)) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name_or_path) {
+            return Profile::parse(name, text);
+        }
+        let path = Path::new(name_or_path);
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+                path: name_or_path.to_string(),
+                source,
+            })?;
+            return Profile::parse(name_or_path, &text);
+        }
+        Err(ProfileError::Unknown(
+            name_or_path.to_string(),
+            BUILTIN_PROFILES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        ))
+    }
+
+    pub fn builtin() -> Vec<Profile> {
+        BUILTIN_PROFILES
+            .iter()
+            .map(|(n, t)| Profile::parse(n, t).expect("built-in profiles parse"))
+            .collect()
+    }
+}
+
+/// What a check function returns before the profile's severity applies.
+pub(crate) struct Outcome {
+    pub status: Status,
+    pub evidence: Vec<String>,
+    /// Fraction of the check's points earned, where it carries points.
+    pub points: Option<f64>,
+    pub counts: Option<v6scope_model::ServiceCounts>,
+}
+
+impl Outcome {
+    pub fn new(status: Status, evidence: Vec<String>) -> Self {
+        Outcome {
+            status,
+            evidence,
+            points: None,
+            counts: None,
+        }
+    }
+}
+
+/// Judge one domain under a profile.
+pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
+    let mut results = Vec::new();
+    for (id, def) in &profile.checks {
+        let outcome = checks::run(id, observation, profile);
+        let status = match (def.severity, outcome.status) {
+            (Severity::Optional, Status::Fail) => Status::Warn,
+            (Severity::Informational, Status::Fail | Status::Warn) => Status::Info,
+            (_, s) => s,
+        };
+        results.push(CheckResult {
+            id: id.clone(),
+            title: def.title.clone(),
+            status,
+            points: outcome.points,
+            max_points: outcome.points.map(|_| checks::max_points(id, profile)),
+            evidence: outcome.evidence,
+            remedy: matches!(status, Status::Fail | Status::Warn).then(|| def.remedy.clone()).flatten(),
+            counts: outcome.counts,
+        });
+    }
+    // Checks in a stable, reader-friendly order: as the profile file groups them.
+    let order = checks::known(profile.kind);
+    results.sort_by_key(|c| order.iter().position(|k| *k == c.id).unwrap_or(usize::MAX));
+    let (status, label, score, categories) = match profile.kind {
+        Kind::Internetnl => checks::internetnl_rollup(&results, profile),
+        Kind::Nist => checks::nist_rollup(&results),
+    };
+    Verdict {
+        schema_version: SCHEMA_VERSION,
+        domain: observation.target.domain.clone(),
+        profile: profile.name.clone(),
+        status,
+        label,
+        score,
+        categories,
+        checks: results,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_parse() {
+        let profiles = Profile::builtin();
+        assert_eq!(profiles.len(), 2);
+        assert!(profiles[0].checks.contains_key("web_ipv46"));
+    }
+
+    #[test]
+    fn unknown_check_is_rejected() {
+        let text = "name='x'\ntitle='x'\nkind='nist'\n[checks.bogus]\ntitle='b'\nseverity='mandatory'\n";
+        assert!(matches!(Profile::parse("x", text), Err(ProfileError::UnknownCheck { .. })));
+    }
+
+    #[test]
+    fn unknown_profile_name_is_an_error() {
+        assert!(matches!(Profile::load("no-such-profile"), Err(ProfileError::Unknown(..))));
+    }
+}

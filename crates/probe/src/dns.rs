@@ -1,0 +1,408 @@
+//! A small DNS client on plain sockets: queries to the configured recursive
+//! resolvers, and direct queries to one authoritative address over UDP or TCP.
+//!
+//! Written on `hickory-proto` for the wire format so that every step is
+//! visible: RTT, flags, AA, rcode, truncation, and so that a hostile answer
+//! (wrong id, wrong question, garbage) is an error for that query only.
+
+use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use v6scope_model::{ErrorKind, ProbeError, Transport};
+
+/// EDNS buffer size advertised (the DNS flag day 2020 value).
+const EDNS_PAYLOAD: u16 = 1232;
+const UDP_RECV_BUFFER: usize = 4096;
+
+pub type RateLimiter = governor::DefaultDirectRateLimiter;
+
+/// A received answer and how it came.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub message: Message,
+    pub rtt: Duration,
+    pub transport: Transport,
+}
+
+impl Answer {
+    pub fn rcode(&self) -> ResponseCode {
+        self.message.metadata.response_code
+    }
+
+    pub fn flags(&self) -> String {
+        let m = &self.message.metadata;
+        let mut flags = Vec::new();
+        for (set, name) in [
+            (m.authoritative, "aa"),
+            (m.truncation, "tc"),
+            (m.recursion_desired, "rd"),
+            (m.recursion_available, "ra"),
+            (m.authentic_data, "ad"),
+            (m.checking_disabled, "cd"),
+        ] {
+            if set {
+                flags.push(name);
+            }
+        }
+        flags.join(" ")
+    }
+}
+
+pub fn parse_name(name: &str) -> Result<Name, ProbeError> {
+    let mut n = Name::from_ascii(name)
+        .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("bad name '{name}': {e}")))?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+/// Presentation form without the trailing dot, lower case.
+pub fn name_str(name: &Name) -> String {
+    let s = name.to_lowercase().to_ascii();
+    let trimmed = s.trim_end_matches('.');
+    if trimmed.is_empty() { ".".to_string() } else { trimmed.to_string() }
+}
+
+fn build_query(name: &Name, rtype: RecordType, recursion_desired: bool) -> Result<(Message, Vec<u8>), ProbeError> {
+    let mut msg = Message::query();
+    msg.add_query(Query::query(name.clone(), rtype));
+    msg.metadata.recursion_desired = recursion_desired;
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    msg.set_edns(edns);
+    let bytes = msg
+        .to_vec()
+        .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("encoding query: {e}")))?;
+    Ok((msg, bytes))
+}
+
+/// A response matches when the id, the QR bit and the question match.
+fn matches(query: &Message, response: &Message) -> bool {
+    if response.metadata.id != query.metadata.id || response.metadata.message_type != MessageType::Response {
+        return false;
+    }
+    match (query.queries.first(), response.queries.first()) {
+        (Some(q), Some(r)) => {
+            q.query_type == r.query_type
+                && q.query_class == r.query_class
+                && q.name.to_lowercase() == r.name.to_lowercase()
+        }
+        // Some servers omit the question on errors (e.g. FORMERR, REFUSED).
+        (Some(_), None) => response.metadata.response_code != ResponseCode::NoError,
+        _ => false,
+    }
+}
+
+pub fn io_error(context: &str, e: &std::io::Error) -> ProbeError {
+    use std::io::ErrorKind as K;
+    let kind = match e.kind() {
+        K::ConnectionRefused => ErrorKind::Refused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
+        K::TimedOut => ErrorKind::Timeout,
+        K::NetworkUnreachable | K::HostUnreachable | K::AddrNotAvailable => ErrorKind::Unreachable,
+        _ => ErrorKind::Io,
+    };
+    ProbeError::new(kind, format!("{context}: {e}"))
+}
+
+fn timeout_error(context: &str, limit: Duration) -> ProbeError {
+    ProbeError::new(ErrorKind::Timeout, format!("{context}: no answer within {} ms", limit.as_millis()))
+}
+
+fn unspecified_for(server: SocketAddr) -> SocketAddr {
+    if server.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    }
+}
+
+async fn exchange_udp(server: SocketAddr, query: &Message, bytes: &[u8], limit: Duration) -> Result<Answer, ProbeError> {
+    let start = Instant::now();
+    let socket = UdpSocket::bind(unspecified_for(server))
+        .await
+        .map_err(|e| io_error("udp bind", &e))?;
+    socket
+        .connect(server)
+        .await
+        .map_err(|e| io_error(&format!("udp connect {server}"), &e))?;
+    socket
+        .send(bytes)
+        .await
+        .map_err(|e| io_error(&format!("udp send {server}"), &e))?;
+    let mut buf = vec![0u8; UDP_RECV_BUFFER];
+    let deadline = start + limit;
+    loop {
+        let received = tokio::time::timeout_at(deadline.into(), socket.recv(&mut buf))
+            .await
+            .map_err(|_| timeout_error(&format!("udp {server}"), limit))?
+            .map_err(|e| io_error(&format!("udp recv {server}"), &e))?;
+        // A datagram that does not parse or does not match is ignored, as a
+        // resolver would: it may be spoofed or stale. The deadline still holds.
+        match Message::from_vec(&buf[..received]) {
+            Ok(message) if matches(query, &message) => {
+                return Ok(Answer {
+                    message,
+                    rtt: start.elapsed(),
+                    transport: Transport::Udp,
+                });
+            }
+            Ok(_) => tracing::debug!(%server, "ignoring non-matching DNS response"),
+            Err(e) => tracing::debug!(%server, error = %e, "ignoring malformed DNS response"),
+        }
+    }
+}
+
+async fn exchange_tcp(server: SocketAddr, query: &Message, bytes: &[u8], limit: Duration) -> Result<Answer, ProbeError> {
+    let start = Instant::now();
+    let work = async {
+        let mut stream = TcpStream::connect(server)
+            .await
+            .map_err(|e| io_error(&format!("tcp connect {server}"), &e))?;
+        let mut framed = Vec::with_capacity(bytes.len() + 2);
+        framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        framed.extend_from_slice(bytes);
+        stream
+            .write_all(&framed)
+            .await
+            .map_err(|e| io_error(&format!("tcp send {server}"), &e))?;
+        let length = stream
+            .read_u16()
+            .await
+            .map_err(|e| io_error(&format!("tcp read {server}"), &e))? as usize;
+        let mut buf = vec![0u8; length];
+        stream
+            .read_exact(&mut buf)
+            .await
+            .map_err(|e| io_error(&format!("tcp read {server}"), &e))?;
+        let message = Message::from_vec(&buf)
+            .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("tcp {server}: malformed answer: {e}")))?;
+        if !matches(query, &message) {
+            return Err(ProbeError::new(
+                ErrorKind::DnsMalformed,
+                format!("tcp {server}: answer does not match the question"),
+            ));
+        }
+        Ok(message)
+    };
+    let message = tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| timeout_error(&format!("tcp {server}"), limit))??;
+    Ok(Answer {
+        message,
+        rtt: start.elapsed(),
+        transport: Transport::Tcp,
+    })
+}
+
+/// One query to one server. `transport: None` means UDP, then TCP if truncated.
+pub async fn exchange(
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    recursion_desired: bool,
+    transport: Option<Transport>,
+    limit: Duration,
+) -> Result<Answer, ProbeError> {
+    let (query, bytes) = build_query(name, rtype, recursion_desired)?;
+    match transport {
+        Some(Transport::Tcp) => exchange_tcp(server, &query, &bytes, limit).await,
+        Some(Transport::Udp) => exchange_udp(server, &query, &bytes, limit).await,
+        None => {
+            let answer = exchange_udp(server, &query, &bytes, limit).await?;
+            if answer.message.metadata.truncation {
+                exchange_tcp(server, &query, &bytes, limit).await
+            } else {
+                Ok(answer)
+            }
+        }
+    }
+}
+
+/// The configured recursive resolvers, tried in turn with bounded retries.
+#[derive(Clone)]
+pub struct Resolver {
+    servers: Vec<SocketAddr>,
+    timeout: Duration,
+    attempts: u32,
+    limiter: Option<Arc<RateLimiter>>,
+}
+
+impl Resolver {
+    pub fn new(servers: Vec<SocketAddr>, timeout: Duration, attempts: u32, limiter: Option<Arc<RateLimiter>>) -> Self {
+        Resolver {
+            servers,
+            timeout,
+            attempts: attempts.max(1),
+            limiter,
+        }
+    }
+
+    pub fn servers(&self) -> &[SocketAddr] {
+        &self.servers
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Waits for the query-rate limiter, if one is set.
+    pub async fn pace(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+    }
+
+    /// Recursive query. SERVFAIL and timeouts move on to the next resolver.
+    pub async fn query(&self, name: &Name, rtype: RecordType) -> Result<Answer, ProbeError> {
+        if self.servers.is_empty() {
+            return Err(ProbeError::new(ErrorKind::NotTestable, "no resolver configured"));
+        }
+        let mut last = None;
+        for attempt in 0..self.attempts as usize * self.servers.len() {
+            let server = self.servers[attempt % self.servers.len()];
+            self.pace().await;
+            match exchange(server, name, rtype, true, None, self.timeout).await {
+                Ok(answer) if answer.rcode() == ResponseCode::ServFail => {
+                    last = Some(Ok(answer));
+                }
+                Ok(answer) => return Ok(answer),
+                Err(e) => last = Some(Err(e)),
+            }
+        }
+        last.expect("at least one attempt")
+    }
+}
+
+/// The outcome of following a CNAME chain to addresses of one type.
+#[derive(Debug, Default)]
+pub struct Chased {
+    pub chain: Vec<Name>,
+    pub records: Vec<RData>,
+    pub nxdomain: bool,
+}
+
+/// Maximum CNAME hops followed before giving up.
+pub const MAX_CNAME_HOPS: usize = 10;
+
+/// Looks up `rtype` for `name` through the resolver, following (and
+/// recording) the CNAME chain. Loops and chains over 10 hops are errors.
+pub async fn chase(resolver: &Resolver, name: &Name, rtype: RecordType) -> Result<Chased, ProbeError> {
+    let mut out = Chased::default();
+    let mut current = name.to_lowercase();
+    let mut seen = vec![current.clone()];
+    // Each round asks about the current end of the chain; resolvers normally
+    // give the whole chain in one answer, so this usually runs once.
+    for _round in 0..=MAX_CNAME_HOPS {
+        let asked = current.clone();
+        let answer = resolver.query(&asked, rtype).await?;
+        let rcode = answer.rcode();
+        let records: Vec<&Record> = answer.message.answers.iter().collect();
+        loop {
+            let here: Vec<&&Record> = records.iter().filter(|r| r.name.to_lowercase() == current).collect();
+            let data: Vec<RData> = here
+                .iter()
+                .filter(|r| r.record_type() == rtype)
+                .map(|r| r.data.clone())
+                .collect();
+            if !data.is_empty() {
+                out.records = data;
+                return Ok(out);
+            }
+            let cname = here.iter().find_map(|r| match &r.data {
+                RData::CNAME(c) => Some(c.0.to_lowercase()),
+                _ => None,
+            });
+            match cname {
+                Some(target) => {
+                    if seen.contains(&target) {
+                        out.chain.push(target.clone());
+                        return Err(ProbeError::new(
+                            ErrorKind::CnameLoop,
+                            format!("CNAME loop at {} via {}", name_str(&target), chain_text(&out.chain)),
+                        ));
+                    }
+                    out.chain.push(target.clone());
+                    if out.chain.len() > MAX_CNAME_HOPS {
+                        return Err(ProbeError::new(
+                            ErrorKind::CnameChainTooLong,
+                            format!("CNAME chain longer than {MAX_CNAME_HOPS} hops: {}", chain_text(&out.chain)),
+                        ));
+                    }
+                    seen.push(target.clone());
+                    current = target;
+                }
+                None => break,
+            }
+        }
+        match rcode {
+            // The answer ended on a CNAME without data: ask about the new end
+            // of the chain ourselves. Nothing moved means plain NODATA.
+            ResponseCode::NoError if current != asked => continue,
+            ResponseCode::NoError => return Ok(out),
+            ResponseCode::NXDomain => {
+                out.nxdomain = true;
+                return Ok(out);
+            }
+            other => {
+                return Err(ProbeError::new(
+                    ErrorKind::DnsRcode,
+                    format!("{} {rtype}: {}", name_str(&current), other.to_str()),
+                ));
+            }
+        }
+    }
+    Err(ProbeError::new(
+        ErrorKind::CnameChainTooLong,
+        format!("CNAME chain longer than {MAX_CNAME_HOPS} hops: {}", chain_text(&out.chain)),
+    ))
+}
+
+fn chain_text(chain: &[Name]) -> String {
+    chain.iter().map(name_str).collect::<Vec<_>>().join(" -> ")
+}
+
+/// Records of one type owned by `owner` in a section.
+pub fn records_of<'a>(records: &'a [Record], owner: &Name, rtype: RecordType) -> impl Iterator<Item = &'a RData> + 'a {
+    let owner = owner.to_lowercase();
+    records
+        .iter()
+        .filter(move |r| r.record_type() == rtype && r.name.to_lowercase() == owner && r.dns_class == DNSClass::IN)
+        .map(|r| &r.data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::CNAME;
+
+    #[test]
+    fn response_must_echo_question_and_id() {
+        let (query, _) = build_query(&parse_name("example.test").unwrap(), RecordType::AAAA, true).unwrap();
+        let mut response = query.clone();
+        response.metadata.message_type = MessageType::Response;
+        assert!(matches(&query, &response));
+        response.metadata.id = response.metadata.id.wrapping_add(1);
+        assert!(!matches(&query, &response));
+        let mut other = query.clone();
+        other.metadata.message_type = MessageType::Response;
+        other.queries[0].query_type = RecordType::A;
+        assert!(!matches(&query, &other));
+    }
+
+    #[test]
+    fn names_print_without_trailing_dot() {
+        assert_eq!(name_str(&parse_name("WWW.Example.TEST.").unwrap()), "www.example.test");
+        assert_eq!(name_str(&Name::root()), ".");
+        let _ = CNAME(Name::root());
+    }
+
+    #[test]
+    fn garbage_names_are_errors_not_panics() {
+        assert!(parse_name(&"a".repeat(300)).is_err());
+        assert!(parse_name("bad..name").is_err());
+    }
+}

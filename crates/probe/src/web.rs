@@ -1,0 +1,536 @@
+//! HTTP/1.1 and HTTPS fetches pinned to one address and one family.
+//!
+//! TCP and TLS are done by hand so each phase is timed; `hyper` speaks
+//! HTTP/1.1 on the resulting stream. Redirects are followed here, each hop
+//! resolved within the same family, so a dual-stack site that redirects to
+//! an IPv4-only host fails over IPv6.
+
+use crate::content::{self, Page};
+use crate::dns::io_error;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use url::Url;
+use v6scope_model::{
+    AddrInfo, ContentSummary, ErrorKind, Family, HttpFetch, HttpHop, ProbeError, Scheme, Timings, TlsObservation,
+};
+
+/// Redirect hops followed before giving up.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Headers worth keeping as evidence.
+const KEPT_HEADERS: [&str; 8] = [
+    "server",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "location",
+    "strict-transport-security",
+    "cache-control",
+    "via",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebSetupError {
+    #[error("reading CA file {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("CA file {0} holds no usable certificate")]
+    EmptyCaFile(PathBuf),
+    #[error("building the TLS verifier: {0}")]
+    Verifier(String),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub ca_files: Vec<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Whole fetch, all hops, body included.
+    pub deadline: Duration,
+    pub body_cap: usize,
+    pub user_agent: String,
+}
+
+/// Looks up the usable addresses of a host in one family (for redirect hops).
+pub type HostLookup = Arc<dyn Fn(String, Family) -> BoxFuture<'static, Vec<AddrInfo>> + Send + Sync>;
+
+/// Accepts any certificate during the handshake so that the page can still
+/// be compared; the real verification runs after the handshake and is
+/// recorded as a fact.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+pub struct WebClient {
+    config: WebConfig,
+    tls: Arc<ClientConfig>,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+impl WebClient {
+    pub fn new(config: WebConfig) -> Result<Self, WebSetupError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for path in &config.ca_files {
+            let mut added = 0;
+            for cert in CertificateDer::pem_file_iter(path).map_err(|source| WebSetupError::CaFile {
+                path: path.clone(),
+                source,
+            })? {
+                let cert = cert.map_err(|source| WebSetupError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                if roots.add(cert).is_ok() {
+                    added += 1;
+                }
+            }
+            if added == 0 {
+                return Err(WebSetupError::EmptyCaFile(path.clone()));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| WebSetupError::Verifier(e.to_string()))?;
+        let mut tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(RecordingVerifier {
+                inner: verifier.clone(),
+            }))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(WebClient {
+            config,
+            tls: Arc::new(tls),
+            verifier,
+        })
+    }
+
+    pub fn config(&self) -> &WebConfig {
+        &self.config
+    }
+
+    /// GET `scheme://name/` on `address`, following redirects within the family.
+    pub async fn fetch(&self, name: &str, address: IpAddr, scheme: Scheme, lookup: &HostLookup) -> (HttpFetch, Option<Page>) {
+        let family = Family::of(&address);
+        let mut fetch = HttpFetch {
+            name: name.to_string(),
+            address,
+            family,
+            scheme,
+            port: scheme.port(),
+            tcp_connected: false,
+            tls: None,
+            hops: Vec::new(),
+            final_status: None,
+            completed: false,
+            timings: Timings::default(),
+            headers: BTreeMap::new(),
+            content: None,
+            error: None,
+        };
+        let started = Instant::now();
+        let deadline = self.config.deadline;
+        let outcome = tokio::time::timeout(deadline, self.follow(&mut fetch, lookup, started)).await;
+        fetch.timings.total_ms = Some(ms(started.elapsed()));
+        match outcome {
+            Ok(Ok(page)) => (fetch, page),
+            Ok(Err(e)) => {
+                fetch.error = Some(e);
+                (fetch, None)
+            }
+            Err(_) => {
+                fetch.error = Some(ProbeError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "fetch did not complete within {} ms ({} hop(s) done)",
+                        deadline.as_millis(),
+                        fetch.hops.len()
+                    ),
+                ));
+                (fetch, None)
+            }
+        }
+    }
+
+    async fn follow(&self, fetch: &mut HttpFetch, lookup: &HostLookup, started: Instant) -> Result<Option<Page>, ProbeError> {
+        let scheme_str = match fetch.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let mut url = Url::parse(&format!("{scheme_str}://{}/", fetch.name))
+            .map_err(|e| ProbeError::new(ErrorKind::Http, format!("bad URL for {}: {e}", fetch.name)))?;
+        let mut address = fetch.address;
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            if fetch.hops.len() > MAX_REDIRECTS {
+                return Err(ProbeError::new(
+                    ErrorKind::TooManyRedirects,
+                    format!("more than {MAX_REDIRECTS} redirects"),
+                ));
+            }
+            seen.push(url.to_string());
+            let first = fetch.hops.is_empty();
+            fetch.hops.push(HttpHop {
+                url: url.to_string(),
+                address: Some(address),
+                status: None,
+                location: None,
+                host_has_family: None,
+            });
+            let response = self.request(fetch, &url, address, first, started).await?;
+            let status = response.status().as_u16();
+            let hop = fetch.hops.last_mut().expect("pushed above");
+            hop.status = Some(status);
+            fetch.final_status = Some(status);
+            let location = response
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if response.status().is_redirection() && let Some(location) = location {
+                hop.location = Some(location.clone());
+                let next = url
+                    .join(&location)
+                    .map_err(|e| ProbeError::new(ErrorKind::Http, format!("bad Location '{location}': {e}")))?;
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err(ProbeError::new(ErrorKind::Http, format!("redirect to unsupported URL {next}")));
+                }
+                if seen.contains(&next.to_string()) {
+                    return Err(ProbeError::new(
+                        ErrorKind::RedirectLoop,
+                        format!("redirect loop: {} -> {next}", url),
+                    ));
+                }
+                let next_host = next
+                    .host_str()
+                    .ok_or_else(|| ProbeError::new(ErrorKind::Http, format!("redirect without host: {next}")))?
+                    .trim_matches(['[', ']'])
+                    .to_ascii_lowercase();
+                if next_host != url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_ascii_lowercase() {
+                    let candidates: Vec<IpAddr> = match next_host.parse::<IpAddr>() {
+                        Ok(literal) => vec![literal],
+                        Err(_) => (lookup)(next_host.clone(), fetch.family)
+                            .await
+                            .into_iter()
+                            .filter(|a| a.usable)
+                            .map(|a| a.address)
+                            .collect(),
+                    };
+                    let candidate = candidates.into_iter().find(|a| Family::of(a) == fetch.family);
+                    match candidate {
+                        Some(a) => address = a,
+                        None => {
+                            fetch.hops.push(HttpHop {
+                                url: next.to_string(),
+                                address: None,
+                                status: None,
+                                location: None,
+                                host_has_family: Some(false),
+                            });
+                            return Err(ProbeError::new(
+                                ErrorKind::RedirectNoFamily,
+                                format!("redirect to {next_host}, which has no usable {} address", fetch.family.label()),
+                            ));
+                        }
+                    }
+                }
+                url = next;
+                if let Some(h) = fetch.hops.last_mut() {
+                    h.host_has_family.get_or_insert(true);
+                }
+                continue;
+            }
+            keep_headers(&mut fetch.headers, response.headers());
+            let content_type = response
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let encoding = response
+                .headers()
+                .get(hyper::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim().to_ascii_lowercase());
+            let (raw, truncated) = self.read_body(response.into_body()).await?;
+            let raw_len = raw.len() as u64;
+            let body = decompress(raw, encoding.as_deref(), self.config.body_cap)?;
+            let is_html = content_type.as_deref().is_none_or(|t| t.contains("html") || t.contains("text"));
+            let page = if is_html {
+                let (text, charset) = content::decode(&body, content_type.as_deref());
+                let page = content::analyse(&text, charset);
+                Some(page)
+            } else {
+                None
+            };
+            fetch.content = Some(ContentSummary {
+                bytes: raw_len,
+                truncated,
+                content_type,
+                charset: page.as_ref().map(|p| p.charset.clone()).unwrap_or_default(),
+                title: page.as_ref().and_then(|p| p.title.clone()),
+                text_sha256: page.as_ref().map(|p| p.text_sha256()).unwrap_or_default(),
+                text_chars: page.as_ref().map(|p| p.text.chars().count()).unwrap_or(0),
+            });
+            fetch.completed = true;
+            return Ok(page);
+        }
+    }
+
+    /// One request on a fresh connection.
+    async fn request(
+        &self,
+        fetch: &mut HttpFetch,
+        url: &Url,
+        address: IpAddr,
+        first: bool,
+        started: Instant,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ProbeError> {
+        let port = url.port_or_known_default().unwrap_or(80);
+        let socket = SocketAddr::new(address, port);
+        let connect_started = Instant::now();
+        let tcp = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(socket))
+            .await
+            .map_err(|_| {
+                ProbeError::new(
+                    ErrorKind::Timeout,
+                    format!("TCP connect to {socket}: no answer within {} ms", self.config.connect_timeout.as_millis()),
+                )
+            })?
+            .map_err(|e| io_error(&format!("TCP connect to {socket}"), &e))?;
+        let _ = tcp.set_nodelay(true);
+        if first {
+            fetch.tcp_connected = true;
+            fetch.timings.connect_ms = Some(ms(connect_started.elapsed()));
+        }
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
+        let stream: Box<dyn Stream> = if url.scheme() == "https" {
+            let tls_started = Instant::now();
+            let server_name = ServerName::try_from(host.clone())
+                .map_err(|e| ProbeError::new(ErrorKind::Tls, format!("bad TLS server name '{host}': {e}")))?;
+            let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+            let tls = connector
+                .connect(server_name.clone(), tcp)
+                .await
+                .map_err(|e| ProbeError::new(ErrorKind::Tls, format!("TLS handshake with {socket}: {e}")))?;
+            let observation = self.observe_tls(tls.get_ref().1, &server_name);
+            if first {
+                fetch.timings.tls_ms = Some(ms(tls_started.elapsed()));
+                fetch.tls = Some(observation);
+            } else if !observation.verified {
+                // A later hop with a bad certificate would stop a browser.
+                return Err(ProbeError::new(
+                    ErrorKind::Tls,
+                    format!(
+                        "certificate of {host} at {socket} not valid: {}",
+                        observation.verify_error.unwrap_or_default()
+                    ),
+                ));
+            }
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ProbeError::new(ErrorKind::Http, format!("HTTP handshake with {socket}: {e}")))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let host_header = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, host_header)
+            .header(hyper::header::USER_AGENT, &self.config.user_agent)
+            .header(hyper::header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header(hyper::header::ACCEPT_ENCODING, "gzip, deflate")
+            .header(hyper::header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ProbeError::new(ErrorKind::Http, format!("building request: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| http_error(&format!("HTTP request to {socket}"), &e))?;
+        if first || fetch.timings.ttfb_ms.is_none() {
+            fetch.timings.ttfb_ms = Some(ms(started.elapsed()));
+        }
+        Ok(response)
+    }
+
+    fn observe_tls(&self, connection: &rustls::ClientConnection, server_name: &ServerName<'static>) -> TlsObservation {
+        let chain = connection.peer_certificates().unwrap_or_default();
+        let mut observation = TlsObservation {
+            chain_sha256: chain.iter().map(|c| hex::encode(Sha256::digest(c.as_ref()))).collect(),
+            alpn: connection.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+            version: connection.protocol_version().map(|v| format!("{v:?}")),
+            ..Default::default()
+        };
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            observation.verify_error = Some("no certificate presented".into());
+            return observation;
+        };
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
+            observation.not_after = Some(cert.validity().not_after.timestamp());
+        }
+        match self
+            .verifier
+            .verify_server_cert(leaf, intermediates, server_name, &[], UnixTime::now())
+        {
+            Ok(_) => {
+                observation.verified = true;
+                observation.name_match = true;
+            }
+            Err(e) => {
+                observation.name_match = !matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. }
+                    )
+                );
+                observation.verify_error = Some(e.to_string());
+            }
+        }
+        observation
+    }
+
+    /// Reads at most `body_cap` bytes; more is reported as truncated.
+    async fn read_body(&self, mut body: hyper::body::Incoming) -> Result<(Vec<u8>, bool), ProbeError> {
+        let cap = self.config.body_cap;
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| http_error("reading body", &e))?;
+            if let Ok(data) = frame.into_data() {
+                let room = cap - out.len();
+                if data.len() >= room {
+                    out.extend_from_slice(&data[..room]);
+                    return Ok((out, true));
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok((out, false))
+    }
+}
+
+fn http_error(context: &str, e: &hyper::Error) -> ProbeError {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io_error(&format!("{context}: {e}"), io);
+        }
+        source = s.source();
+    }
+    ProbeError::new(ErrorKind::Http, format!("{context}: {e}"))
+}
+
+fn keep_headers(kept: &mut BTreeMap<String, String>, headers: &hyper::HeaderMap) {
+    for name in KEPT_HEADERS {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            kept.insert(name.to_string(), value.chars().take(256).collect());
+        }
+    }
+}
+
+/// Undoes gzip/deflate, never producing more than `cap` bytes (zip bombs).
+fn decompress(raw: Vec<u8>, encoding: Option<&str>, cap: usize) -> Result<Vec<u8>, ProbeError> {
+    let mut out = Vec::new();
+    let limit = cap as u64;
+    let result = match encoding {
+        Some("gzip") | Some("x-gzip") => flate2::read::MultiGzDecoder::new(&raw[..]).take(limit).read_to_end(&mut out),
+        Some("deflate") => flate2::read::ZlibDecoder::new(&raw[..]).take(limit).read_to_end(&mut out),
+        _ => return Ok(raw),
+    };
+    match result {
+        Ok(_) => Ok(out),
+        // A capped body cut mid-stream still yields what was decoded.
+        Err(_) if !out.is_empty() => Ok(out),
+        Err(e) => Err(ProbeError::new(ErrorKind::Http, format!("decompressing body: {e}"))),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn gzip_bomb_is_capped() {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&vec![b'a'; 10 * 1024 * 1024]).unwrap();
+        let compressed = encoder.finish().unwrap();
+        let out = decompress(compressed, Some("gzip"), 1024 * 1024).unwrap();
+        assert_eq!(out.len(), 1024 * 1024);
+    }
+
+    #[test]
+    fn garbage_gzip_is_an_error() {
+        assert!(decompress(b"not gzip".to_vec(), Some("gzip"), 1024).is_err());
+    }
+}
