@@ -132,6 +132,13 @@ def build(s):
     sid, name = s["id"], s["name"]
     domain = f"{name}.test."
     where = f"scenario {name}"
+    unknown = set(s) - {"id", "name", "description", "delegate", "ns", "parent_ns", "records",
+                        "server", "rule", "expect", "serial"}
+    if unknown:
+        die(f"{where}: unknown keys {sorted(unknown)}")
+    for r in s.get("rule", []):
+        if set(r) - {"addr", "action", "ports", "delay_ms", "rate_kbit"}:
+            die(f"{where}: unknown rule keys {sorted(set(r) - {'addr', 'action', 'ports', 'delay_ms', 'rate_kbit'})}")
     # ---- servers and their addresses
     servers, addrs = [], {}
     for k, srv in enumerate(s.get("server", [])):
@@ -522,7 +529,6 @@ http {{
     scgi_temp_path {out}/nginx/tmp/scgi;
     types {{ }}
     default_type text/html;
-    charset_types text/html;
     sendfile on;
     keepalive_timeout 10s;
     server_tokens off;
@@ -741,13 +747,13 @@ def generate(out, scen, table):
     tc = ["#!/bin/sh", "set -e"]
     if rates:
         tc.append("tc qdisc add dev v6lab-w root handle 1: htb default 1")
-        tc.append("tc class add dev v6lab-w parent 1: classid 1:1 htb rate 10gbit")
+        tc.append("tc class add dev v6lab-w parent 1: classid 1:1 htb rate 10gbit quantum 60000")
         for i, (a, kbit, name) in enumerate(rates):
             cid = 10 + i
             m, proto, pl = ("ip6 src", "ipv6", "/128") if ":" in a else ("ip src", "ip", "/32")
             tc.append(f"# {name}")
             tc.append(f"tc class add dev v6lab-w parent 1: classid 1:{cid} htb rate {kbit}kbit "
-                      f"ceil {kbit}kbit burst 1600 cburst 1600")
+                      f"ceil {kbit}kbit burst 1600 cburst 1600 quantum 1514")
             tc.append(f"tc filter add dev v6lab-w parent 1: protocol {proto} prio 1 u32 "
                       f"match {m} {a}{pl} flowid 1:{cid}")
     w(f"{out}/tc.sh", "\n".join(tc) + "\n", 0o755)

@@ -1,1 +1,598 @@
-fn main() {}
+//! The `v6scope` command line.
+
+mod render;
+mod targets;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use v6scope_assess::{Profile, assess};
+use v6scope_model::{DomainObservation, ErrorKind, ProbeError, SCHEMA_VERSION, Status, Target, Vantage, Verdict};
+use v6scope_probe::{ProbeConfig, Prober};
+use v6scope_store::{Store, TargetResult};
+
+/// Exit code for usage and input errors.
+const EXIT_USAGE: u8 = 2;
+/// Exit code when the run itself broke (store, I/O).
+const EXIT_FAILURE: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "v6scope", version, about = "Measure how far IPv6 has really got: evaluate domains over IPv4 and IPv6, address by address.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress bar.
+    #[arg(short, long, global = true, env = "V6SCOPE_QUIET")]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate one or a few domains and explain the verdict.
+    Check(CheckArgs),
+    /// Evaluate a targets file (plain list or CSV) into the store.
+    Scan(ScanArgs),
+    /// Re-judge a stored run under a profile, without probing.
+    Assess(AssessArgs),
+    /// List runs in the store.
+    Runs(StoreArgs),
+    /// List the built-in profiles.
+    Profiles,
+}
+
+#[derive(Args, Clone)]
+struct ProbeArgs {
+    /// Recursive resolver ADDR[:PORT] (repeatable); default: /etc/resolv.conf.
+    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "V6SCOPE_RESOLVER", value_delimiter = ',')]
+    resolvers: Vec<String>,
+    /// Treat addresses in this prefix as global (repeatable), e.g. a lab's 2001:db8::/32.
+    #[arg(long = "allow-prefix", value_name = "PREFIX", env = "V6SCOPE_ALLOW_PREFIX", value_delimiter = ',')]
+    allow_prefixes: Vec<ipnet::IpNet>,
+    /// Extra trusted CA certificates (PEM), added to the web roots (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE", env = "V6SCOPE_CA_FILE", value_delimiter = ',')]
+    ca_files: Vec<PathBuf>,
+    /// Address queried directly to prove the vantage has working IPv4/IPv6
+    /// (repeatable); default: a.root-servers.net.
+    #[arg(long = "vantage-probe", value_name = "ADDR", env = "V6SCOPE_VANTAGE_PROBE", value_delimiter = ',')]
+    vantage_probes: Vec<IpAddr>,
+    /// Profile name (internetnl, nist-usgv6) or TOML file (repeatable).
+    #[arg(long = "profile", value_name = "NAME|FILE", env = "V6SCOPE_PROFILE", value_delimiter = ',')]
+    profiles: Vec<String>,
+    /// DNS query timeout in milliseconds (each attempt).
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    dns_timeout: u64,
+    /// TCP connect timeout in milliseconds (web and mail).
+    #[arg(long, default_value_t = 4000, value_name = "MS")]
+    connect_timeout: u64,
+    /// Deadline for one web fetch, redirects and body included, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    fetch_timeout: u64,
+    /// Deadline for one SMTP conversation, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    smtp_timeout: u64,
+    /// Largest body read per page, in bytes.
+    #[arg(long, default_value_t = 2 * 1024 * 1024, value_name = "BYTES")]
+    body_cap: usize,
+    /// Name sent in EHLO.
+    #[arg(long, default_value = "v6scope.invalid")]
+    helo_name: String,
+    /// DNS queries per second across the run.
+    #[arg(long, value_name = "QPS", env = "V6SCOPE_RATE")]
+    rate: Option<NonZeroU32>,
+    /// Deadline for one whole target, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    deadline: u64,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Domains to evaluate.
+    #[arg(required = true)]
+    domains: Vec<String>,
+    #[command(flatten)]
+    probe: ProbeArgs,
+    /// JSON output: one object with observations and verdicts per domain.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// SQLite store file.
+    #[arg(long, default_value = "v6scope.db", env = "V6SCOPE_DB")]
+    db: PathBuf,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Targets file: a domain per line, or CSV with header domain,category,organisation,region.
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    probe: ProbeArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Targets evaluated at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Finish an interrupted run instead of starting a new one.
+    #[arg(long, value_name = "RUN")]
+    resume: Option<i64>,
+    /// Write schema-versioned JSON Lines (observation + verdicts) to FILE ('-' for stdout).
+    #[arg(long, value_name = "FILE")]
+    jsonl: Option<PathBuf>,
+    /// Write a CSV summary (one row per domain) to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AssessArgs {
+    #[arg(long)]
+    run: i64,
+    /// Profile name or TOML file.
+    #[arg(long, default_value = "internetnl")]
+    profile: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print verdicts as JSON Lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// An error in the user's input or usage (exit code 2).
+#[derive(Debug)]
+pub struct UsageError(String);
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check(args).await,
+        Command::Scan(args) => scan(args, cli.quiet).await,
+        Command::Assess(args) => reassess(args),
+        Command::Runs(args) => runs(args),
+        Command::Profiles => {
+            for p in Profile::builtin() {
+                println!("{:<12} {}", p.name, p.title);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_resolver(s: &str) -> Result<SocketAddr> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = s.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(usage(format!("--resolver '{s}' is not ADDR or ADDR:PORT ([v6]:port for IPv6)")))
+}
+
+fn load_profiles(names: &[String]) -> Result<Vec<Profile>> {
+    let names: Vec<String> = if names.is_empty() {
+        vec!["internetnl".into()]
+    } else {
+        names.to_vec()
+    };
+    names
+        .iter()
+        .map(|n| Profile::load(n).map_err(|e| usage(e.to_string())))
+        .collect()
+}
+
+const DEFAULT_VANTAGE_PROBES: [&str; 2] = ["198.41.0.4", "2001:503:ba3e::2:30"];
+
+async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
+    let resolvers = if args.resolvers.is_empty() {
+        v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
+    } else {
+        args.resolvers.iter().map(|r| parse_resolver(r)).collect::<Result<_>>()?
+    };
+    let mut config = ProbeConfig::with_resolvers(resolvers);
+    config.dns_timeout = Duration::from_millis(args.dns_timeout);
+    config.allow_prefixes = args.allow_prefixes.clone();
+    config.web.ca_files = args.ca_files.clone();
+    config.web.connect_timeout = Duration::from_millis(args.connect_timeout);
+    config.web.deadline = Duration::from_secs(args.fetch_timeout);
+    config.web.body_cap = args.body_cap;
+    config.smtp.connect_timeout = Duration::from_millis(args.connect_timeout);
+    config.smtp.deadline = Duration::from_secs(args.smtp_timeout);
+    config.smtp.helo_name = args.helo_name.clone();
+    config.rate = args.rate;
+    let prober = Prober::new(config).map_err(|e| usage(e.to_string()))?;
+    let probes: Vec<IpAddr> = if args.vantage_probes.is_empty() {
+        DEFAULT_VANTAGE_PROBES.iter().map(|s| s.parse().expect("static address")).collect()
+    } else {
+        args.vantage_probes.clone()
+    };
+    let vantage = prober.vantage(&probes).await;
+    tracing::info!(ipv4 = vantage.ipv4, ipv6 = vantage.ipv6, detail = ?vantage.detail, "vantage checked");
+    if !vantage.ipv6 {
+        eprintln!("warning: this vantage point has no working IPv6; IPv6 checks will be not_testable");
+    }
+    if !vantage.ipv4 {
+        eprintln!("warning: this vantage point has no working IPv4; IPv4 comparisons will be not_testable");
+    }
+    Ok((prober, vantage))
+}
+
+async fn evaluate_with_deadline(prober: &Arc<Prober>, target: Target, vantage: &Vantage, deadline: Duration) -> DomainObservation {
+    let fallback = target.clone();
+    match tokio::time::timeout(deadline, prober.evaluate(target, vantage)).await {
+        Ok(observation) => observation,
+        Err(_) => DomainObservation {
+            schema_version: SCHEMA_VERSION,
+            target: fallback,
+            started_at_ms: 0,
+            duration_ms: deadline.as_secs_f64() * 1000.0,
+            vantage: vantage.clone(),
+            names: Vec::new(),
+            zone: Default::default(),
+            mail: v6scope_model::MailObservation {
+                status: v6scope_model::MxStatus::Error,
+                hosts: Vec::new(),
+                error: None,
+            },
+            web: Vec::new(),
+            error: Some(ProbeError::new(
+                ErrorKind::Timeout,
+                format!("target deadline of {} s reached", deadline.as_secs()),
+            )),
+        },
+    }
+}
+
+async fn check(args: CheckArgs) -> Result<ExitCode> {
+    let profiles = load_profiles(&args.probe.profiles)?;
+    let mut domains = Vec::new();
+    for d in &args.domains {
+        let domain = targets::normalise_domain(d).map_err(|e| usage(format!("{d}: {e}")))?;
+        domains.push(domain);
+    }
+    let (prober, vantage) = setup(&args.probe).await?;
+    let deadline = Duration::from_secs(args.probe.deadline);
+    let observations = futures::future::join_all(domains.into_iter().map(|domain| {
+        let prober = prober.clone();
+        let vantage = vantage.clone();
+        async move {
+            evaluate_with_deadline(
+                &prober,
+                Target {
+                    domain,
+                    ..Default::default()
+                },
+                &vantage,
+                deadline,
+            )
+            .await
+        }
+    }))
+    .await;
+    let mut any_fail = false;
+    let mut documents = Vec::new();
+    for observation in &observations {
+        let verdicts: Vec<Verdict> = profiles.iter().map(|p| assess(observation, p)).collect();
+        any_fail |= verdicts.iter().any(|v| v.status == Status::Fail);
+        if args.json {
+            documents.push(serde_json::json!({
+                "schema_version": SCHEMA_VERSION,
+                "domain": observation.target.domain,
+                "verdicts": verdicts,
+                "observation": observation,
+            }));
+        } else {
+            print!("{}", render::explain(observation, &verdicts));
+        }
+    }
+    if args.json {
+        let value = if documents.len() == 1 {
+            documents.remove(0)
+        } else {
+            serde_json::Value::Array(documents)
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(if any_fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// What the scan writer thread receives.
+struct Finished {
+    idx: i64,
+    observation: DomainObservation,
+    verdicts: Vec<Verdict>,
+}
+
+/// Writes finished targets to the store in batches on its own thread, so
+/// SQLite never blocks the probes.
+fn spawn_store_writer(mut store: Store, run: i64) -> (std::sync::mpsc::SyncSender<Finished>, std::thread::JoinHandle<Result<Store>>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Finished>(1024);
+    let handle = std::thread::spawn(move || -> Result<Store> {
+        let mut batch: Vec<Finished> = Vec::new();
+        let flush = |store: &mut Store, batch: &mut Vec<Finished>| -> Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let results: Vec<TargetResult<'_>> = batch
+                .iter()
+                .map(|f| TargetResult {
+                    idx: f.idx,
+                    observation: &f.observation,
+                    verdicts: &f.verdicts,
+                })
+                .collect();
+            store.save_results(run, &results).context("saving results")?;
+            batch.clear();
+            Ok(())
+        };
+        loop {
+            match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(item) => {
+                    batch.push(item);
+                    if batch.len() >= 200 {
+                        flush(&mut store, &mut batch)?;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => flush(&mut store, &mut batch)?,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    flush(&mut store, &mut batch)?;
+                    return Ok(store);
+                }
+            }
+        }
+    });
+    (tx, handle)
+}
+
+fn open_output(path: &Option<PathBuf>) -> Result<Option<Box<dyn Write + Send>>> {
+    Ok(match path {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::BufWriter::new(std::io::stdout()))),
+        Some(p) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ))),
+    })
+}
+
+async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
+    let mut store = Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
+    let (run, pending, profiles) = match args.resume {
+        Some(run) => {
+            let info = store.run(run).map_err(|e| usage(e.to_string()))?;
+            let profiles = load_profiles(&info.profiles)?;
+            let pending = store.pending_targets(run)?;
+            eprintln!(
+                "resuming run {run} ({}): {} of {} targets left",
+                info.source,
+                pending.len(),
+                info.targets
+            );
+            (run, pending, profiles)
+        }
+        None => {
+            let Some(file) = &args.file else {
+                return Err(usage("give a targets FILE, or --resume RUN"));
+            };
+            let profiles = load_profiles(&args.probe.profiles)?;
+            let bytes = std::fs::read(file).map_err(|e| usage(format!("reading {}: {e}", file.display())))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let parsed = targets::parse(&text);
+            for bad in &parsed.bad {
+                eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.reason);
+            }
+            if parsed.duplicates > 0 {
+                eprintln!("{}: {} duplicate domain(s) skipped", file.display(), parsed.duplicates);
+            }
+            if parsed.targets.is_empty() {
+                return Err(usage(format!("{}: no valid targets", file.display())));
+            }
+            let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
+            let config = serde_json::json!({
+                "resolvers": args.probe.resolvers,
+                "allow_prefixes": args.probe.allow_prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            });
+            let run = store.create_run(&file.display().to_string(), &names, &config.to_string())?;
+            store.add_targets(run, &parsed.targets)?;
+            let pending = parsed.targets.into_iter().enumerate().map(|(i, t)| (i as i64, t)).collect();
+            eprintln!("run {run}: {} targets", store.run(run)?.targets);
+            (run, pending, profiles)
+        }
+    };
+    let (prober, vantage) = setup(&args.probe).await?;
+    let total = pending.len() as u64;
+    let bar = ProgressBar::new(total);
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("static template"),
+    );
+    let (tx, writer) = spawn_store_writer(store, run);
+    let mut jsonl = open_output(&args.jsonl)?;
+    let mut csv_out = match &args.csv {
+        Some(p) => {
+            let mut w = csv::Writer::from_path(p).with_context(|| format!("creating {}", p.display()))?;
+            let mut header = vec!["domain".to_string(), "category".into(), "organisation".into(), "region".into()];
+            for p in &profiles {
+                header.push(format!("{}_status", p.name));
+                header.push(format!("{}_score", p.name));
+            }
+            w.write_record(&header)?;
+            Some(w)
+        }
+        None => None,
+    };
+    let deadline = Duration::from_secs(args.probe.deadline);
+    let concurrency = args.concurrency.max(1);
+    let mut tally: BTreeMap<(String, Status), u64> = BTreeMap::new();
+    let mut stream = futures::stream::iter(pending.into_iter().map(|(idx, target)| {
+        let prober = prober.clone();
+        let vantage = vantage.clone();
+        async move { (idx, evaluate_with_deadline(&prober, target, &vantage, deadline).await) }
+    }))
+    .buffer_unordered(concurrency);
+    while let Some((idx, observation)) = stream.next().await {
+        let verdicts: Vec<Verdict> = profiles.iter().map(|p| assess(&observation, p)).collect();
+        for v in &verdicts {
+            *tally.entry((v.profile.clone(), v.status)).or_default() += 1;
+        }
+        if let Some(out) = jsonl.as_mut() {
+            let line = serde_json::json!({
+                "schema_version": SCHEMA_VERSION,
+                "run_id": run,
+                "idx": idx,
+                "domain": observation.target.domain,
+                "verdicts": verdicts,
+                "observation": observation,
+            });
+            writeln!(out, "{line}")?;
+        }
+        if let Some(w) = csv_out.as_mut() {
+            let t = &observation.target;
+            let mut row = vec![
+                t.domain.clone(),
+                t.category.clone().unwrap_or_default(),
+                t.organisation.clone().unwrap_or_default(),
+                t.region.clone().unwrap_or_default(),
+            ];
+            for v in &verdicts {
+                row.push(v.status.to_string());
+                row.push(format!("{:.0}", v.score));
+            }
+            w.write_record(&row)?;
+        }
+        bar.set_message(observation.target.domain.clone());
+        bar.inc(1);
+        if tx
+            .send(Finished {
+                idx,
+                observation,
+                verdicts,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(tx);
+    bar.finish_and_clear();
+    if let Some(mut out) = jsonl {
+        out.flush()?;
+    }
+    if let Some(mut w) = csv_out {
+        w.flush()?;
+    }
+    let mut store = writer.join().map_err(|_| anyhow::anyhow!("store writer panicked"))??;
+    store.finish_run(run)?;
+    let info = store.run(run)?;
+    eprintln!("run {run}: {} of {} targets evaluated", info.done, info.targets);
+    for ((profile, status), n) in &tally {
+        eprintln!("  {profile}: {status} {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reassess(args: AssessArgs) -> Result<ExitCode> {
+    let profile = Profile::load(&args.profile).map_err(|e| usage(e.to_string()))?;
+    let mut store = Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
+    store.run(args.run).map_err(|e| usage(e.to_string()))?;
+    let mut verdicts = Vec::new();
+    store.for_each_observation(args.run, |idx, observation| {
+        verdicts.push((idx, assess(&observation, &profile)));
+    })?;
+    store.save_verdicts(args.run, &verdicts)?;
+    let mut tally: BTreeMap<Status, u64> = BTreeMap::new();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for (_, v) in &verdicts {
+        *tally.entry(v.status).or_default() += 1;
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(v)?)?;
+        }
+    }
+    eprintln!("run {}: {} targets judged under {}", args.run, verdicts.len(), profile.name);
+    for (status, n) in tally {
+        eprintln!("  {status}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runs(args: StoreArgs) -> Result<ExitCode> {
+    if !args.db.exists() {
+        bail!(usage(format!("no store at {}", args.db.display())));
+    }
+    let store = Store::open(&args.db)?;
+    println!("{:>5}  {:<20}  {:<20}  {:>9}  {:>9}  profiles  source", "run", "started", "finished", "targets", "done");
+    for r in store.runs()? {
+        println!(
+            "{:>5}  {:<20}  {:<20}  {:>9}  {:>9}  {}  {}",
+            r.id,
+            r.started_at,
+            r.finished_at.unwrap_or_else(|| "(unfinished)".into()),
+            r.targets,
+            r.done,
+            r.profiles.join(","),
+            r.source
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

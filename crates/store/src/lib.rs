@@ -1,1 +1,341 @@
+//! The embedded store: one SQLite file (WAL) holding runs, their targets,
+//! the observations made and the verdicts given.
+//!
+//! Results are written in transactions of whole targets, keyed by
+//! (run, target index), so a run killed at any point can be resumed with
+//! nothing lost and nothing duplicated.
 
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use v6scope_model::{DomainObservation, Target, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: stored JSON does not decode: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("run {0} does not exist in this store")]
+    NoSuchRun(i64),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    source      TEXT NOT NULL,
+    profiles    TEXT NOT NULL,
+    config      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS targets (
+    run_id       INTEGER NOT NULL REFERENCES runs(id),
+    idx          INTEGER NOT NULL,
+    domain       TEXT NOT NULL,
+    category     TEXT,
+    organisation TEXT,
+    region       TEXT,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS observations (
+    run_id INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    domain TEXT NOT NULL,
+    body   TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    run_id  INTEGER NOT NULL,
+    idx     INTEGER NOT NULL,
+    profile TEXT NOT NULL,
+    domain  TEXT NOT NULL,
+    status  TEXT NOT NULL,
+    score   REAL NOT NULL,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx, profile)
+);
+CREATE INDEX IF NOT EXISTS verdicts_by_status ON verdicts (run_id, profile, status);
+"#;
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub source: String,
+    pub profiles: Vec<String>,
+    pub config: String,
+    pub targets: i64,
+    pub done: i64,
+}
+
+/// One target's results, written together.
+pub struct TargetResult<'a> {
+    pub idx: i64,
+    pub observation: &'a DomainObservation,
+    pub verdicts: &'a [Verdict],
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    pub fn create_run(&mut self, source: &str, profiles: &[String], config: &str) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (started_at, source, profiles, config) VALUES (strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?1, ?2, ?3)",
+            params![source, profiles.join(","), config],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records the run's targets (in order) in one transaction.
+    pub fn add_targets(&mut self, run: i64, targets: &[Target]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR IGNORE INTO targets (run_id, idx, domain, category, organisation, region) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (idx, t) in targets.iter().enumerate() {
+                insert.execute(params![run, idx as i64, t.domain, t.category, t.organisation, t.region])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Targets of a run that have no stored observation yet, in order.
+    pub fn pending_targets(&self, run: i64) -> Result<Vec<(i64, Target)>> {
+        self.run(run)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT t.idx, t.domain, t.category, t.organisation, t.region FROM targets t
+             WHERE t.run_id = ?1 AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.run_id = t.run_id AND o.idx = t.idx)
+             ORDER BY t.idx",
+        )?;
+        let rows = stmt.query_map(params![run], |r| {
+            Ok((
+                r.get(0)?,
+                Target {
+                    domain: r.get(1)?,
+                    category: r.get(2)?,
+                    organisation: r.get(3)?,
+                    region: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Stores a batch of finished targets atomically.
+    pub fn save_results(&mut self, run: i64, batch: &[TargetResult<'_>]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut obs = tx.prepare("INSERT OR REPLACE INTO observations (run_id, idx, domain, body) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut ver = tx.prepare(
+                "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in batch {
+                obs.execute(params![
+                    run,
+                    r.idx,
+                    r.observation.target.domain,
+                    serde_json::to_string(r.observation)?
+                ])?;
+                for v in r.verdicts {
+                    ver.execute(params![run, r.idx, v.profile, v.domain, v.status.as_str(), v.score, serde_json::to_string(v)?])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores verdicts of an existing run (re-judging).
+    pub fn save_verdicts(&mut self, run: i64, verdicts: &[(i64, Verdict)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut ver = tx.prepare(
+                "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (idx, v) in verdicts {
+                ver.execute(params![run, idx, v.profile, v.domain, v.status.as_str(), v.score, serde_json::to_string(v)?])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn finish_run(&mut self, run: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE id = ?1",
+            params![run],
+        )?;
+        Ok(())
+    }
+
+    pub fn run(&self, run: i64) -> Result<RunInfo> {
+        self.conn
+            .query_row(
+                "SELECT id, started_at, finished_at, source, profiles, config,
+                        (SELECT COUNT(*) FROM targets WHERE run_id = runs.id),
+                        (SELECT COUNT(*) FROM observations WHERE run_id = runs.id)
+                 FROM runs WHERE id = ?1",
+                params![run],
+                |r| {
+                    let profiles: String = r.get(4)?;
+                    Ok(RunInfo {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                        finished_at: r.get(2)?,
+                        source: r.get(3)?,
+                        profiles: profiles.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                        config: r.get(5)?,
+                        targets: r.get(6)?,
+                        done: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or(StoreError::NoSuchRun(run))
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunInfo>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self.conn.prepare("SELECT id FROM runs ORDER BY id")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
+        };
+        ids.into_iter().map(|id| self.run(id)).collect()
+    }
+
+    /// Streams a run's observations in target order.
+    pub fn for_each_observation(&self, run: i64, mut f: impl FnMut(i64, DomainObservation)) -> Result<()> {
+        self.run(run)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, body FROM observations WHERE run_id = ?1 ORDER BY idx")?;
+        let mut rows = stmt.query(params![run])?;
+        while let Some(row) = rows.next()? {
+            let idx: i64 = row.get(0)?;
+            let body: String = row.get(1)?;
+            f(idx, serde_json::from_str(&body)?);
+        }
+        Ok(())
+    }
+
+    /// A run's verdicts under one profile, in target order.
+    pub fn verdicts(&self, run: i64, profile: &str) -> Result<Vec<(i64, Verdict)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, body FROM verdicts WHERE run_id = ?1 AND profile = ?2 ORDER BY idx")?;
+        let rows = stmt.query_map(params![run, profile], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (idx, body) = row?;
+            out.push((idx, serde_json::from_str(&body)?));
+        }
+        Ok(out)
+    }
+
+    /// Count of stored observations per target index (for integrity checks).
+    pub fn observation_count(&self, run: i64) -> Result<(i64, i64)> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT idx) FROM observations WHERE run_id = ?1",
+            params![run],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use v6scope_model::*;
+
+    fn observation(domain: &str) -> DomainObservation {
+        DomainObservation {
+            schema_version: SCHEMA_VERSION,
+            target: Target {
+                domain: domain.into(),
+                ..Default::default()
+            },
+            started_at_ms: 0,
+            duration_ms: 1.0,
+            vantage: Vantage {
+                ipv4: true,
+                ipv6: true,
+                detail: vec![],
+            },
+            names: vec![],
+            zone: ZoneObservation::default(),
+            mail: MailObservation {
+                status: MxStatus::NoMx,
+                hosts: vec![],
+                error: None,
+            },
+            web: vec![],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn pending_shrinks_as_results_land_and_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("v6scope-store-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let targets: Vec<Target> = ["a.test", "b.test", "c.test"]
+            .iter()
+            .map(|d| Target {
+                domain: d.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        let run = {
+            let mut store = Store::open(&dir).unwrap();
+            let run = store.create_run("list.txt", &["internetnl".into()], "{}").unwrap();
+            store.add_targets(run, &targets).unwrap();
+            let o = observation("b.test");
+            store
+                .save_results(
+                    run,
+                    &[TargetResult {
+                        idx: 1,
+                        observation: &o,
+                        verdicts: &[],
+                    }],
+                )
+                .unwrap();
+            run
+        };
+        let mut store = Store::open(&dir).unwrap();
+        let pending: Vec<String> = store.pending_targets(run).unwrap().into_iter().map(|(_, t)| t.domain).collect();
+        assert_eq!(pending, vec!["a.test", "c.test"]);
+        // Saving the same target twice never duplicates it.
+        let o = observation("b.test");
+        store
+            .save_results(
+                run,
+                &[TargetResult {
+                    idx: 1,
+                    observation: &o,
+                    verdicts: &[],
+                }],
+            )
+            .unwrap();
+        assert_eq!(store.observation_count(run).unwrap(), (1, 1));
+        let info = store.run(run).unwrap();
+        assert_eq!((info.targets, info.done), (3, 1));
+        assert!(matches!(store.run(999), Err(StoreError::NoSuchRun(999))));
+        std::fs::remove_file(&dir).unwrap();
+    }
+}

@@ -1,0 +1,920 @@
+//! Check logic, one function per check id.
+
+use crate::{Kind, Outcome, Profile, Severity};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use v6scope_model::{
+    CheckResult, DomainObservation, ErrorKind, Family, HttpFetch, MxStatus, NameResolution, NameRole, ProbeError,
+    Scheme, ServiceCounts, Status, Transport, WebObservation,
+};
+
+const INTERNETNL_CHECKS: [&str; 13] = [
+    "ns_aaaa",
+    "ns_reach",
+    "ns_tcp_v6",
+    "ns_delegation",
+    "ns_serial",
+    "ns_diversity",
+    "web_aaaa",
+    "www_ipv6",
+    "web_reach",
+    "web_tls_v6",
+    "web_ipv46",
+    "mx_aaaa",
+    "mx_reach",
+];
+const NIST_CHECKS: [&str; 3] = ["dns_service", "web_service", "mail_service"];
+
+pub(crate) fn known(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Internetnl => &INTERNETNL_CHECKS,
+        Kind::Nist => &NIST_CHECKS,
+    }
+}
+
+pub(crate) fn max_points(id: &str, profile: &Profile) -> f64 {
+    match id {
+        "web_ipv46" => profile.thresholds.less_points,
+        _ => profile.thresholds.full_points,
+    }
+}
+
+pub(crate) fn run(id: &str, o: &DomainObservation, p: &Profile) -> Outcome {
+    match id {
+        "ns_aaaa" => ns_aaaa(o, p),
+        "ns_reach" => ns_reach(o, p),
+        "ns_tcp_v6" => ns_tcp_v6(o),
+        "ns_delegation" => ns_delegation(o),
+        "ns_serial" => ns_serial(o),
+        "ns_diversity" => ns_diversity(o),
+        "web_aaaa" => web_aaaa(o),
+        "www_ipv6" => www_ipv6(o),
+        "web_reach" => web_reach(o, p),
+        "web_tls_v6" => web_tls_v6(o),
+        "web_ipv46" => web_ipv46(o, p),
+        "mx_aaaa" => mx_aaaa(o),
+        "mx_reach" => mx_reach(o, p),
+        "dns_service" => dns_service(o),
+        "web_service" => web_service(o),
+        "mail_service" => mail_service(o),
+        other => Outcome::new(Status::Error, vec![format!("no logic for check '{other}'")]),
+    }
+}
+
+fn not_testable_v6(o: &DomainObservation) -> Option<Outcome> {
+    (!o.vantage.ipv6).then(|| {
+        let mut evidence = vec!["the vantage point has no working IPv6; the target is not blamed".to_string()];
+        evidence.extend(o.vantage.detail.iter().cloned());
+        Outcome::new(Status::NotTestable, evidence)
+    })
+}
+
+/// A resolver timeout is transient (error); anything else is the target's.
+fn dns_failure_status(e: &ProbeError) -> Status {
+    if e.kind == ErrorKind::Timeout || e.kind == ErrorKind::NotTestable {
+        Status::Error
+    } else {
+        Status::Fail
+    }
+}
+
+fn v6_addresses(r: &NameResolution) -> Vec<IpAddr> {
+    r.usable_v6().map(|a| a.address).collect()
+}
+
+fn describe_unusable(r: &NameResolution) -> Vec<String> {
+    r.aaaa
+        .iter()
+        .filter(|a| !a.usable)
+        .map(|a| format!("{}: AAAA {} is {:?}, not a global address", r.name, a.address, a.class))
+        .collect()
+}
+
+// ---------------------------------------------------------------- name servers
+
+fn ns_aaaa(o: &DomainObservation, p: &Profile) -> Outcome {
+    let hosts = &o.zone.hosts;
+    if hosts.is_empty() {
+        let mut evidence = vec![format!("no NS records found for zone {}", o.zone.zone)];
+        evidence.extend(o.zone.errors.iter().map(|e| e.message.clone()));
+        return Outcome::new(Status::Fail, evidence);
+    }
+    let mut evidence = Vec::new();
+    let mut with = 0;
+    for host in hosts {
+        let v6 = v6_addresses(&host.resolution);
+        if v6.is_empty() {
+            evidence.push(format!("{}: no global AAAA", host.name));
+            evidence.extend(describe_unusable(&host.resolution));
+        } else {
+            with += 1;
+            evidence.push(format!("{}: AAAA {}", host.name, join(&v6)));
+        }
+    }
+    let min = p.thresholds.min_ns_with_aaaa;
+    let status = if with >= min { Status::Pass } else { Status::Fail };
+    evidence.insert(0, format!("{with} of {} name servers have a global AAAA (need {min})", hosts.len()));
+    Outcome::new(status, evidence)
+}
+
+fn ns_reach(o: &DomainObservation, p: &Profile) -> Outcome {
+    if let Some(nt) = not_testable_v6(o) {
+        return nt;
+    }
+    let t = &p.thresholds;
+    let mut evidence = Vec::new();
+    let mut failed = false;
+    let mut scores = Vec::new();
+    let mut any_aaaa = false;
+    let with_aaaa = o.zone.hosts.iter().filter(|h| h.resolution.has_usable_v6()).count();
+    for host in &o.zone.hosts {
+        let v6 = v6_addresses(&host.resolution);
+        if v6.is_empty() {
+            // internet.nl drops IPv4-only name servers from the denominator
+            // once two or more have IPv6.
+            if with_aaaa < 2 {
+                scores.push(0.0);
+            }
+            continue;
+        }
+        any_aaaa = true;
+        let mut good = 0;
+        for address in &v6 {
+            let udp = host
+                .probes
+                .iter()
+                .find(|pr| pr.address == *address && pr.transport == Transport::Udp);
+            match udp {
+                Some(pr) if pr.answered => {
+                    good += 1;
+                    evidence.push(format!(
+                        "{} {address}: answered SOA over UDP (AA, {:.1} ms)",
+                        host.name,
+                        pr.rtt_ms.unwrap_or_default()
+                    ));
+                }
+                Some(pr) => {
+                    failed = true;
+                    evidence.push(format!(
+                        "{} {address}: no authoritative answer over UDP: {}",
+                        host.name,
+                        pr.error.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown")
+                    ));
+                }
+                None => {
+                    failed = true;
+                    evidence.push(format!("{} {address}: not probed", host.name));
+                }
+            }
+        }
+        scores.push(if good == v6.len() {
+            t.full_points
+        } else if good > 0 {
+            t.partial_points
+        } else {
+            0.0
+        });
+    }
+    if !any_aaaa {
+        failed = true;
+        evidence.push("no name server has a global IPv6 address".into());
+    }
+    let mut points = if scores.is_empty() {
+        0.0
+    } else {
+        scores.iter().sum::<f64>() / scores.len() as f64
+    };
+    if scores.len() == 1 {
+        points = points.min(t.single_ns_cap);
+    }
+    let mut outcome = Outcome::new(if failed { Status::Fail } else { Status::Pass }, evidence);
+    outcome.points = Some(round2(points));
+    outcome
+}
+
+fn ns_tcp_v6(o: &DomainObservation) -> Outcome {
+    if let Some(nt) = not_testable_v6(o) {
+        return nt;
+    }
+    let mut evidence = Vec::new();
+    let mut udp_only = false;
+    let mut any = false;
+    for host in &o.zone.hosts {
+        for address in v6_addresses(&host.resolution) {
+            let by = |t: Transport| {
+                host.probes
+                    .iter()
+                    .find(|pr| pr.address == address && pr.transport == t)
+                    .is_some_and(|pr| pr.answered)
+            };
+            let (udp, tcp) = (by(Transport::Udp), by(Transport::Tcp));
+            if udp {
+                any = true;
+                if tcp {
+                    evidence.push(format!("{} {address}: UDP and TCP answer", host.name));
+                } else {
+                    udp_only = true;
+                    let why = host
+                        .probes
+                        .iter()
+                        .find(|pr| pr.address == address && pr.transport == Transport::Tcp)
+                        .and_then(|pr| pr.error.as_ref())
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default();
+                    evidence.push(format!("{} {address}: answers over UDP but not over TCP: {why}", host.name));
+                }
+            }
+        }
+    }
+    let status = if !any {
+        Status::NotApplicable
+    } else if udp_only {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    Outcome::new(status, evidence)
+}
+
+fn ns_delegation(o: &DomainObservation) -> Outcome {
+    let z = &o.zone;
+    if z.parent_ns.is_empty() {
+        let mut evidence = vec![format!("no referral for {} obtained from the parent", z.zone)];
+        evidence.extend(z.errors.iter().map(|e| e.message.clone()));
+        return Outcome::new(Status::Info, evidence);
+    }
+    let evidence = vec![
+        format!("parent delegation: {}", z.parent_ns.join(", ")),
+        format!("zone's own NS set: {}", z.child_ns.join(", ")),
+        format!(
+            "glue: {}",
+            z.glue
+                .iter()
+                .map(|(n, a)| format!("{n} {a}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ];
+    Outcome::new(if z.ns_mismatch { Status::Fail } else { Status::Pass }, evidence)
+}
+
+fn ns_serial(o: &DomainObservation) -> Outcome {
+    let serials = &o.zone.serials;
+    match serials.len() {
+        0 => Outcome::new(Status::NotApplicable, vec!["no server answered with a SOA".into()]),
+        1 => Outcome::new(Status::Pass, vec![format!("all answering servers serve serial {}", serials[0])]),
+        _ => Outcome::new(
+            Status::Fail,
+            vec![format!(
+                "serial skew: {}",
+                serials.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            )],
+        ),
+    }
+}
+
+fn ns_diversity(o: &DomainObservation) -> Outcome {
+    let n = o.zone.distinct_v6_48s;
+    Outcome::new(
+        Status::Info,
+        vec![format!("IPv6 name-server addresses span {n} distinct /48 prefix(es)")],
+    )
+}
+
+// ---------------------------------------------------------------- web
+
+fn web_aaaa(o: &DomainObservation) -> Outcome {
+    let Some(apex) = o.name(NameRole::Apex) else {
+        return Outcome::new(Status::Error, vec!["apex not resolved".into()]);
+    };
+    if let Some(e) = &apex.aaaa_error {
+        return Outcome::new(dns_failure_status(e), vec![format!("{} AAAA: {}", apex.name, e.message)]);
+    }
+    let mut evidence = Vec::new();
+    if !apex.cname_chain.is_empty() {
+        evidence.push(format!("{} CNAME chain: {}", apex.name, apex.cname_chain.join(" -> ")));
+    }
+    if !apex.exists {
+        evidence.push(format!("{} does not exist (NXDOMAIN)", apex.name));
+        return Outcome::new(Status::Fail, evidence);
+    }
+    let v6 = v6_addresses(apex);
+    evidence.extend(describe_unusable(apex));
+    if v6.is_empty() {
+        evidence.insert(0, format!("{} has no global AAAA", apex.name));
+        Outcome::new(Status::Fail, evidence)
+    } else {
+        evidence.insert(0, format!("{} AAAA {}", apex.name, join(&v6)));
+        Outcome::new(Status::Pass, evidence)
+    }
+}
+
+fn www_ipv6(o: &DomainObservation) -> Outcome {
+    let (Some(apex), Some(www)) = (o.name(NameRole::Apex), o.name(NameRole::Www)) else {
+        return Outcome::new(Status::Error, vec!["names not resolved".into()]);
+    };
+    if !www.exists || (www.a.is_empty() && www.aaaa.is_empty() && www.aaaa_error.is_none()) {
+        return Outcome::new(Status::NotApplicable, vec![format!("{} has no addresses", www.name)]);
+    }
+    let (a6, w6) = (apex.has_usable_v6(), www.has_usable_v6());
+    let evidence = vec![
+        format!("{}: {}", apex.name, if a6 { "global AAAA" } else { "no global AAAA" }),
+        format!("{}: {}", www.name, if w6 { "global AAAA" } else { "no global AAAA" }),
+    ];
+    Outcome::new(if a6 == w6 { Status::Pass } else { Status::Fail }, evidence)
+}
+
+fn fetches_of<'a>(web: &'a WebObservation, family: Family) -> impl Iterator<Item = &'a HttpFetch> + 'a {
+    web.fetches.iter().filter(move |f| f.family == family)
+}
+
+fn web_reach(o: &DomainObservation, p: &Profile) -> Outcome {
+    let Some(apex) = o.name(NameRole::Apex) else {
+        return Outcome::new(Status::Error, vec!["apex not resolved".into()]);
+    };
+    let v6 = v6_addresses(apex);
+    if v6.is_empty() {
+        let mut outcome = Outcome::new(Status::NotApplicable, vec![format!("{} has no global AAAA", apex.name)]);
+        outcome.points = Some(0.0);
+        return outcome;
+    }
+    if let Some(nt) = not_testable_v6(o) {
+        return nt;
+    }
+    let Some(web) = o.web_for(NameRole::Apex) else {
+        return Outcome::new(Status::Error, vec!["no web observation".into()]);
+    };
+    let ports_on = |family: Family, address: Option<IpAddr>| -> BTreeSet<u16> {
+        fetches_of(web, family)
+            .filter(|f| f.tcp_connected && address.is_none_or(|a| a == f.address))
+            .map(|f| f.port)
+            .collect()
+    };
+    let v4_ports = ports_on(Family::Ipv4, None);
+    let mut evidence = Vec::new();
+    let mut good = 0;
+    let mut port_difference = false;
+    for address in &v6 {
+        let ports = ports_on(Family::Ipv6, Some(*address));
+        if ports.is_empty() {
+            let why: Vec<String> = fetches_of(web, Family::Ipv6)
+                .filter(|f| f.address == *address)
+                .filter_map(|f| f.error.as_ref().map(|e| format!("port {}: {}", f.port, e.message)))
+                .collect();
+            evidence.push(format!("{address}: no TCP connection on 80 or 443 ({})", why.join("; ")));
+            continue;
+        }
+        good += 1;
+        let missing: Vec<u16> = v4_ports.difference(&ports).copied().collect();
+        if missing.is_empty() {
+            evidence.push(format!("{address}: connects on {}", ports_text(&ports)));
+        } else {
+            port_difference = true;
+            evidence.push(format!(
+                "{address}: connects on {} but not on {} (open over IPv4)",
+                ports_text(&ports),
+                ports_text(&missing.into_iter().collect())
+            ));
+        }
+    }
+    let t = &p.thresholds;
+    let (status, points) = if good == v6.len() && !port_difference {
+        (Status::Pass, t.full_points)
+    } else if good > 0 {
+        (Status::Fail, t.partial_points)
+    } else {
+        (Status::Fail, 0.0)
+    };
+    let mut outcome = Outcome::new(status, evidence);
+    outcome.points = Some(points);
+    outcome
+}
+
+fn ports_text(ports: &BTreeSet<u16>) -> String {
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join("/")
+}
+
+fn web_tls_v6(o: &DomainObservation) -> Outcome {
+    if let Some(nt) = not_testable_v6(o) {
+        return nt;
+    }
+    let mut evidence = Vec::new();
+    let mut bad = false;
+    let mut any = false;
+    for web in &o.web {
+        let v4_valid = fetches_of(web, Family::Ipv4).any(|f| f.tls.as_ref().is_some_and(|t| t.verified));
+        for f in fetches_of(web, Family::Ipv6).filter(|f| f.scheme == Scheme::Https) {
+            let Some(tls) = &f.tls else { continue };
+            any = true;
+            if tls.verified {
+                evidence.push(format!("{} {}: certificate valid", f.name, f.address));
+            } else if v4_valid {
+                bad = true;
+                evidence.push(format!(
+                    "{} {}: certificate not valid over IPv6 ({}) while valid over IPv4",
+                    f.name,
+                    f.address,
+                    tls.verify_error.clone().unwrap_or_default()
+                ));
+            } else {
+                evidence.push(format!(
+                    "{} {}: certificate not valid ({}), same over IPv4",
+                    f.name,
+                    f.address,
+                    tls.verify_error.clone().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let status = if !any {
+        Status::NotApplicable
+    } else if bad {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    Outcome::new(status, evidence)
+}
+
+/// The response kept per address, as internet.nl does: HTTPS when it
+/// completed, otherwise HTTP.
+fn best_fetch<'a>(fetches: &[&'a HttpFetch]) -> Option<&'a HttpFetch> {
+    fetches
+        .iter()
+        .filter(|f| f.completed)
+        .max_by_key(|f| f.scheme == Scheme::Https)
+        .copied()
+}
+
+fn fetch_failure(f: &HttpFetch) -> String {
+    match &f.error {
+        Some(e) => format!("{}: {}", scheme_name(f.scheme), e.message),
+        None => format!("{}: no final response", scheme_name(f.scheme)),
+    }
+}
+
+fn scheme_name(s: Scheme) -> &'static str {
+    match s {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    }
+}
+
+fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
+    let less = p.thresholds.less_points;
+    let Some(apex) = o.name(NameRole::Apex) else {
+        return Outcome::new(Status::Error, vec!["apex not resolved".into()]);
+    };
+    let v6 = v6_addresses(apex);
+    if v6.is_empty() {
+        let mut outcome = Outcome::new(Status::NotApplicable, vec![format!("{} has no global AAAA", apex.name)]);
+        outcome.points = Some(0.0);
+        return outcome;
+    }
+    if let Some(nt) = not_testable_v6(o) {
+        return nt;
+    }
+    let Some(web) = o.web_for(NameRole::Apex) else {
+        return Outcome::new(Status::Error, vec!["no web observation".into()]);
+    };
+    if !apex.a.iter().any(|a| a.usable) {
+        let mut outcome = Outcome::new(Status::Info, vec![format!("{} is IPv6-only: nothing to compare", apex.name)]);
+        outcome.points = Some(less);
+        return outcome;
+    }
+    let mut evidence = Vec::new();
+    let mut fail = false;
+    let mut notice = false;
+    let v4: Vec<&HttpFetch> = fetches_of(web, Family::Ipv4).collect();
+    let v4_best = best_fetch(&v4);
+    let v4_schemes: BTreeSet<Scheme> = v4.iter().filter(|f| f.completed).map(|f| f.scheme).collect();
+    let Some(v4_best) = v4_best else {
+        evidence.push("no complete response over IPv4, so the comparison could not be made".into());
+        evidence.extend(v4.iter().map(|f| format!("{} {}", f.address, fetch_failure(f))));
+        let mut outcome = Outcome::new(Status::Fail, evidence);
+        outcome.points = Some(0.0);
+        return outcome;
+    };
+    for address in &v6 {
+        let mine: Vec<&HttpFetch> = fetches_of(web, Family::Ipv6).filter(|f| f.address == *address).collect();
+        let Some(best) = best_fetch(&mine) else {
+            fail = true;
+            evidence.push(format!(
+                "{address}: no complete response over IPv6 ({})",
+                mine.iter().map(|f| fetch_failure(f)).collect::<Vec<_>>().join("; ")
+            ));
+            continue;
+        };
+        let schemes: BTreeSet<Scheme> = mine.iter().filter(|f| f.completed).map(|f| f.scheme).collect();
+        if schemes != v4_schemes {
+            fail = true;
+            let missing: Vec<&str> = v4_schemes.difference(&schemes).map(|s| scheme_name(*s)).collect();
+            evidence.push(format!(
+                "{address}: answers {} but IPv4 answers {} (missing over IPv6: {})",
+                schemes.iter().map(|s| scheme_name(*s)).collect::<Vec<_>>().join("+"),
+                v4_schemes.iter().map(|s| scheme_name(*s)).collect::<Vec<_>>().join("+"),
+                missing.join(", ")
+            ));
+            continue;
+        }
+        if best.final_status != v4_best.final_status {
+            fail = true;
+            evidence.push(format!(
+                "{address}: status {} over IPv6 but {} over IPv4",
+                best.final_status.map(|s| s.to_string()).unwrap_or("-".into()),
+                v4_best.final_status.map(|s| s.to_string()).unwrap_or("-".into())
+            ));
+            continue;
+        }
+        let parity = web
+            .parity
+            .iter()
+            .find(|c| c.v6_address == *address && c.scheme == best.scheme);
+        match parity {
+            Some(c) if c.text_similarity < p.thresholds.similarity => {
+                notice = true;
+                evidence.push(format!(
+                    "{address}: content differs from {} (text similarity {:.0} %, structure {:.0} %; differed: {})",
+                    c.v4_address,
+                    c.text_similarity * 100.0,
+                    c.structure_similarity * 100.0,
+                    c.differed.join(", ")
+                ));
+            }
+            Some(c) => evidence.push(format!(
+                "{address}: same as {} over {} (status {}, text similarity {:.0} %, structure {:.0} %{})",
+                c.v4_address,
+                scheme_name(c.scheme),
+                best.final_status.unwrap_or_default(),
+                c.text_similarity * 100.0,
+                c.structure_similarity * 100.0,
+                if c.differed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; differed: {}", c.differed.join(", "))
+                }
+            )),
+            None => evidence.push(format!("{address}: status {} (no HTML to compare)", best.final_status.unwrap_or_default())),
+        }
+    }
+    let status = if fail {
+        Status::Fail
+    } else if notice {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let mut outcome = Outcome::new(status, evidence);
+    outcome.points = Some(if status == Status::Pass { less } else { 0.0 });
+    outcome
+}
+
+// ---------------------------------------------------------------- mail
+
+fn mx_aaaa(o: &DomainObservation) -> Outcome {
+    let m = &o.mail;
+    match m.status {
+        MxStatus::NoMx => return Outcome::new(Status::NotApplicable, vec!["no MX records".into()]),
+        MxStatus::NullMx => return Outcome::new(Status::NotApplicable, vec!["Null MX (RFC 7505): the domain accepts no mail".into()]),
+        MxStatus::Error => {
+            let e = m.error.clone().unwrap_or(ProbeError::new(ErrorKind::Io, "MX lookup failed"));
+            return Outcome::new(dns_failure_status(&e), vec![e.message]);
+        }
+        MxStatus::Hosts | MxStatus::NullMxWithOthers => {}
+    }
+    let mut evidence = Vec::new();
+    if m.status == MxStatus::NullMxWithOthers {
+        evidence.push("Null MX published alongside other MX records".to_string());
+    }
+    let mut all = true;
+    for host in &m.hosts {
+        let v6 = v6_addresses(&host.resolution);
+        if v6.is_empty() {
+            all = false;
+            evidence.push(format!("{} (pref {}): no global AAAA", host.name, host.preference));
+            evidence.extend(describe_unusable(&host.resolution));
+        } else {
+            evidence.push(format!("{} (pref {}): AAAA {}", host.name, host.preference, join(&v6)));
+        }
+    }
+    Outcome::new(if all { Status::Pass } else { Status::Fail }, evidence)
+}
+
+fn mx_reach(o: &DomainObservation, p: &Profile) -> Outcome {
+    let t = &p.thresholds;
+    let m = &o.mail;
+    if matches!(m.status, MxStatus::NoMx | MxStatus::NullMx) {
+        let mut outcome = Outcome::new(Status::NotApplicable, vec!["no mail servers to test".into()]);
+        outcome.points = Some(t.full_points);
+        return outcome;
+    }
+    if m.status == MxStatus::Error {
+        let mut outcome = Outcome::new(Status::Error, vec!["MX lookup failed".into()]);
+        outcome.points = Some(0.0);
+        return outcome;
+    }
+    if !m.hosts.iter().any(|h| h.resolution.has_usable_v6()) {
+        let mut outcome = Outcome::new(Status::NotApplicable, vec!["no MX host has a global AAAA".into()]);
+        outcome.points = Some(0.0);
+        return outcome;
+    }
+    if let Some(nt) = not_testable_v6(o) {
+        return nt;
+    }
+    let mut evidence = Vec::new();
+    let mut fail = false;
+    let mut scores = Vec::new();
+    for host in &m.hosts {
+        let v6 = v6_addresses(&host.resolution);
+        if v6.is_empty() {
+            scores.push(0.0);
+            continue;
+        }
+        let mut good = 0;
+        for address in &v6 {
+            match host.probes.iter().find(|pr| pr.address == *address) {
+                Some(pr) if pr.banner_ok => {
+                    good += 1;
+                    evidence.push(format!(
+                        "{} {address}: {}{}",
+                        host.name,
+                        pr.banner.clone().unwrap_or_default(),
+                        if pr.starttls { " (STARTTLS offered)" } else { "" }
+                    ));
+                }
+                Some(pr) => {
+                    fail = true;
+                    evidence.push(format!(
+                        "{} {address}: no SMTP greeting: {}",
+                        host.name,
+                        pr.error.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown")
+                    ));
+                }
+                None => {
+                    fail = true;
+                    evidence.push(format!("{} {address}: not probed", host.name));
+                }
+            }
+        }
+        scores.push(if good == v6.len() {
+            t.full_points
+        } else if good > 0 {
+            t.partial_points
+        } else {
+            0.0
+        });
+    }
+    let mut outcome = Outcome::new(if fail { Status::Fail } else { Status::Pass }, evidence);
+    outcome.points = Some(round2(scores.iter().sum::<f64>() / scores.len().max(1) as f64));
+    outcome
+}
+
+// ---------------------------------------------------------------- NIST
+
+fn colour_outcome(name: &str, counts: ServiceCounts, mut evidence: Vec<String>, testable: bool) -> Outcome {
+    let status = match counts.colour.as_str() {
+        "gray" => Status::NotApplicable,
+        "red" => Status::Fail,
+        _ if !testable => Status::NotTestable,
+        "green" => Status::Pass,
+        _ => Status::Warn,
+    };
+    evidence.insert(
+        0,
+        format!(
+            "{name}: {} IPv4 interfaces, {} IPv6 assigned, {} IPv6 operational ({})",
+            counts.ipv4_interfaces, counts.ipv6_assigned, counts.ipv6_operational, counts.colour
+        ),
+    );
+    let mut outcome = Outcome::new(status, evidence);
+    outcome.counts = Some(counts);
+    outcome
+}
+
+fn colour(assigned: usize, operational: usize) -> String {
+    if assigned == 0 {
+        "red"
+    } else if operational == assigned {
+        "green"
+    } else {
+        "yellow"
+    }
+    .to_string()
+}
+
+fn dns_service(o: &DomainObservation) -> Outcome {
+    let mut v4 = BTreeSet::new();
+    let mut v6 = BTreeSet::new();
+    let mut operational = BTreeSet::new();
+    let mut evidence = Vec::new();
+    for host in &o.zone.hosts {
+        v4.extend(host.resolution.a.iter().map(|a| a.address));
+        for address in v6_addresses(&host.resolution) {
+            v6.insert(address);
+            let ok = host
+                .probes
+                .iter()
+                .any(|pr| pr.address == address && pr.transport == Transport::Udp && pr.answered);
+            if ok {
+                operational.insert(address);
+            } else {
+                evidence.push(format!("{} {address}: not operational", host.name));
+            }
+        }
+    }
+    let counts = ServiceCounts {
+        ipv4_interfaces: v4.len(),
+        ipv6_assigned: v6.len(),
+        ipv6_operational: operational.len(),
+        colour: colour(v6.len(), operational.len()),
+    };
+    colour_outcome("DNS", counts, evidence, o.vantage.ipv6)
+}
+
+/// Whether a scheme works on a fetch: a final status below 400, and a valid
+/// certificate for HTTPS.
+fn works(f: &HttpFetch) -> bool {
+    f.completed
+        && f.final_status.is_some_and(|s| s < 400)
+        && (f.scheme == Scheme::Http || f.tls.as_ref().is_some_and(|t| t.verified))
+}
+
+fn web_service(o: &DomainObservation) -> Outcome {
+    let mut v4 = BTreeSet::new();
+    let mut v6 = BTreeSet::new();
+    let mut operational = BTreeSet::new();
+    let mut evidence = Vec::new();
+    for web in &o.web {
+        let Some(resolution) = o.names.iter().find(|n| n.role == web.role) else { continue };
+        v4.extend(resolution.a.iter().map(|a| a.address));
+        // What works over IPv4 sets the bar for IPv6.
+        let v4_working: BTreeSet<Scheme> = fetches_of(web, Family::Ipv4).filter(|f| works(f)).map(|f| f.scheme).collect();
+        for address in v6_addresses(resolution) {
+            v6.insert(address);
+            let mine: Vec<&HttpFetch> = fetches_of(web, Family::Ipv6).filter(|f| f.address == address).collect();
+            let working: BTreeSet<Scheme> = mine.iter().filter(|f| works(f)).map(|f| f.scheme).collect();
+            let ok = if v4_working.is_empty() {
+                !working.is_empty()
+            } else {
+                v4_working.is_subset(&working)
+            };
+            if ok {
+                operational.insert(address);
+            } else {
+                evidence.push(format!(
+                    "{} {address}: not operational ({})",
+                    web.name,
+                    mine.iter()
+                        .filter(|f| !works(f))
+                        .map(|f| match (&f.error, f.final_status, &f.tls) {
+                            (Some(e), _, _) => format!("{}: {}", scheme_name(f.scheme), e.message),
+                            (None, _, Some(t)) if !t.verified => format!(
+                                "{}: certificate not valid: {}",
+                                scheme_name(f.scheme),
+                                t.verify_error.clone().unwrap_or_default()
+                            ),
+                            (None, Some(s), _) => format!("{}: status {s}", scheme_name(f.scheme)),
+                            _ => fetch_failure(f),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+        }
+    }
+    let counts = ServiceCounts {
+        ipv4_interfaces: v4.len(),
+        ipv6_assigned: v6.len(),
+        ipv6_operational: operational.len(),
+        colour: if v4.is_empty() && v6.is_empty() {
+            "gray".into()
+        } else {
+            colour(v6.len(), operational.len())
+        },
+    };
+    colour_outcome("Web", counts, evidence, o.vantage.ipv6)
+}
+
+fn mail_service(o: &DomainObservation) -> Outcome {
+    let m = &o.mail;
+    if matches!(m.status, MxStatus::NoMx | MxStatus::NullMx) {
+        let counts = ServiceCounts {
+            colour: "gray".into(),
+            ..Default::default()
+        };
+        return colour_outcome("Mail", counts, vec!["no mail service published".into()], o.vantage.ipv6);
+    }
+    let mut v4 = BTreeSet::new();
+    let mut v6 = BTreeSet::new();
+    let mut operational = BTreeSet::new();
+    let mut evidence = Vec::new();
+    for host in &m.hosts {
+        v4.extend(host.resolution.a.iter().map(|a| a.address));
+        for address in v6_addresses(&host.resolution) {
+            v6.insert(address);
+            let ok = host
+                .probes
+                .iter()
+                .any(|pr| pr.address == address && pr.banner_ok && pr.ehlo_ok);
+            if ok {
+                operational.insert(address);
+            } else {
+                evidence.push(format!("{} {address}: not operational", host.name));
+            }
+        }
+    }
+    let counts = ServiceCounts {
+        ipv4_interfaces: v4.len(),
+        ipv6_assigned: v6.len(),
+        ipv6_operational: operational.len(),
+        colour: colour(v6.len(), operational.len()),
+    };
+    colour_outcome("Mail", counts, evidence, o.vantage.ipv6)
+}
+
+// ---------------------------------------------------------------- roll-ups
+
+pub(crate) fn internetnl_rollup(results: &[CheckResult], profile: &Profile) -> (Status, String, f64, BTreeMap<String, f64>) {
+    let mut categories = BTreeMap::new();
+    for (category, ids) in &profile.categories {
+        let (mut got, mut max) = (0.0, 0.0);
+        for id in ids {
+            if let Some(c) = results.iter().find(|c| &c.id == id) {
+                got += c.points.unwrap_or(0.0);
+                max += max_points(id, profile);
+            }
+        }
+        if max > 0.0 {
+            // internet.nl: int(100 / max_score * points).
+            categories.insert(category.clone(), (100.0 / max * got).floor());
+        }
+    }
+    let score = if categories.is_empty() {
+        0.0
+    } else {
+        round2(categories.values().sum::<f64>() / categories.len() as f64)
+    };
+    let mandatory_failed = results.iter().any(|c| {
+        c.status == Status::Fail && profile.checks.get(&c.id).is_some_and(|d| d.severity == Severity::Mandatory)
+    });
+    let status = if mandatory_failed {
+        Status::Fail
+    } else if results.iter().any(|c| c.status == Status::Error) {
+        Status::Error
+    } else if results.iter().any(|c| c.status == Status::Warn) {
+        Status::Warn
+    } else if results
+        .iter()
+        .filter(|c| c.status != Status::Info)
+        .all(|c| matches!(c.status, Status::NotTestable | Status::NotApplicable))
+        && results.iter().any(|c| c.status == Status::NotTestable)
+    {
+        Status::NotTestable
+    } else {
+        Status::Pass
+    };
+    let label = match status {
+        Status::Pass => "passed",
+        Status::Fail => "failed",
+        Status::Warn => "warning",
+        Status::NotTestable => "not testable",
+        _ => "error",
+    };
+    (status, label.to_string(), score, categories)
+}
+
+pub(crate) fn nist_rollup(results: &[CheckResult]) -> (Status, String, f64, BTreeMap<String, f64>) {
+    let present: Vec<&CheckResult> = results
+        .iter()
+        .filter(|c| c.counts.as_ref().is_some_and(|n| n.colour != "gray"))
+        .collect();
+    let green = present.iter().filter(|c| c.status == Status::Pass).count();
+    let any_v6 = present
+        .iter()
+        .any(|c| c.counts.as_ref().is_some_and(|n| n.ipv6_assigned > 0 || n.ipv6_operational > 0));
+    let score = if present.is_empty() {
+        0.0
+    } else {
+        round2(100.0 * green as f64 / present.len() as f64)
+    };
+    let (status, label) = if present.is_empty() {
+        (Status::NotApplicable, "none")
+    } else if present.iter().any(|c| c.status == Status::NotTestable) && green < present.len() {
+        (Status::NotTestable, "not testable")
+    } else if green == present.len() {
+        (Status::Pass, "operational")
+    } else if any_v6 {
+        (Status::Warn, "progress")
+    } else {
+        (Status::Fail, "none")
+    };
+    (status, label.to_string(), score, BTreeMap::new())
+}
+
+fn join(addresses: &[IpAddr]) -> String {
+    addresses.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
