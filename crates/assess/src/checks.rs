@@ -426,6 +426,19 @@ fn web_tls_v6(o: &DomainObservation) -> Outcome {
             }
         }
     }
+    // Certificates met after a redirect (e.g. http -> https) count too.
+    for web in &o.web {
+        let v4_hops_valid = fetches_of(web, Family::Ipv4).all(|f| f.hops.iter().all(|h| h.tls_error.is_none()));
+        for f in fetches_of(web, Family::Ipv6) {
+            if let Some(error) = f.hops.iter().skip(1).find_map(|h| h.tls_error.as_ref()) {
+                any = true;
+                if v4_hops_valid {
+                    bad = true;
+                    evidence.push(format!("{} {} ({} redirect): {error}", f.name, f.address, scheme_name(f.scheme)));
+                }
+            }
+        }
+    }
     let status = if !any {
         Status::NotApplicable
     } else if bad {
@@ -737,6 +750,7 @@ fn works(f: &HttpFetch) -> bool {
     f.completed
         && f.final_status.is_some_and(|s| s < 400)
         && (f.scheme == Scheme::Http || f.tls.as_ref().is_some_and(|t| t.verified))
+        && f.hops.iter().all(|h| h.tls_error.is_none())
 }
 
 fn web_service(o: &DomainObservation) -> Outcome {
@@ -768,6 +782,11 @@ fn web_service(o: &DomainObservation) -> Outcome {
                         .filter(|f| !works(f))
                         .map(|f| match (&f.error, f.final_status, &f.tls) {
                             (Some(e), _, _) => format!("{}: {}", scheme_name(f.scheme), e.message),
+                            _ if f.hops.iter().any(|h| h.tls_error.is_some()) => format!(
+                                "{}: {}",
+                                scheme_name(f.scheme),
+                                f.hops.iter().find_map(|h| h.tls_error.clone()).unwrap_or_default()
+                            ),
                             (None, _, Some(t)) if !t.verified => format!(
                                 "{}: certificate not valid: {}",
                                 scheme_name(f.scheme),
@@ -797,6 +816,15 @@ fn web_service(o: &DomainObservation) -> Outcome {
 
 fn mail_service(o: &DomainObservation) -> Outcome {
     let m = &o.mail;
+    if m.status == MxStatus::Error {
+        let why = m.error.as_ref().map(|e| e.message.clone()).unwrap_or_else(|| "MX lookup failed".into());
+        let mut outcome = Outcome::new(Status::Error, vec![format!("Mail: MX lookup failed: {why}")]);
+        outcome.counts = Some(ServiceCounts {
+            colour: "unknown".into(),
+            ..Default::default()
+        });
+        return outcome;
+    }
     if matches!(m.status, MxStatus::NoMx | MxStatus::NullMx) {
         let counts = ServiceCounts {
             colour: "gray".into(),

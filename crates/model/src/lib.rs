@@ -316,6 +316,10 @@ pub struct HttpHop {
     /// in the fetch's family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_has_family: Option<bool>,
+    /// Why this hop's certificate did not verify (hops after the first;
+    /// the first hop's TLS facts are in [`HttpFetch::tls`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -322,21 +322,31 @@ impl Prober {
             obs.errors.push(ProbeError::new(ErrorKind::DnsMalformed, format!("bad name {apex}")));
             return obs;
         };
-        // Zone cut: the owner of the SOA in the answer or in the authority section.
-        let zone = match self.resolver.query(&apex_name, RecordType::SOA).await {
-            Ok(answer) => answer
-                .message
-                .answers
-                .iter()
-                .chain(answer.message.authorities.iter())
-                .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&apex_name))
-                .map(|r| r.name.to_lowercase())
-                .unwrap_or_else(|| apex_name.clone()),
-            Err(e) => {
-                obs.errors.push(e);
-                apex_name.clone()
+        // Zone cut: the owner of an enclosing SOA in the answer or authority
+        // section. A name that is a CNAME (or whose lookup fails, e.g. a CNAME
+        // loop) lives in an enclosing zone: walk up until one answers.
+        let mut zone = None;
+        let mut candidate = apex_name.clone();
+        loop {
+            match self.resolver.query(&candidate, RecordType::SOA).await {
+                Ok(answer) => {
+                    zone = answer
+                        .message
+                        .answers
+                        .iter()
+                        .chain(answer.message.authorities.iter())
+                        .filter(|r| r.record_type() == RecordType::SOA && r.name.zone_of(&apex_name))
+                        .map(|r| r.name.to_lowercase())
+                        .max_by_key(|n| n.num_labels());
+                }
+                Err(e) => obs.errors.push(e),
             }
-        };
+            if zone.is_some() || candidate.is_root() {
+                break;
+            }
+            candidate = candidate.base_name();
+        }
+        let zone = zone.unwrap_or_else(|| apex_name.clone());
         obs.zone = name_str(&zone);
         let resolver_ns: Vec<String> = match self.resolver.query(&zone, RecordType::NS).await {
             Ok(answer) if answer.rcode() == ResponseCode::NoError => {

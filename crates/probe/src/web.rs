@@ -234,6 +234,7 @@ impl WebClient {
                 status: None,
                 location: None,
                 host_has_family: None,
+                tls_error: None,
             });
             let response = self.request(fetch, &url, address, first, started).await?;
             let status = response.status().as_u16();
@@ -284,6 +285,7 @@ impl WebClient {
                                 status: None,
                                 location: None,
                                 host_has_family: Some(false),
+                                tls_error: None,
                             });
                             return Err(ProbeError::new(
                                 ErrorKind::RedirectNoFamily,
@@ -374,14 +376,14 @@ impl WebClient {
             if first {
                 fetch.timings.tls_ms = Some(ms(tls_started.elapsed()));
                 fetch.tls = Some(observation);
-            } else if !observation.verified {
-                // A later hop with a bad certificate would stop a browser.
-                return Err(ProbeError::new(
-                    ErrorKind::Tls,
-                    format!(
-                        "certificate of {host} at {socket} not valid: {}",
-                        observation.verify_error.unwrap_or_default()
-                    ),
+            } else if !observation.verified
+                && let Some(hop) = fetch.hops.last_mut()
+            {
+                // Recorded, not fatal: content is still compared, and the
+                // judging decides what a bad certificate on a hop means.
+                hop.tls_error = Some(format!(
+                    "certificate of {host} at {socket} not valid: {}",
+                    observation.verify_error.unwrap_or_default()
                 ));
             }
             Box::new(tls)
