@@ -6,7 +6,8 @@
 //! (wrong id, wrong question, garbage) is an error for that query only.
 
 use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+pub use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +50,25 @@ impl Answer {
             }
         }
         flags.join(" ")
+    }
+}
+
+/// The conventional upper-case mnemonic of an rcode (NOERROR, NXDOMAIN, ...).
+pub fn rcode_name(code: ResponseCode) -> String {
+    match u16::from(code) {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        6 => "YXDOMAIN".into(),
+        7 => "YXRRSET".into(),
+        8 => "NXRRSET".into(),
+        9 => "NOTAUTH".into(),
+        10 => "NOTZONE".into(),
+        16 => "BADVERS".into(),
+        n => format!("RCODE{n}"),
     }
 }
 
@@ -350,7 +370,7 @@ pub async fn chase(resolver: &Resolver, name: &Name, rtype: RecordType) -> Resul
             other => {
                 return Err(ProbeError::new(
                     ErrorKind::DnsRcode,
-                    format!("{} {rtype}: {}", name_str(&current), other.to_str()),
+                    format!("{} {rtype}: {}", name_str(&current), rcode_name(other)),
                 ));
             }
         }

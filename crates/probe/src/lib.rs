@@ -162,7 +162,7 @@ impl Prober {
         let mut detail = Vec::new();
         let root = Name::root();
         match self.resolver.query(&root, RecordType::NS).await {
-            Ok(a) => detail.push(format!("resolver answered '. NS' with {}", a.rcode().to_str())),
+            Ok(a) => detail.push(format!("resolver answered '. NS' with {}", dns::rcode_name(a.rcode()))),
             Err(e) => detail.push(format!("resolver did not answer '. NS': {}", e.message)),
         }
         let mut works = [false, false];
@@ -363,7 +363,7 @@ impl Prober {
             Ok(answer) => {
                 obs.errors.push(ProbeError::new(
                     ErrorKind::DnsRcode,
-                    format!("NS {}: {}", obs.zone, answer.rcode().to_str()),
+                    format!("NS {}: {}", obs.zone, dns::rcode_name(answer.rcode())),
                 ));
                 Vec::new()
             }
@@ -487,7 +487,7 @@ impl Prober {
                     Ok(answer) => {
                         last_error = Some(ProbeError::new(
                             ErrorKind::DnsRcode,
-                            format!("parent server {address} answered {}", answer.rcode().to_str()),
+                            format!("parent server {address} answered {}", dns::rcode_name(answer.rcode())),
                         ))
                     }
                     Err(e) => last_error = Some(e),
@@ -542,7 +542,7 @@ impl Prober {
         match outcome {
             Ok(answer) => {
                 let m = &answer.message;
-                probe.rcode = Some(answer.rcode().to_str().to_string());
+                probe.rcode = Some(dns::rcode_name(answer.rcode()));
                 probe.authoritative = m.metadata.authoritative;
                 probe.flags = answer.flags();
                 probe.rtt_ms = Some(ms(answer.rtt));
@@ -561,7 +561,7 @@ impl Prober {
                         format!(
                             "{server} {:?}: rcode {}, flags [{}]{}",
                             transport,
-                            answer.rcode().to_str(),
+                            dns::rcode_name(answer.rcode()),
                             probe.flags,
                             if probe.authoritative { "" } else { ", not authoritative (AA unset)" }
                         ),
@@ -599,7 +599,7 @@ impl Prober {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
             other => {
                 obs.status = MxStatus::Error;
-                obs.error = Some(ProbeError::new(ErrorKind::DnsRcode, format!("MX {apex}: {}", other.to_str())));
+                obs.error = Some(ProbeError::new(ErrorKind::DnsRcode, format!("MX {apex}: {}", dns::rcode_name(other))));
                 return obs;
             }
         }
