@@ -113,7 +113,10 @@ fn ns_aaaa(o: &DomainObservation, p: &Profile) -> Outcome {
     }
     let min = p.thresholds.min_ns_with_aaaa;
     let status = if with >= min { Status::Pass } else { Status::Fail };
-    evidence.insert(0, format!("{with} of {} name servers have a global AAAA (need {min})", hosts.len()));
+    evidence.insert(
+        0,
+        format!("{with} of {} name servers have a global AAAA (need {min})", hosts.len()),
+    );
     Outcome::new(status, evidence)
 }
 
@@ -221,7 +224,10 @@ fn ns_tcp_v6(o: &DomainObservation) -> Outcome {
                         .and_then(|pr| pr.error.as_ref())
                         .map(|e| e.message.clone())
                         .unwrap_or_default();
-                    evidence.push(format!("{} {address}: answers over UDP but not over TCP: {why}", host.name));
+                    evidence.push(format!(
+                        "{} {address}: answers over UDP but not over TCP: {why}",
+                        host.name
+                    ));
                 }
             }
         }
@@ -262,7 +268,10 @@ fn ns_serial(o: &DomainObservation) -> Outcome {
     let serials = &o.zone.serials;
     match serials.len() {
         0 => Outcome::new(Status::NotApplicable, vec!["no server answered with a SOA".into()]),
-        1 => Outcome::new(Status::Pass, vec![format!("all answering servers serve serial {}", serials[0])]),
+        1 => Outcome::new(
+            Status::Pass,
+            vec![format!("all answering servers serve serial {}", serials[0])],
+        ),
         _ => Outcome::new(
             Status::Fail,
             vec![format!(
@@ -288,7 +297,10 @@ fn web_aaaa(o: &DomainObservation) -> Outcome {
         return Outcome::new(Status::Error, vec!["apex not resolved".into()]);
     };
     if let Some(e) = &apex.aaaa_error {
-        return Outcome::new(dns_failure_status(e), vec![format!("{} AAAA: {}", apex.name, e.message)]);
+        return Outcome::new(
+            dns_failure_status(e),
+            vec![format!("{} AAAA: {}", apex.name, e.message)],
+        );
     }
     let mut evidence = Vec::new();
     if !apex.cname_chain.is_empty() {
@@ -361,7 +373,10 @@ fn web_reach(o: &DomainObservation, p: &Profile) -> Outcome {
                 .filter(|f| f.address == *address)
                 .filter_map(|f| f.error.as_ref().map(|e| format!("port {}: {}", f.port, e.message)))
                 .collect();
-            evidence.push(format!("{address}: no TCP connection on 80 or 443 ({})", why.join("; ")));
+            evidence.push(format!(
+                "{address}: no TCP connection on 80 or 443 ({})",
+                why.join("; ")
+            ));
             continue;
         }
         good += 1;
@@ -434,7 +449,12 @@ fn web_tls_v6(o: &DomainObservation) -> Outcome {
                 any = true;
                 if v4_hops_valid {
                     bad = true;
-                    evidence.push(format!("{} {} ({} redirect): {error}", f.name, f.address, scheme_name(f.scheme)));
+                    evidence.push(format!(
+                        "{} {} ({} redirect): {error}",
+                        f.name,
+                        f.address,
+                        scheme_name(f.scheme)
+                    ));
                 }
             }
         }
@@ -491,7 +511,10 @@ fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
         return Outcome::new(Status::Error, vec!["no web observation".into()]);
     };
     if !apex.a.iter().any(|a| a.usable) {
-        let mut outcome = Outcome::new(Status::Info, vec![format!("{} is IPv6-only: nothing to compare", apex.name)]);
+        let mut outcome = Outcome::new(
+            Status::Info,
+            vec![format!("{} is IPv6-only: nothing to compare", apex.name)],
+        );
         outcome.points = Some(less);
         return outcome;
     }
@@ -509,7 +532,9 @@ fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
         return outcome;
     };
     for address in &v6 {
-        let mine: Vec<&HttpFetch> = fetches_of(web, Family::Ipv6).filter(|f| f.address == *address).collect();
+        let mine: Vec<&HttpFetch> = fetches_of(web, Family::Ipv6)
+            .filter(|f| f.address == *address)
+            .collect();
         let Some(best) = best_fetch(&mine) else {
             fail = true;
             evidence.push(format!(
@@ -567,7 +592,10 @@ fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
                     format!("; differed: {}", c.differed.join(", "))
                 }
             )),
-            None => evidence.push(format!("{address}: status {} (no HTML to compare)", best.final_status.unwrap_or_default())),
+            None => evidence.push(format!(
+                "{address}: status {} (no HTML to compare)",
+                best.final_status.unwrap_or_default()
+            )),
         }
     }
     let status = if fail {
@@ -588,9 +616,17 @@ fn mx_aaaa(o: &DomainObservation) -> Outcome {
     let m = &o.mail;
     match m.status {
         MxStatus::NoMx => return Outcome::new(Status::NotApplicable, vec!["no MX records".into()]),
-        MxStatus::NullMx => return Outcome::new(Status::NotApplicable, vec!["Null MX (RFC 7505): the domain accepts no mail".into()]),
+        MxStatus::NullMx => {
+            return Outcome::new(
+                Status::NotApplicable,
+                vec!["Null MX (RFC 7505): the domain accepts no mail".into()],
+            );
+        }
         MxStatus::Error => {
-            let e = m.error.clone().unwrap_or(ProbeError::new(ErrorKind::Io, "MX lookup failed"));
+            let e = m
+                .error
+                .clone()
+                .unwrap_or(ProbeError::new(ErrorKind::Io, "MX lookup failed"));
             return Outcome::new(dns_failure_status(&e), vec![e.message]);
         }
         MxStatus::Hosts | MxStatus::NullMxWithOthers => {}
@@ -759,10 +795,15 @@ fn web_service(o: &DomainObservation) -> Outcome {
     let mut operational = BTreeSet::new();
     let mut evidence = Vec::new();
     for web in &o.web {
-        let Some(resolution) = o.names.iter().find(|n| n.role == web.role) else { continue };
+        let Some(resolution) = o.names.iter().find(|n| n.role == web.role) else {
+            continue;
+        };
         v4.extend(resolution.a.iter().map(|a| a.address));
         // What works over IPv4 sets the bar for IPv6.
-        let v4_working: BTreeSet<Scheme> = fetches_of(web, Family::Ipv4).filter(|f| works(f)).map(|f| f.scheme).collect();
+        let v4_working: BTreeSet<Scheme> = fetches_of(web, Family::Ipv4)
+            .filter(|f| works(f))
+            .map(|f| f.scheme)
+            .collect();
         for address in v6_addresses(resolution) {
             v6.insert(address);
             let mine: Vec<&HttpFetch> = fetches_of(web, Family::Ipv6).filter(|f| f.address == address).collect();
@@ -817,7 +858,11 @@ fn web_service(o: &DomainObservation) -> Outcome {
 fn mail_service(o: &DomainObservation) -> Outcome {
     let m = &o.mail;
     if m.status == MxStatus::Error {
-        let why = m.error.as_ref().map(|e| e.message.clone()).unwrap_or_else(|| "MX lookup failed".into());
+        let why = m
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| "MX lookup failed".into());
         let mut outcome = Outcome::new(Status::Error, vec![format!("Mail: MX lookup failed: {why}")]);
         outcome.counts = Some(ServiceCounts {
             colour: "unknown".into(),
@@ -862,7 +907,10 @@ fn mail_service(o: &DomainObservation) -> Outcome {
 
 // ---------------------------------------------------------------- roll-ups
 
-pub(crate) fn internetnl_rollup(results: &[CheckResult], profile: &Profile) -> (Status, String, f64, BTreeMap<String, f64>) {
+pub(crate) fn internetnl_rollup(
+    results: &[CheckResult],
+    profile: &Profile,
+) -> (Status, String, f64, BTreeMap<String, f64>) {
     let mut categories = BTreeMap::new();
     for (category, ids) in &profile.categories {
         let (mut got, mut max) = (0.0, 0.0);
@@ -883,7 +931,11 @@ pub(crate) fn internetnl_rollup(results: &[CheckResult], profile: &Profile) -> (
         round2(categories.values().sum::<f64>() / categories.len() as f64)
     };
     let mandatory_failed = results.iter().any(|c| {
-        c.status == Status::Fail && profile.checks.get(&c.id).is_some_and(|d| d.severity == Severity::Mandatory)
+        c.status == Status::Fail
+            && profile
+                .checks
+                .get(&c.id)
+                .is_some_and(|d| d.severity == Severity::Mandatory)
     });
     let status = if mandatory_failed {
         Status::Fail
@@ -917,9 +969,11 @@ pub(crate) fn nist_rollup(results: &[CheckResult]) -> (Status, String, f64, BTre
         .filter(|c| c.counts.as_ref().is_some_and(|n| n.colour != "gray"))
         .collect();
     let green = present.iter().filter(|c| c.status == Status::Pass).count();
-    let any_v6 = present
-        .iter()
-        .any(|c| c.counts.as_ref().is_some_and(|n| n.ipv6_assigned > 0 || n.ipv6_operational > 0));
+    let any_v6 = present.iter().any(|c| {
+        c.counts
+            .as_ref()
+            .is_some_and(|n| n.ipv6_assigned > 0 || n.ipv6_operational > 0)
+    });
     let score = if present.is_empty() {
         0.0
     } else {

@@ -174,7 +174,9 @@ pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
             points: outcome.points,
             max_points: outcome.points.map(|_| checks::max_points(id, profile)),
             evidence: outcome.evidence,
-            remedy: matches!(status, Status::Fail | Status::Warn).then(|| def.remedy.clone()).flatten(),
+            remedy: matches!(status, Status::Fail | Status::Warn)
+                .then(|| def.remedy.clone())
+                .flatten(),
             counts: outcome.counts,
         });
     }
@@ -211,11 +213,17 @@ mod tests {
     #[test]
     fn unknown_check_is_rejected() {
         let text = "name='x'\ntitle='x'\nkind='nist'\n[checks.bogus]\ntitle='b'\nseverity='mandatory'\n";
-        assert!(matches!(Profile::parse("x", text), Err(ProfileError::UnknownCheck { .. })));
+        assert!(matches!(
+            Profile::parse("x", text),
+            Err(ProfileError::UnknownCheck { .. })
+        ));
     }
 
     #[test]
     fn unknown_profile_name_is_an_error() {
-        assert!(matches!(Profile::load("no-such-profile"), Err(ProfileError::Unknown(..))));
+        assert!(matches!(
+            Profile::load("no-such-profile"),
+            Err(ProfileError::Unknown(..))
+        ));
     }
 }

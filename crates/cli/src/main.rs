@@ -26,7 +26,11 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "v6scope", version, about = "Measure how far IPv6 has really got: evaluate domains over IPv4 and IPv6, address by address.")]
+#[command(
+    name = "v6scope",
+    version,
+    about = "Measure how far IPv6 has really got: evaluate domains over IPv4 and IPv6, address by address."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,20 +61,45 @@ enum Command {
 #[derive(Args, Clone)]
 struct ProbeArgs {
     /// Recursive resolver ADDR[:PORT] (repeatable); default: /etc/resolv.conf.
-    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "V6SCOPE_RESOLVER", value_delimiter = ',')]
+    #[arg(
+        long = "resolver",
+        value_name = "ADDR[:PORT]",
+        env = "V6SCOPE_RESOLVER",
+        value_delimiter = ','
+    )]
     resolvers: Vec<String>,
     /// Treat addresses in this prefix as global (repeatable), e.g. a lab's 2001:db8::/32.
-    #[arg(long = "allow-prefix", value_name = "PREFIX", env = "V6SCOPE_ALLOW_PREFIX", value_delimiter = ',')]
+    #[arg(
+        long = "allow-prefix",
+        value_name = "PREFIX",
+        env = "V6SCOPE_ALLOW_PREFIX",
+        value_delimiter = ','
+    )]
     allow_prefixes: Vec<ipnet::IpNet>,
     /// Extra trusted CA certificates (PEM), added to the web roots (repeatable).
-    #[arg(long = "ca-file", value_name = "FILE", env = "V6SCOPE_CA_FILE", value_delimiter = ',')]
+    #[arg(
+        long = "ca-file",
+        value_name = "FILE",
+        env = "V6SCOPE_CA_FILE",
+        value_delimiter = ','
+    )]
     ca_files: Vec<PathBuf>,
     /// Address queried directly to prove the vantage has working IPv4/IPv6
     /// (repeatable); default: a.root-servers.net.
-    #[arg(long = "vantage-probe", value_name = "ADDR", env = "V6SCOPE_VANTAGE_PROBE", value_delimiter = ',')]
+    #[arg(
+        long = "vantage-probe",
+        value_name = "ADDR",
+        env = "V6SCOPE_VANTAGE_PROBE",
+        value_delimiter = ','
+    )]
     vantage_probes: Vec<IpAddr>,
     /// Profile name (internetnl, nist-usgv6) or TOML file (repeatable).
-    #[arg(long = "profile", value_name = "NAME|FILE", env = "V6SCOPE_PROFILE", value_delimiter = ',')]
+    #[arg(
+        long = "profile",
+        value_name = "NAME|FILE",
+        env = "V6SCOPE_PROFILE",
+        value_delimiter = ','
+    )]
     profiles: Vec<String>,
     /// DNS query timeout in milliseconds (each attempt).
     #[arg(long, default_value_t = 2000, value_name = "MS")]
@@ -144,7 +173,12 @@ struct DnsArgs {
     /// Names file (same formats as scan).
     file: PathBuf,
     /// Recursive resolver ADDR[:PORT] (repeatable); default: /etc/resolv.conf.
-    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "V6SCOPE_RESOLVER", value_delimiter = ',')]
+    #[arg(
+        long = "resolver",
+        value_name = "ADDR[:PORT]",
+        env = "V6SCOPE_RESOLVER",
+        value_delimiter = ','
+    )]
     resolvers: Vec<String>,
     /// Record types to ask for each name.
     #[arg(long, value_delimiter = ',', default_value = "A,AAAA,NS,MX")]
@@ -220,8 +254,12 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -247,7 +285,9 @@ fn parse_resolver(s: &str) -> Result<SocketAddr> {
     if let Ok(ip) = s.trim_matches(['[', ']']).parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    Err(usage(format!("--resolver '{s}' is not ADDR or ADDR:PORT ([v6]:port for IPv6)")))
+    Err(usage(format!(
+        "--resolver '{s}' is not ADDR or ADDR:PORT ([v6]:port for IPv6)"
+    )))
 }
 
 fn load_profiles(names: &[String]) -> Result<Vec<Profile>> {
@@ -268,7 +308,10 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
     let resolvers = if args.resolvers.is_empty() {
         v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
     } else {
-        args.resolvers.iter().map(|r| parse_resolver(r)).collect::<Result<_>>()?
+        args.resolvers
+            .iter()
+            .map(|r| parse_resolver(r))
+            .collect::<Result<_>>()?
     };
     let mut config = ProbeConfig::with_resolvers(resolvers);
     config.dns_timeout = Duration::from_millis(args.dns_timeout);
@@ -283,7 +326,10 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
     config.rate = args.rate;
     let prober = Prober::new(config).map_err(|e| usage(e.to_string()))?;
     let probes: Vec<IpAddr> = if args.vantage_probes.is_empty() {
-        DEFAULT_VANTAGE_PROBES.iter().map(|s| s.parse().expect("static address")).collect()
+        DEFAULT_VANTAGE_PROBES
+            .iter()
+            .map(|s| s.parse().expect("static address"))
+            .collect()
     } else {
         args.vantage_probes.clone()
     };
@@ -298,7 +344,12 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
     Ok((prober, vantage))
 }
 
-async fn evaluate_with_deadline(prober: &Arc<Prober>, target: Target, vantage: &Vantage, deadline: Duration) -> DomainObservation {
+async fn evaluate_with_deadline(
+    prober: &Arc<Prober>,
+    target: Target,
+    vantage: &Vantage,
+    deadline: Duration,
+) -> DomainObservation {
     let fallback = target.clone();
     match tokio::time::timeout(deadline, prober.evaluate(target, vantage)).await {
         Ok(observation) => observation,
@@ -386,7 +437,13 @@ struct Finished {
 
 /// Writes finished targets to the store in batches on its own thread, so
 /// SQLite never blocks the probes.
-fn spawn_store_writer(mut store: Store, run: i64) -> (std::sync::mpsc::SyncSender<Finished>, std::thread::JoinHandle<Result<Store>>) {
+fn spawn_store_writer(
+    mut store: Store,
+    run: i64,
+) -> (
+    std::sync::mpsc::SyncSender<Finished>,
+    std::thread::JoinHandle<Result<Store>>,
+) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Finished>(1024);
     let handle = std::thread::spawn(move || -> Result<Store> {
         let mut batch: Vec<Finished> = Vec::new();
@@ -440,7 +497,8 @@ fn open_output(path: &Option<PathBuf>) -> Result<Option<Box<dyn Write + Send>>> 
 }
 
 async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
-    let mut store = Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
+    let mut store =
+        Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
     let (run, pending, profiles) = match args.resume {
         Some(run) => {
             let info = store.run(run).map_err(|e| usage(e.to_string()))?;
@@ -478,7 +536,12 @@ async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             });
             let run = store.create_run(&file.display().to_string(), &names, &config.to_string())?;
             store.add_targets(run, &parsed.targets)?;
-            let pending = parsed.targets.into_iter().enumerate().map(|(i, t)| (i as i64, t)).collect();
+            let pending = parsed
+                .targets
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (i as i64, t))
+                .collect();
             eprintln!("run {run}: {} targets", store.run(run)?.targets);
             (run, pending, profiles)
         }
@@ -498,7 +561,12 @@ async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let mut csv_out = match &args.csv {
         Some(p) => {
             let mut w = csv::Writer::from_path(p).with_context(|| format!("creating {}", p.display()))?;
-            let mut header = vec!["domain".to_string(), "category".into(), "organisation".into(), "region".into()];
+            let mut header = vec![
+                "domain".to_string(),
+                "category".into(),
+                "organisation".into(),
+                "region".into(),
+            ];
             for p in &profiles {
                 header.push(format!("{}_status", p.name));
                 header.push(format!("{}_score", p.name));
@@ -583,12 +651,19 @@ async fn bulk_dns(args: DnsArgs, quiet: bool) -> Result<ExitCode> {
     let resolvers: Vec<SocketAddr> = if args.resolvers.is_empty() {
         v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
     } else {
-        args.resolvers.iter().map(|r| parse_resolver(r)).collect::<Result<_>>()?
+        args.resolvers
+            .iter()
+            .map(|r| parse_resolver(r))
+            .collect::<Result<_>>()?
     };
     let types: Vec<RecordType> = args
         .types
         .iter()
-        .map(|t| t.to_ascii_uppercase().parse::<RecordType>().map_err(|_| usage(format!("unknown record type '{t}'"))))
+        .map(|t| {
+            t.to_ascii_uppercase()
+                .parse::<RecordType>()
+                .map_err(|_| usage(format!("unknown record type '{t}'")))
+        })
         .collect::<Result<_>>()?;
     let bytes = std::fs::read(&args.file).map_err(|e| usage(format!("reading {}: {e}", args.file.display())))?;
     let parsed = targets::parse(&String::from_utf8_lossy(&bytes));
@@ -663,7 +738,8 @@ async fn bulk_dns(args: DnsArgs, quiet: bool) -> Result<ExitCode> {
 
 fn reassess(args: AssessArgs) -> Result<ExitCode> {
     let profile = Profile::load(&args.profile).map_err(|e| usage(e.to_string()))?;
-    let mut store = Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
+    let mut store =
+        Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
     store.run(args.run).map_err(|e| usage(e.to_string()))?;
     let mut verdicts = Vec::new();
     store.for_each_observation(args.run, |idx, observation| {
@@ -679,7 +755,12 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
             writeln!(out, "{}", serde_json::to_string(v)?)?;
         }
     }
-    eprintln!("run {}: {} targets judged under {}", args.run, verdicts.len(), profile.name);
+    eprintln!(
+        "run {}: {} targets judged under {}",
+        args.run,
+        verdicts.len(),
+        profile.name
+    );
     for (status, n) in tally {
         eprintln!("  {status}: {n}");
     }
@@ -691,7 +772,10 @@ fn runs(args: StoreArgs) -> Result<ExitCode> {
         bail!(usage(format!("no store at {}", args.db.display())));
     }
     let store = Store::open(&args.db)?;
-    println!("{:>5}  {:<20}  {:<20}  {:>9}  {:>9}  profiles  source", "run", "started", "finished", "targets", "done");
+    println!(
+        "{:>5}  {:<20}  {:<20}  {:>9}  {:>9}  profiles  source",
+        "run", "started", "finished", "targets", "done"
+    );
     for r in store.runs()? {
         println!(
             "{:>5}  {:<20}  {:<20}  {:>9}  {:>9}  {}  {}",

@@ -43,14 +43,25 @@ pub fn explain(observation: &DomainObservation, verdicts: &[Verdict]) -> String 
             mark(verdict.status).trim(),
             verdict.label,
             verdict.score,
-            if categories.is_empty() { String::new() } else { format!(" [{categories}]") }
+            if categories.is_empty() {
+                String::new()
+            } else {
+                format!(" [{categories}]")
+            }
         );
         for check in &verdict.checks {
             let points = match (check.points, check.max_points) {
                 (Some(p), Some(m)) => format!(" ({p}/{m})"),
                 _ => String::new(),
             };
-            let _ = writeln!(out, "    [{}] {:<14} {}{}", mark(check.status), check.id, check.title, points);
+            let _ = writeln!(
+                out,
+                "    [{}] {:<14} {}{}",
+                mark(check.status),
+                check.id,
+                check.title,
+                points
+            );
             for line in check.evidence.iter().take(12) {
                 let _ = writeln!(out, "           - {line}");
             }

@@ -31,7 +31,8 @@ pub fn normalise_domain(input: &str) -> Result<String, String> {
     if trimmed.parse::<std::net::IpAddr>().is_ok() {
         return Err(format!("'{trimmed}' is an address, not a domain"));
     }
-    let ascii = idna::domain_to_ascii(trimmed).map_err(|_| format!("'{trimmed}' is not a valid internationalised domain name"))?;
+    let ascii = idna::domain_to_ascii(trimmed)
+        .map_err(|_| format!("'{trimmed}' is not a valid internationalised domain name"))?;
     if ascii.len() > 253 {
         return Err(format!("domain longer than 253 characters ({})", ascii.len()));
     }
@@ -43,7 +44,10 @@ pub fn normalise_domain(input: &str) -> Result<String, String> {
         if label.is_empty() || label.len() > 63 {
             return Err(format!("'{ascii}' has an empty label or one over 63 characters"));
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(format!("'{ascii}' has characters not allowed in a host name"));
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -128,7 +132,11 @@ fn parse_csv(text: &str, parsed: &mut Parsed, seen: &mut HashSet<String>) {
         });
         return;
     };
-    let (cat, org, reg) = (column("category"), column("organisation").or(column("organization")), column("region"));
+    let (cat, org, reg) = (
+        column("category"),
+        column("organisation").or(column("organization")),
+        column("region"),
+    );
     for record in reader.records() {
         match record {
             Ok(rec) => {
@@ -156,7 +164,8 @@ mod tests {
 
     #[test]
     fn plain_list_with_bad_lines() {
-        let parsed = parse("# comment\nexample.com\n\nbad..name\nhttp://x.com/\nEXAMPLE.com.\n政府.中国\nlocalhost\n-a.com\n");
+        let parsed =
+            parse("# comment\nexample.com\n\nbad..name\nhttp://x.com/\nEXAMPLE.com.\n政府.中国\nlocalhost\n-a.com\n");
         let domains: Vec<&str> = parsed.targets.iter().map(|t| t.domain.as_str()).collect();
         assert_eq!(domains, vec!["example.com", "xn--mxtq1m.xn--fiqs8s"]);
         assert_eq!(parsed.duplicates, 1);
@@ -166,7 +175,9 @@ mod tests {
 
     #[test]
     fn csv_with_header() {
-        let parsed = parse("domain,category,organisation,region\ngov.example.cn,government,State Council,Beijing\n,x,y,z\nbank.test,finance,,\n");
+        let parsed = parse(
+            "domain,category,organisation,region\ngov.example.cn,government,State Council,Beijing\n,x,y,z\nbank.test,finance,,\n",
+        );
         assert_eq!(parsed.targets.len(), 2);
         assert_eq!(parsed.targets[0].category.as_deref(), Some("government"));
         assert_eq!(parsed.targets[0].region.as_deref(), Some("Beijing"));

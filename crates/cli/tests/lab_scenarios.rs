@@ -29,15 +29,28 @@ fn every_scenario_reaches_its_expected_verdicts() {
     let env = lab_env();
     let text = std::fs::read_to_string(repo_root().join("lab/scenarios.toml")).expect("reading lab/scenarios.toml");
     let catalogue: Catalogue = toml::from_str(&text).expect("parsing lab/scenarios.toml");
-    assert!(catalogue.scenario.len() >= 30, "the catalogue must hold at least 30 scenarios");
+    assert!(
+        catalogue.scenario.len() >= 30,
+        "the catalogue must hold at least 30 scenarios"
+    );
 
-    let mut args: Vec<String> = vec!["check".into(), "--json".into(), "--profile".into(), "internetnl".into(), "--profile".into(), "nist-usgv6".into()];
+    let mut args: Vec<String> = vec![
+        "check".into(),
+        "--json".into(),
+        "--profile".into(),
+        "internetnl".into(),
+        "--profile".into(),
+        "nist-usgv6".into(),
+    ];
     args.extend(lab_flags(&env));
     args.extend(catalogue.scenario.iter().map(|s| format!("{}.test", s.name)));
     let output = v6scope_in_lab(&args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code();
-    assert!(matches!(code, Some(0) | Some(1)), "v6scope check exited {code:?}: {stderr}");
+    assert!(
+        matches!(code, Some(0) | Some(1)),
+        "v6scope check exited {code:?}: {stderr}"
+    );
     let documents: Vec<Value> = serde_json::from_slice(&output.stdout).expect("check --json prints a JSON array");
     assert_eq!(documents.len(), catalogue.scenario.len());
 
@@ -54,10 +67,16 @@ fn every_scenario_reaches_its_expected_verdicts() {
         for (key, expected) in &scenario.expect.domain {
             match expected {
                 toml::Value::String(status) => {
-                    let got = verdicts.get(key).map(|v| v["status"].as_str().unwrap_or_default()).unwrap_or("missing");
+                    let got = verdicts
+                        .get(key)
+                        .map(|v| v["status"].as_str().unwrap_or_default())
+                        .unwrap_or("missing");
                     compared += 1;
                     if got != status {
-                        mismatches.push(format!("{}: profile {key}: expected {status}, got {got}", scenario.name));
+                        mismatches.push(format!(
+                            "{}: profile {key}: expected {status}, got {got}",
+                            scenario.name
+                        ));
                     }
                 }
                 toml::Value::Table(per_profile) if key == "checks" => {
@@ -73,7 +92,9 @@ fn every_scenario_reaches_its_expected_verdicts() {
                                 .into_iter()
                                 .flatten()
                                 .find(|c| c["id"] == check.as_str());
-                            let got = found.map(|c| c["status"].as_str().unwrap_or_default()).unwrap_or("missing");
+                            let got = found
+                                .map(|c| c["status"].as_str().unwrap_or_default())
+                                .unwrap_or("missing");
                             compared += 1;
                             if got != status {
                                 let evidence = found.map(|c| c["evidence"].to_string()).unwrap_or_default();
@@ -89,6 +110,14 @@ fn every_scenario_reaches_its_expected_verdicts() {
             }
         }
     }
-    println!("{compared} expectations compared over {} scenarios", catalogue.scenario.len());
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    println!(
+        "{compared} expectations compared over {} scenarios",
+        catalogue.scenario.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }

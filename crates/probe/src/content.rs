@@ -26,7 +26,8 @@ impl Page {
 pub fn charset_from_content_type(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
         let (key, value) = param.split_once('=')?;
-        (key.trim().eq_ignore_ascii_case("charset")).then(|| value.trim().trim_matches(['"', '\'']).to_ascii_lowercase())
+        (key.trim().eq_ignore_ascii_case("charset"))
+            .then(|| value.trim().trim_matches(['"', '\'']).to_ascii_lowercase())
     })
 }
 
@@ -37,7 +38,9 @@ pub fn charset_from_meta(head: &[u8]) -> Option<String> {
     let at = text.find("charset=")?;
     let rest = &text[at + "charset=".len()..];
     let rest = rest.trim_start_matches(['"', '\'']);
-    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .unwrap_or(rest.len());
     let label = &rest[..end];
     (!label.is_empty()).then(|| label.to_string())
 }

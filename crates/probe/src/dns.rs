@@ -83,7 +83,11 @@ pub fn parse_name(name: &str) -> Result<Name, ProbeError> {
 pub fn name_str(name: &Name) -> String {
     let s = name.to_lowercase().to_ascii();
     let trimmed = s.trim_end_matches('.');
-    if trimmed.is_empty() { ".".to_string() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        ".".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 fn build_query(name: &Name, rtype: RecordType, recursion_desired: bool) -> Result<(Message, Vec<u8>), ProbeError> {
@@ -129,7 +133,10 @@ pub fn io_error(context: &str, e: &std::io::Error) -> ProbeError {
 }
 
 fn timeout_error(context: &str, limit: Duration) -> ProbeError {
-    ProbeError::new(ErrorKind::Timeout, format!("{context}: no answer within {} ms", limit.as_millis()))
+    ProbeError::new(
+        ErrorKind::Timeout,
+        format!("{context}: no answer within {} ms", limit.as_millis()),
+    )
 }
 
 fn unspecified_for(server: SocketAddr) -> SocketAddr {
@@ -140,7 +147,12 @@ fn unspecified_for(server: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn exchange_udp(server: SocketAddr, query: &Message, bytes: &[u8], limit: Duration) -> Result<Answer, ProbeError> {
+async fn exchange_udp(
+    server: SocketAddr,
+    query: &Message,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<Answer, ProbeError> {
     let start = Instant::now();
     let socket = UdpSocket::bind(unspecified_for(server))
         .await
@@ -176,7 +188,12 @@ async fn exchange_udp(server: SocketAddr, query: &Message, bytes: &[u8], limit: 
     }
 }
 
-async fn exchange_tcp(server: SocketAddr, query: &Message, bytes: &[u8], limit: Duration) -> Result<Answer, ProbeError> {
+async fn exchange_tcp(
+    server: SocketAddr,
+    query: &Message,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<Answer, ProbeError> {
     let start = Instant::now();
     let work = async {
         let mut stream = TcpStream::connect(server)
@@ -349,7 +366,10 @@ pub async fn chase(resolver: &Resolver, name: &Name, rtype: RecordType) -> Resul
                     if out.chain.len() > MAX_CNAME_HOPS {
                         return Err(ProbeError::new(
                             ErrorKind::CnameChainTooLong,
-                            format!("CNAME chain longer than {MAX_CNAME_HOPS} hops: {}", chain_text(&out.chain)),
+                            format!(
+                                "CNAME chain longer than {MAX_CNAME_HOPS} hops: {}",
+                                chain_text(&out.chain)
+                            ),
                         ));
                     }
                     seen.push(target.clone());
@@ -377,7 +397,10 @@ pub async fn chase(resolver: &Resolver, name: &Name, rtype: RecordType) -> Resul
     }
     Err(ProbeError::new(
         ErrorKind::CnameChainTooLong,
-        format!("CNAME chain longer than {MAX_CNAME_HOPS} hops: {}", chain_text(&out.chain)),
+        format!(
+            "CNAME chain longer than {MAX_CNAME_HOPS} hops: {}",
+            chain_text(&out.chain)
+        ),
     ))
 }
 

@@ -183,7 +183,16 @@ impl Prober {
             }
             for target in targets {
                 let server = SocketAddr::new(target, 53);
-                match dns::exchange(server, &root, RecordType::NS, false, Some(Transport::Udp), self.resolver.timeout()).await {
+                match dns::exchange(
+                    server,
+                    &root,
+                    RecordType::NS,
+                    false,
+                    Some(Transport::Udp),
+                    self.resolver.timeout(),
+                )
+                .await
+                {
                     Ok(a) => {
                         detail.push(format!(
                             "{}: {server} answered in {:.1} ms",
@@ -319,7 +328,8 @@ impl Prober {
     async fn zone(&self, apex: &str, vantage: &Vantage) -> ZoneObservation {
         let mut obs = ZoneObservation::default();
         let Ok(apex_name) = parse_name(apex) else {
-            obs.errors.push(ProbeError::new(ErrorKind::DnsMalformed, format!("bad name {apex}")));
+            obs.errors
+                .push(ProbeError::new(ErrorKind::DnsMalformed, format!("bad name {apex}")));
             return obs;
         };
         // Zone cut: the owner of an enclosing SOA in the answer or authority
@@ -439,7 +449,11 @@ impl Prober {
     }
 
     /// The parent's referral for `zone`: NS names and glue.
-    async fn parent_delegation(&self, zone: &Name, vantage: &Vantage) -> (Vec<String>, Vec<(String, IpAddr)>, Option<ProbeError>) {
+    async fn parent_delegation(
+        &self,
+        zone: &Name,
+        vantage: &Vantage,
+    ) -> (Vec<String>, Vec<(String, IpAddr)>, Option<ProbeError>) {
         if zone.is_root() {
             return (Vec::new(), Vec::new(), None);
         }
@@ -457,7 +471,16 @@ impl Prober {
         for server_name in parent_servers.iter().take(4) {
             let resolution = self.ns_host(server_name).await;
             for address in self.tested(&resolution, vantage).collect::<Vec<_>>() {
-                match dns::exchange(SocketAddr::new(address, 53), zone, RecordType::NS, false, None, self.resolver.timeout()).await {
+                match dns::exchange(
+                    SocketAddr::new(address, 53),
+                    zone,
+                    RecordType::NS,
+                    false,
+                    None,
+                    self.resolver.timeout(),
+                )
+                .await
+                {
                     Ok(answer) if answer.rcode() == ResponseCode::NoError => {
                         let m = &answer.message;
                         let section = if m.metadata.authoritative && !m.answers.is_empty() {
@@ -534,7 +557,15 @@ impl Prober {
         let mut outcome = Err(ProbeError::new(ErrorKind::Timeout, "not attempted"));
         // Bounded retry: one more try after a timeout, as resolvers do.
         for _ in 0..2 {
-            outcome = dns::exchange(server, zone, RecordType::SOA, false, Some(transport), self.resolver.timeout()).await;
+            outcome = dns::exchange(
+                server,
+                zone,
+                RecordType::SOA,
+                false,
+                Some(transport),
+                self.resolver.timeout(),
+            )
+            .await;
             if !matches!(&outcome, Err(e) if e.kind == ErrorKind::Timeout) {
                 break;
             }
@@ -550,7 +581,8 @@ impl Prober {
                     RData::SOA(soa) => Some(soa.serial),
                     _ => None,
                 });
-                probe.answered = answer.rcode() == ResponseCode::NoError && probe.authoritative && !m.queries.is_empty();
+                probe.answered =
+                    answer.rcode() == ResponseCode::NoError && probe.authoritative && !m.queries.is_empty();
                 if !probe.answered {
                     probe.error = Some(ProbeError::new(
                         if answer.rcode() == ResponseCode::NoError {
@@ -563,7 +595,11 @@ impl Prober {
                             transport,
                             dns::rcode_name(answer.rcode()),
                             probe.flags,
-                            if probe.authoritative { "" } else { ", not authoritative (AA unset)" }
+                            if probe.authoritative {
+                                ""
+                            } else {
+                                ", not authoritative (AA unset)"
+                            }
                         ),
                     ));
                 }
@@ -599,7 +635,10 @@ impl Prober {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
             other => {
                 obs.status = MxStatus::Error;
-                obs.error = Some(ProbeError::new(ErrorKind::DnsRcode, format!("MX {apex}: {}", dns::rcode_name(other))));
+                obs.error = Some(ProbeError::new(
+                    ErrorKind::DnsRcode,
+                    format!("MX {apex}: {}", dns::rcode_name(other)),
+                ));
                 return obs;
             }
         }
@@ -696,7 +735,12 @@ fn redirect_path(fetch: &v6scope_model::HttpFetch) -> Vec<String> {
     fetch.hops.iter().map(|h| h.url.clone()).collect()
 }
 
-fn compare(v4: &v6scope_model::HttpFetch, v4_page: &content::Page, v6: &v6scope_model::HttpFetch, v6_page: &content::Page) -> ContentParity {
+fn compare(
+    v4: &v6scope_model::HttpFetch,
+    v4_page: &content::Page,
+    v6: &v6scope_model::HttpFetch,
+    v6_page: &content::Page,
+) -> ContentParity {
     let text_similarity = content::text_similarity(&v4_page.text, &v6_page.text);
     let structure_similarity = content::structure_similarity(&v4_page.tags, &v6_page.tags);
     let status_equal = v4.final_status == v6.final_status;

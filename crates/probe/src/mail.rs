@@ -37,7 +37,10 @@ async fn read_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Result<St
         .await
         .map_err(|e| io_error("reading SMTP reply", &e))?;
     if n == 0 {
-        return Err(ProbeError::new(ErrorKind::Protocol, "connection closed before a complete reply"));
+        return Err(ProbeError::new(
+            ErrorKind::Protocol,
+            "connection closed before a complete reply",
+        ));
     }
     if line.len() > MAX_LINE || !line.ends_with(b"\n") {
         return Err(ProbeError::new(ErrorKind::Protocol, "reply line too long"));
@@ -65,7 +68,10 @@ pub async fn read_reply<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Resu
         }
         let this_code: u16 = line[..3].parse().expect("three digits");
         if *code.get_or_insert(this_code) != this_code {
-            return Err(ProbeError::new(ErrorKind::Protocol, "reply code changes within a multi-line reply"));
+            return Err(ProbeError::new(
+                ErrorKind::Protocol,
+                "reply code changes within a multi-line reply",
+            ));
         }
         let more = bytes.get(3) == Some(&b'-');
         lines.push(line.get(4..).unwrap_or("").to_string());
@@ -108,7 +114,10 @@ async fn converse(result: &mut SmtpProbe, config: &SmtpConfig) -> Result<(), Pro
         .map_err(|_| {
             ProbeError::new(
                 ErrorKind::Timeout,
-                format!("TCP connect to {socket}: no answer within {} ms", config.connect_timeout.as_millis()),
+                format!(
+                    "TCP connect to {socket}: no answer within {} ms",
+                    config.connect_timeout.as_millis()
+                ),
             )
         })?
         .map_err(|e| io_error(&format!("TCP connect to {socket}"), &e))?;
@@ -117,10 +126,18 @@ async fn converse(result: &mut SmtpProbe, config: &SmtpConfig) -> Result<(), Pro
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let banner = read_reply(&mut reader).await?;
-    result.banner = Some(format!("{} {}", banner.code, banner.lines.join(" ")).chars().take(256).collect());
+    result.banner = Some(
+        format!("{} {}", banner.code, banner.lines.join(" "))
+            .chars()
+            .take(256)
+            .collect(),
+    );
     result.banner_ok = banner.code == 220;
     if !result.banner_ok {
-        return Err(ProbeError::new(ErrorKind::Protocol, format!("banner code {} instead of 220", banner.code)));
+        return Err(ProbeError::new(
+            ErrorKind::Protocol,
+            format!("banner code {} instead of 220", banner.code),
+        ));
     }
     write
         .write_all(format!("EHLO {}\r\n", config.helo_name).as_bytes())
@@ -128,14 +145,18 @@ async fn converse(result: &mut SmtpProbe, config: &SmtpConfig) -> Result<(), Pro
         .map_err(|e| io_error("sending EHLO", &e))?;
     let ehlo = read_reply(&mut reader).await?;
     result.ehlo_ok = ehlo.code == 250;
-    result.starttls = ehlo
-        .lines
-        .iter()
-        .any(|l| l.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("STARTTLS")));
+    result.starttls = ehlo.lines.iter().any(|l| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("STARTTLS"))
+    });
     let _ = write.write_all(b"QUIT\r\n").await;
     let _ = tokio::time::timeout(Duration::from_secs(2), read_reply(&mut reader)).await;
     if !result.ehlo_ok {
-        return Err(ProbeError::new(ErrorKind::Protocol, format!("EHLO answered {}", ehlo.code)));
+        return Err(ProbeError::new(
+            ErrorKind::Protocol,
+            format!("EHLO answered {}", ehlo.code),
+        ));
     }
     Ok(())
 }
@@ -151,7 +172,9 @@ mod tests {
 
     #[tokio::test]
     async fn parses_multiline_ehlo() {
-        let reply = parse(b"250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n").await.unwrap();
+        let reply = parse(b"250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
+            .await
+            .unwrap();
         assert_eq!(reply.code, 250);
         assert_eq!(reply.lines, vec!["mx.test", "PIPELINING", "STARTTLS"]);
     }

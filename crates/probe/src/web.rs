@@ -168,7 +168,13 @@ impl WebClient {
     }
 
     /// GET `scheme://name/` on `address`, following redirects within the family.
-    pub async fn fetch(&self, name: &str, address: IpAddr, scheme: Scheme, lookup: &HostLookup) -> (HttpFetch, Option<Page>) {
+    pub async fn fetch(
+        &self,
+        name: &str,
+        address: IpAddr,
+        scheme: Scheme,
+        lookup: &HostLookup,
+    ) -> (HttpFetch, Option<Page>) {
         let family = Family::of(&address);
         let mut fetch = HttpFetch {
             name: name.to_string(),
@@ -210,7 +216,12 @@ impl WebClient {
         }
     }
 
-    async fn follow(&self, fetch: &mut HttpFetch, lookup: &HostLookup, started: Instant) -> Result<Option<Page>, ProbeError> {
+    async fn follow(
+        &self,
+        fetch: &mut HttpFetch,
+        lookup: &HostLookup,
+        started: Instant,
+    ) -> Result<Option<Page>, ProbeError> {
         let scheme_str = match fetch.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -246,13 +257,18 @@ impl WebClient {
                 .get(hyper::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            if response.status().is_redirection() && let Some(location) = location {
+            if response.status().is_redirection()
+                && let Some(location) = location
+            {
                 hop.location = Some(location.clone());
                 let next = url
                     .join(&location)
                     .map_err(|e| ProbeError::new(ErrorKind::Http, format!("bad Location '{location}': {e}")))?;
                 if !matches!(next.scheme(), "http" | "https") {
-                    return Err(ProbeError::new(ErrorKind::Http, format!("redirect to unsupported URL {next}")));
+                    return Err(ProbeError::new(
+                        ErrorKind::Http,
+                        format!("redirect to unsupported URL {next}"),
+                    ));
                 }
                 if seen.contains(&next.to_string()) {
                     return Err(ProbeError::new(
@@ -265,7 +281,13 @@ impl WebClient {
                     .ok_or_else(|| ProbeError::new(ErrorKind::Http, format!("redirect without host: {next}")))?
                     .trim_matches(['[', ']'])
                     .to_ascii_lowercase();
-                if next_host != url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_ascii_lowercase() {
+                if next_host
+                    != url
+                        .host_str()
+                        .unwrap_or_default()
+                        .trim_matches(['[', ']'])
+                        .to_ascii_lowercase()
+                {
                     let candidates: Vec<IpAddr> = match next_host.parse::<IpAddr>() {
                         Ok(literal) => vec![literal],
                         Err(_) => (lookup)(next_host.clone(), fetch.family)
@@ -289,7 +311,10 @@ impl WebClient {
                             });
                             return Err(ProbeError::new(
                                 ErrorKind::RedirectNoFamily,
-                                format!("redirect to {next_host}, which has no usable {} address", fetch.family.label()),
+                                format!(
+                                    "redirect to {next_host}, which has no usable {} address",
+                                    fetch.family.label()
+                                ),
                             ));
                         }
                     }
@@ -314,7 +339,9 @@ impl WebClient {
             let (raw, truncated) = self.read_body(response.into_body()).await?;
             let raw_len = raw.len() as u64;
             let body = decompress(raw, encoding.as_deref(), self.config.body_cap)?;
-            let is_html = content_type.as_deref().is_none_or(|t| t.contains("html") || t.contains("text"));
+            let is_html = content_type
+                .as_deref()
+                .is_none_or(|t| t.contains("html") || t.contains("text"));
             let page = if is_html {
                 let (text, charset) = content::decode(&body, content_type.as_deref());
                 let page = content::analyse(&text, charset);
@@ -353,7 +380,10 @@ impl WebClient {
             .map_err(|_| {
                 ProbeError::new(
                     ErrorKind::Timeout,
-                    format!("TCP connect to {socket}: no answer within {} ms", self.config.connect_timeout.as_millis()),
+                    format!(
+                        "TCP connect to {socket}: no answer within {} ms",
+                        self.config.connect_timeout.as_millis()
+                    ),
                 )
             })?
             .map_err(|e| io_error(&format!("TCP connect to {socket}"), &e))?;
@@ -426,7 +456,9 @@ impl WebClient {
         let chain = connection.peer_certificates().unwrap_or_default();
         let mut observation = TlsObservation {
             chain_sha256: chain.iter().map(|c| hex::encode(Sha256::digest(c.as_ref()))).collect(),
-            alpn: connection.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+            alpn: connection
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
             version: connection.protocol_version().map(|v| format!("{v:?}")),
             ..Default::default()
         };
@@ -449,7 +481,8 @@ impl WebClient {
                 observation.name_match = !matches!(
                     e,
                     rustls::Error::InvalidCertificate(
-                        rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. }
+                        rustls::CertificateError::NotValidForName
+                            | rustls::CertificateError::NotValidForNameContext { .. }
                     )
                 );
                 observation.verify_error = Some(e.to_string());
@@ -501,8 +534,12 @@ fn decompress(raw: Vec<u8>, encoding: Option<&str>, cap: usize) -> Result<Vec<u8
     let mut out = Vec::new();
     let limit = cap as u64;
     let result = match encoding {
-        Some("gzip") | Some("x-gzip") => flate2::read::MultiGzDecoder::new(&raw[..]).take(limit).read_to_end(&mut out),
-        Some("deflate") => flate2::read::ZlibDecoder::new(&raw[..]).take(limit).read_to_end(&mut out),
+        Some("gzip") | Some("x-gzip") => flate2::read::MultiGzDecoder::new(&raw[..])
+            .take(limit)
+            .read_to_end(&mut out),
+        Some("deflate") => flate2::read::ZlibDecoder::new(&raw[..])
+            .take(limit)
+            .read_to_end(&mut out),
         _ => return Ok(raw),
     };
     match result {

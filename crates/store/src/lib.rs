@@ -142,7 +142,8 @@ impl Store {
     pub fn save_results(&mut self, run: i64, batch: &[TargetResult<'_>]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut obs = tx.prepare("INSERT OR REPLACE INTO observations (run_id, idx, domain, body) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut obs =
+                tx.prepare("INSERT OR REPLACE INTO observations (run_id, idx, domain, body) VALUES (?1, ?2, ?3, ?4)")?;
             let mut ver = tx.prepare(
                 "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
@@ -154,7 +155,15 @@ impl Store {
                     serde_json::to_string(r.observation)?
                 ])?;
                 for v in r.verdicts {
-                    ver.execute(params![run, r.idx, v.profile, v.domain, v.status.as_str(), v.score, serde_json::to_string(v)?])?;
+                    ver.execute(params![
+                        run,
+                        r.idx,
+                        v.profile,
+                        v.domain,
+                        v.status.as_str(),
+                        v.score,
+                        serde_json::to_string(v)?
+                    ])?;
                 }
             }
         }
@@ -170,7 +179,15 @@ impl Store {
                 "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (idx, v) in verdicts {
-                ver.execute(params![run, idx, v.profile, v.domain, v.status.as_str(), v.score, serde_json::to_string(v)?])?;
+                ver.execute(params![
+                    run,
+                    idx,
+                    v.profile,
+                    v.domain,
+                    v.status.as_str(),
+                    v.score,
+                    serde_json::to_string(v)?
+                ])?;
             }
         }
         tx.commit()?;
@@ -200,7 +217,11 @@ impl Store {
                         started_at: r.get(1)?,
                         finished_at: r.get(2)?,
                         source: r.get(3)?,
-                        profiles: profiles.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                        profiles: profiles
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
                         config: r.get(5)?,
                         targets: r.get(6)?,
                         done: r.get(7)?,
@@ -214,7 +235,8 @@ impl Store {
     pub fn runs(&self) -> Result<Vec<RunInfo>> {
         let ids: Vec<i64> = {
             let mut stmt = self.conn.prepare("SELECT id FROM runs ORDER BY id")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?
         };
         ids.into_iter().map(|id| self.run(id)).collect()
     }
@@ -239,7 +261,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT idx, body FROM verdicts WHERE run_id = ?1 AND profile = ?2 ORDER BY idx")?;
-        let rows = stmt.query_map(params![run, profile], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map(params![run, profile], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (idx, body) = row?;
@@ -318,7 +342,12 @@ mod tests {
             run
         };
         let mut store = Store::open(&dir).unwrap();
-        let pending: Vec<String> = store.pending_targets(run).unwrap().into_iter().map(|(_, t)| t.domain).collect();
+        let pending: Vec<String> = store
+            .pending_targets(run)
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t.domain)
+            .collect();
         assert_eq!(pending, vec!["a.test", "c.test"]);
         // Saving the same target twice never duplicates it.
         let o = observation("b.test");

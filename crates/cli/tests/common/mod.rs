@@ -21,7 +21,10 @@ pub fn lab_env() -> BTreeMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
         .collect();
-    let namespaces = Command::new("ip").args(["netns", "list"]).output().expect("running `ip netns list`");
+    let namespaces = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("running `ip netns list`");
     assert!(
         String::from_utf8_lossy(&namespaces.stdout).contains(CLIENT_NS),
         "lab namespace {CLIENT_NS} is not up: run `lab/up` as root"

@@ -1,0 +1,77 @@
+//! Usage and input errors exit with code 2 and say why; no lab needed.
+
+use std::process::Command;
+
+fn v6scope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_v6scope")).args(args).output().unwrap()
+}
+
+#[test]
+fn bad_domain_is_a_usage_error() {
+    let out = v6scope(&["check", "bad..name", "--resolver", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad..name"));
+}
+
+#[test]
+fn unknown_profile_is_a_usage_error() {
+    let out = v6scope(&[
+        "check",
+        "example.test",
+        "--profile",
+        "no-such",
+        "--resolver",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown profile"));
+}
+
+#[test]
+fn missing_targets_file_and_empty_list_are_usage_errors() {
+    let out = v6scope(&["scan", "/nonexistent/targets.txt", "--db", "/tmp/v6scope-usage-test.db"]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = std::env::temp_dir().join(format!("v6scope-usage-{}", std::process::id()));
+    std::fs::write(&dir, "not a domain\n\n# only junk\n").unwrap();
+    let out = v6scope(&["scan", dir.to_str().unwrap(), "--db", "/tmp/v6scope-usage-test.db"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(":1: skipped"), "{stderr}");
+    assert!(stderr.contains("no valid targets"), "{stderr}");
+    let _ = std::fs::remove_file(&dir);
+    let _ = std::fs::remove_file("/tmp/v6scope-usage-test.db");
+}
+
+#[test]
+fn resuming_an_unknown_run_is_a_usage_error() {
+    let db = std::env::temp_dir().join(format!("v6scope-usage-resume-{}.db", std::process::id()));
+    let out = v6scope(&["scan", "--resume", "42", "--db", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run 42 does not exist"));
+    let _ = std::fs::remove_file(&db);
+}
+
+#[test]
+fn unreachable_resolver_gives_recorded_errors_not_a_hang() {
+    // Nothing listens on 127.0.0.1:9; every lookup fails fast and the
+    // verdict says why, instead of hanging or panicking.
+    let out = v6scope(&[
+        "check",
+        "example.test",
+        "--resolver",
+        "127.0.0.1:9",
+        "--vantage-probe",
+        "127.0.0.1",
+        "--dns-timeout",
+        "200",
+        "--json",
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["domain"], "example.test");
+    assert_eq!(doc["observation"]["vantage"]["ipv6"], false);
+}

@@ -1,0 +1,208 @@
+//! `v6scope scan` against the lab: targets files with bad lines, JSON Lines
+//! and CSV outputs, the store, resuming after `kill -9`, and re-judging.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use v6scope_store::Store;
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("v6scope-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn scan_reports_bad_lines_streams_outputs_and_rejudges() {
+    let env = lab_env();
+    let dir = scratch("scan");
+    let targets = dir.join("targets.csv");
+    std::fs::write(
+        &targets,
+        "domain,category,organisation,region\n\
+         dual-stack-good.test,government,Lab Ministry,North\n\
+         ipv4-only.test,government,Lab Ministry,South\n\
+         bad..name,x,y,z\n\
+         mx-good.test,enterprise,Lab Corp,North\n\
+         http://not-a-domain.test/,x,y,z\n\
+         null-mx.test,enterprise,Lab Corp,South\n",
+    )
+    .unwrap();
+    let db = dir.join("v6scope.db");
+    let jsonl = dir.join("out.jsonl");
+    let csv = dir.join("out.csv");
+    let mut args: Vec<String> = vec![
+        "scan".into(),
+        targets.display().to_string(),
+        "--db".into(),
+        db.display().to_string(),
+        "--jsonl".into(),
+        jsonl.display().to_string(),
+        "--csv".into(),
+        csv.display().to_string(),
+        "--profile".into(),
+        "internetnl".into(),
+        "--profile".into(),
+        "nist-usgv6".into(),
+    ];
+    args.extend(lab_flags(&env));
+    let output = v6scope_in_lab(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "scan failed: {stderr}");
+    assert!(stderr.contains(":4: skipped"), "bad line 4 reported: {stderr}");
+    assert!(stderr.contains(":6: skipped"), "bad line 6 reported: {stderr}");
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for line in &lines {
+        assert_eq!(line["schema_version"], 1);
+        assert_eq!(line["verdicts"].as_array().unwrap().len(), 2);
+    }
+    let good = lines.iter().find(|l| l["domain"] == "dual-stack-good.test").unwrap();
+    assert_eq!(good["observation"]["target"]["region"], "North");
+    assert_eq!(good["verdicts"][0]["status"], "pass");
+
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv_text.starts_with(
+        "domain,category,organisation,region,internetnl_status,internetnl_score,nist-usgv6_status,nist-usgv6_score"
+    ));
+    assert!(csv_text.contains("ipv4-only.test,government,Lab Ministry,South,fail,"));
+    assert_eq!(csv_text.lines().count(), 5);
+
+    let store = Store::open(&db).unwrap();
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].targets, runs[0].done), (4, 4));
+    assert!(runs[0].finished_at.is_some());
+
+    // Re-judge under another profile without probing: no lab flags needed.
+    let output = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args([
+            "assess",
+            "--run",
+            &runs[0].id.to_string(),
+            "--profile",
+            "nist-usgv6",
+            "--json",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rejudged: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejudged.len(), 4);
+    assert!(rejudged.iter().all(|v| v["profile"] == "nist-usgv6"));
+    let v4only = rejudged.iter().find(|v| v["domain"] == "ipv4-only.test").unwrap();
+    assert_eq!(v4only["label"], "progress");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scan_killed_with_sigkill_resumes_without_loss_or_duplicates() {
+    let env = lab_env();
+    let dir = scratch("resume");
+    // Slow targets (timeouts) interleaved with quick ones, one at a time, so
+    // the kill lands mid-run.
+    let domains = [
+        "dual-stack-good.test",
+        "aaaa-blackhole.test",
+        "ipv4-only.test",
+        "slowloris.test",
+        "mx-good.test",
+        "ns-aaaa-unreachable.test",
+        "no-mx.test",
+        "aaaa-ula.test",
+        "redirect-loop.test",
+        "null-mx.test",
+    ];
+    let targets = dir.join("targets.txt");
+    std::fs::write(&targets, domains.join("\n")).unwrap();
+    let db = dir.join("v6scope.db");
+    let mut args: Vec<String> = vec![
+        "scan".into(),
+        targets.display().to_string(),
+        "--db".into(),
+        db.display().to_string(),
+        "--concurrency".into(),
+        "1".into(),
+    ];
+    args.extend(lab_flags(&env));
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", CLIENT_NS, env!("CARGO_BIN_EXE_v6scope")])
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some, not all, targets are stored, then kill -9.
+    let started = Instant::now();
+    let run = loop {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress within 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+        if let Ok(store) = Store::open(&db)
+            && let Ok(runs) = store.runs()
+            && let Some(r) = runs.first()
+            && r.done >= 2
+        {
+            break r.id;
+        }
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = Store::open(&db).unwrap().run(run).unwrap();
+    assert!(
+        before.done < before.targets,
+        "the kill must land mid-run ({} of {})",
+        before.done,
+        before.targets
+    );
+    assert!(before.finished_at.is_none());
+
+    let mut resume: Vec<String> = vec![
+        "scan".into(),
+        "--resume".into(),
+        run.to_string(),
+        "--db".into(),
+        db.display().to_string(),
+        "--concurrency".into(),
+        "4".into(),
+    ];
+    resume.extend(lab_flags(&env));
+    let output = v6scope_in_lab(&resume);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let store = Store::open(&db).unwrap();
+    let after = store.run(run).unwrap();
+    assert_eq!((after.targets, after.done), (10, 10));
+    assert_eq!(store.observation_count(run).unwrap(), (10, 10), "no duplicates");
+    assert_eq!(store.verdicts(run, "internetnl").unwrap().len(), 10);
+    let mut stored = Vec::new();
+    store
+        .for_each_observation(run, |_, o| stored.push(o.target.domain))
+        .unwrap();
+    let mut expected: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected, "nothing lost");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
