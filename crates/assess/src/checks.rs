@@ -937,19 +937,22 @@ pub(crate) fn internetnl_rollup(
                 .get(&c.id)
                 .is_some_and(|d| d.severity == Severity::Mandatory)
     });
+    let mandatory_untestable = results.iter().any(|c| {
+        c.status == Status::NotTestable
+            && profile
+                .checks
+                .get(&c.id)
+                .is_some_and(|d| d.severity == Severity::Mandatory)
+    });
     let status = if mandatory_failed {
         Status::Fail
+    } else if mandatory_untestable {
+        // A vantage without IPv6 cannot vouch for the target either way.
+        Status::NotTestable
     } else if results.iter().any(|c| c.status == Status::Error) {
         Status::Error
     } else if results.iter().any(|c| c.status == Status::Warn) {
         Status::Warn
-    } else if results
-        .iter()
-        .filter(|c| c.status != Status::Info)
-        .all(|c| matches!(c.status, Status::NotTestable | Status::NotApplicable))
-        && results.iter().any(|c| c.status == Status::NotTestable)
-    {
-        Status::NotTestable
     } else {
         Status::Pass
     };

@@ -1,0 +1,168 @@
+//! Facts recorded for hostile or unusual servers in the lab: each becomes a
+//! recorded result for that target, and the others are unaffected.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn check_json(domains: &[&str]) -> Vec<Value> {
+    let env = lab_env();
+    let mut args: Vec<String> = vec!["check".into(), "--json".into()];
+    args.extend(lab_flags(&env));
+    args.extend(domains.iter().map(|d| d.to_string()));
+    let output = v6scope_in_lab(&args);
+    assert!(
+        matches!(output.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match serde_json::from_slice(&output.stdout).unwrap() {
+        Value::Array(docs) => docs,
+        doc => vec![doc],
+    }
+}
+
+fn fetches<'a>(doc: &'a Value, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    doc["observation"]["web"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(move |w| w["name"] == name)
+        .flat_map(|w| w["fetches"].as_array().unwrap().iter())
+}
+
+#[test]
+fn hostile_web_servers_become_recorded_errors() {
+    let docs = check_json(&[
+        "gb18030-page.test",
+        "huge-body.test",
+        "redirect-loop.test",
+        "slowloris.test",
+        "dual-stack-good.test",
+    ]);
+    let [gb, huge, redirect_loop, slowloris, good] = &docs[..] else {
+        panic!("five documents")
+    };
+
+    for f in fetches(gb, "gb18030-page.test") {
+        assert_eq!(f["content"]["title"], "政府网站", "{f}");
+        assert_eq!(f["content"]["charset"], "gb18030");
+    }
+    for f in fetches(huge, "huge-body.test") {
+        assert_eq!(f["completed"], true);
+        assert_eq!(f["content"]["truncated"], true);
+        assert_eq!(f["content"]["bytes"], 2 * 1024 * 1024);
+    }
+    for f in fetches(redirect_loop, "redirect-loop.test") {
+        assert_eq!(f["error"]["kind"], "redirect_loop", "{f}");
+        assert_eq!(f["final_status"], 301);
+    }
+    let v6: Vec<&Value> = fetches(slowloris, "slowloris.test")
+        .filter(|f| f["family"] == "ipv6")
+        .collect();
+    assert!(!v6.is_empty());
+    for f in v6 {
+        assert_eq!(f["error"]["kind"], "timeout", "{f}");
+        assert_eq!(f["tcp_connected"], true);
+    }
+    // The well-behaved domain in the same run is unaffected.
+    assert_eq!(good["verdicts"][0]["status"], "pass");
+}
+
+#[test]
+fn redirect_to_an_ipv4_only_host_fails_over_ipv6_with_the_hop_recorded() {
+    let docs = check_json(&["redirect-to-v4only.test"]);
+    let v6: Vec<&Value> = fetches(&docs[0], "redirect-to-v4only.test")
+        .filter(|f| f["family"] == "ipv6")
+        .collect();
+    assert!(!v6.is_empty());
+    for f in v6 {
+        assert_eq!(f["error"]["kind"], "redirect_no_family", "{f}");
+        let last = f["hops"].as_array().unwrap().last().unwrap();
+        assert_eq!(last["host_has_family"], false);
+    }
+    let v4 = fetches(&docs[0], "redirect-to-v4only.test")
+        .find(|f| f["family"] == "ipv4")
+        .unwrap();
+    assert_eq!(v4["completed"], true);
+}
+
+#[test]
+fn smtp_conversation_and_name_server_facts_are_recorded() {
+    let docs = check_json(&["mx-good.test", "ns-noaa-v6.test"]);
+    let mx = &docs[0]["observation"]["mail"];
+    assert_eq!(mx["status"], "hosts");
+    for probe in mx["hosts"][0]["probes"].as_array().unwrap() {
+        assert_eq!(probe["banner_ok"], true);
+        assert_eq!(probe["ehlo_ok"], true);
+        assert_eq!(probe["starttls"], true);
+    }
+    let zone = &docs[1]["observation"]["zone"];
+    let lame: Vec<&Value> = zone["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["probes"].as_array().unwrap().iter())
+        .filter(|p| p["family"] == "ipv6" && p["answered"] == false)
+        .collect();
+    assert!(!lame.is_empty(), "the lame IPv6 name server is recorded: {zone}");
+    for p in lame {
+        assert_eq!(p["authoritative"], false);
+        assert!(p["rtt_ms"].as_f64().is_some());
+    }
+}
+
+#[test]
+fn a_vantage_without_ipv6_makes_ipv6_checks_not_testable_not_failed() {
+    let env = lab_env();
+    // IPv6 "works" only if the vantage probe answers; 2001:db8:dead::1 is
+    // routed nowhere in the lab, so this vantage has no working IPv6.
+    let args: Vec<String> = [
+        "check",
+        "--json",
+        "--profile",
+        "internetnl",
+        "--profile",
+        "nist-usgv6",
+        "--resolver",
+        &env["V6LAB_RESOLVER_V4"],
+        "--ca-file",
+        &env["V6LAB_CA_FILE"],
+        "--allow-prefix",
+        "2001:db8::/32",
+        "--allow-prefix",
+        "203.0.113.0/24",
+        "--allow-prefix",
+        "198.51.100.0/24",
+        "--vantage-probe",
+        &env["V6LAB_ROOT_V4"],
+        "--vantage-probe",
+        "2001:db8:dead::1",
+        "--dns-timeout",
+        "500",
+        "aaaa-blackhole.test",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = v6scope_in_lab(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no working IPv6"));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["observation"]["vantage"]["ipv6"], false);
+    assert_eq!(doc["observation"]["vantage"]["ipv4"], true);
+    for verdict in doc["verdicts"].as_array().unwrap() {
+        assert_eq!(verdict["status"], "not_testable", "{verdict}");
+        for check in verdict["checks"].as_array().unwrap() {
+            assert_ne!(check["status"], "fail", "{check}");
+        }
+    }
+    // Nothing was sent over IPv6.
+    assert!(fetches(&doc, "aaaa-blackhole.test").all(|f| f["family"] == "ipv4"));
+}

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Generate the benchmark world's runtime files (used by lab/world; stdlib only).
+
+Usage: world.py --count N --out /tmp/v6lab/world [--seed S] [--v4only PCT] [--broken PCT]
+                [--mx PCT]
+
+N domains d1.bench.test .. dN.bench.test, each its own zone (apex SOA/NS), delegated
+from bench.test. (own knotd, address nic.bench.test) to one of 8 dual-stack NS pairs
+ns<p>a/ns<p>b.bench.test. (one shared knotd serving every domain zone).  Web for
+every domain is on a pool of 64 IPv4 + 64 IPv6 hosting addresses (one nginx, catch-all,
+ports 80 and 443, certificate for *.bench.test from the lab CA); "broken" domains get
+an AAAA on one of 8 blackholed IPv6 addresses; MX domains point at the shared dual-stack
+mx.bench.test. (a second postfix).  No www records (a *.bench.test certificate cannot
+cover www.dN.bench.test).
+
+Addresses (documentation space the scenario catalogue never allocates: scenarios use
+203.0.113.4-251, 198.51.100.128-251 and 2001:db8:101-15d::/48):
+  nic.bench.test.        198.51.100.14    2001:db8:b0::ff
+  mx.bench.test.         198.51.100.15    2001:db8:b3::25
+  ns<p>a / ns<p>b        198.51.100.16-31 2001:db8:b0::1-10
+  hosting pool           198.51.100.64-127 2001:db8:b1::1-40
+  broken IPv6 pool       -                2001:db8:b2::1-8 (nftables drop)
+Writes under --out: zones/, knot-{parent,leaf}.conf, nginx/, postfix/, www/, nft.conf,
+addrs.batch, delegation.txt (records for the test. zone), domains.txt, domains.tsv,
+world.json.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+LAB = "/tmp/v6lab"
+TTL = 3600           # the lab resolver caps TTLs at 60 s anyway (cache-max-ttl)
+SERIAL = 2024010101
+PAIRS = 8
+POOL = 64
+BROKEN = 8
+NIC = ("198.51.100.14", "2001:db8:b0::ff")
+MX = ("198.51.100.15", "2001:db8:b3::25")
+
+
+def ns_hosts():
+    """[(name, v4, v6)] for ns1a, ns1b, ..., ns8b."""
+    out = []
+    for p in range(PAIRS):
+        for j, s in enumerate("ab"):
+            i = 2 * p + j
+            out.append((f"ns{p + 1}{s}.bench.test.", f"198.51.100.{16 + i}", f"2001:db8:b0::{i + 1:x}"))
+    return out
+
+
+def hosting(i):
+    return f"198.51.100.{64 + i}", f"2001:db8:b1::{i + 1:x}"
+
+
+def broken_v6(i):
+    return f"2001:db8:b2::{i + 1:x}"
+
+
+def rr(owner, rtype, rdata):
+    return f"{owner} {TTL} IN {rtype} {rdata}\n"
+
+
+def w(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def sh(*cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"world.py: command failed: {' '.join(cmd)}\n{r.stderr}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=10000)
+    ap.add_argument("--out", default=f"{LAB}/world")
+    ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--v4only", type=float, default=30.0, help="percent IPv4-only")
+    ap.add_argument("--broken", type=float, default=10.0, help="percent with a blackholed AAAA")
+    ap.add_argument("--mx", type=float, default=30.0, help="percent with an MX")
+    a = ap.parse_args()
+    if a.count < 1 or a.v4only + a.broken > 100:
+        sys.exit("world.py: bad --count or percentages")
+    out = a.out
+    rnd = random.Random(a.seed)
+    nss = ns_hosts()
+
+    # ---------------------------------------------------------------- domains
+    zd = f"{out}/zones"
+    os.makedirs(zd, exist_ok=True)
+    parent = [rr("bench.test.", "SOA", f"nic.bench.test. hostmaster.bench.test. {SERIAL} 3600 600 86400 60"),
+              rr("bench.test.", "NS", "nic.bench.test."),
+              rr("nic.bench.test.", "A", NIC[0]), rr("nic.bench.test.", "AAAA", NIC[1]),
+              rr("mx.bench.test.", "A", MX[0]), rr("mx.bench.test.", "AAAA", MX[1])]
+    for n, v4, v6 in nss:
+        parent += [rr(n, "A", v4), rr(n, "AAAA", v6)]
+    names, tsv = [], ["domain\tkind\tmx\tns_pair\tv4\tv6"]
+    counts = {"dual": 0, "v4only": 0, "broken-v6": 0, "mx": 0}
+    leaf_zones = []
+    for i in range(1, a.count + 1):
+        d = f"d{i}.bench.test"
+        x = rnd.random() * 100
+        kind = "v4only" if x < a.v4only else "broken-v6" if x < a.v4only + a.broken else "dual"
+        has_mx = rnd.random() * 100 < a.mx
+        p = (i - 1) % PAIRS
+        na, nb = nss[2 * p][0], nss[2 * p + 1][0]
+        v4, v6 = hosting(rnd.randrange(POOL))
+        if kind == "broken-v6":
+            v6 = broken_v6(rnd.randrange(BROKEN))
+        elif kind == "v4only":
+            v6 = None
+        z = [rr(f"{d}.", "SOA", f"{na} hostmaster.{d}. {SERIAL} 3600 600 86400 60"),
+             rr(f"{d}.", "NS", na), rr(f"{d}.", "NS", nb), rr(f"{d}.", "A", v4)]
+        if v6:
+            z.append(rr(f"{d}.", "AAAA", v6))
+        if has_mx:
+            z.append(rr(f"{d}.", "MX", "10 mx.bench.test."))
+        with open(f"{zd}/{d}.zone", "w") as f:
+            f.write("".join(z))
+        parent += [rr(f"{d}.", "NS", na), rr(f"{d}.", "NS", nb)]
+        leaf_zones.append(d)
+        names.append(d)
+        counts[kind] += 1
+        counts["mx"] += has_mx
+        tsv.append(f"{d}\t{kind}\t{int(has_mx)}\t{p + 1}\t{v4}\t{v6 or '-'}")
+    w(f"{zd}/bench.test.zone", "".join(parent))
+    w(f"{out}/domains.txt", "\n".join(names) + "\n")
+    w(f"{out}/domains.tsv", "\n".join(tsv) + "\n")
+    # records the test. zone needs (added with knotc by lab/world)
+    w(f"{out}/delegation.txt", "".join(
+        f"{o} 60 {t} {d}\n" for o, t, d in (("bench.test.", "NS", "nic.bench.test."),
+                                            ("nic.bench.test.", "A", NIC[0]),
+                                            ("nic.bench.test.", "AAAA", NIC[1]))))
+
+    # ---------------------------------------------------------------- knot
+    def knot(inst, listen, zones, workers):
+        base = f"{out}/knot/{inst}"
+        os.makedirs(f"{base}/run", exist_ok=True)
+        os.makedirs(f"{base}/db", exist_ok=True)
+        c = ["server:", f'    rundir: "{base}/run"', f'    pidfile: "{LAB}/run/knot-bench-{inst}.pid"',
+             "    udp-workers: 1", "    tcp-workers: 1", f"    background-workers: {workers}",
+             "    listen: [ " + ", ".join(f'"{x}@53"' for x in listen) + " ]",
+             "log:", f"  - target: {LAB}/logs/knot-bench-{inst}.log", "    any: warning",
+             "database:", f'    storage: "{base}/db"',
+             "template:", "  - id: default", f'    file: "{zd}/%s.zone"', "    zonefile-sync: -1",
+             "    zonefile-load: whole", "    journal-content: none", "    semantic-checks: off",
+             "zone:"]
+        c += [f"  - domain: {z}." for z in zones]
+        w(f"{out}/knot-{inst}.conf", "\n".join(c) + "\n")
+
+    knot("parent", NIC, ["bench.test"], 1)
+    knot("leaf", [x for _, v4, v6 in nss for x in (v4, v6)], leaf_zones, 2)
+
+    # ---------------------------------------------------------------- TLS leaf (lab CA)
+    cd = f"{out}/certs"
+    os.makedirs(cd, exist_ok=True)
+    key, ca = f"{LAB}/certs/leaf.key", f"{LAB}/ca"
+    w(f"{cd}/bench.ext", "subjectAltName=DNS:*.bench.test,DNS:bench.test\nbasicConstraints=CA:FALSE\n"
+                         "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n")
+    sh("openssl", "req", "-new", "-key", key, "-subj", "/CN=*.bench.test", "-out", f"{cd}/bench.csr")
+    sh("openssl", "x509", "-req", "-in", f"{cd}/bench.csr", "-CA", f"{ca}/ca.pem", "-CAkey", f"{ca}/ca.key",
+       "-CAcreateserial", "-CAserial", f"{cd}/ca.srl", "-days", "825", "-sha256",
+       "-extfile", f"{cd}/bench.ext", "-out", f"{cd}/bench.pem")
+    os.chmod(f"{cd}/bench.pem", 0o644)
+
+    # ---------------------------------------------------------------- nginx (catch-all)
+    www = f"{out}/www"
+    w(f"{www}/index.html", "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bench</title></head>\n"
+      "<body><h1>bench</h1>\n<p>Synthetic benchmark site of the v6scope lab. Every dN.bench.test "
+      "is served by this same catch-all page, over IPv4 and IPv6 alike.</p>\n</body></html>\n")
+    pool = [x for i in range(POOL) for x in hosting(i)]
+    os.makedirs(f"{out}/nginx/tmp", exist_ok=True)
+
+    def listen(addr, port, tls):
+        h = f"[{addr}]" if ":" in addr else addr
+        return f"    listen {h}:{port} default_server{' ssl' if tls else ''};\n"
+    srv = ""
+    for port, tls in ((80, False), (443, True)):
+        srv += "server {\n" + "".join(listen(x, port, tls) for x in pool)
+        srv += f"    server_name _;\n    root {www};\n    index index.html;\n"
+        if tls:
+            srv += f"    ssl_certificate {cd}/bench.pem;\n    ssl_certificate_key {key};\n"
+        srv += "    location / { try_files $uri $uri/ /index.html; }\n}\n"
+    w(f"{out}/nginx/nginx.conf", f"""user nobody nogroup;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid {LAB}/run/nginx-bench.pid;
+error_log {LAB}/logs/nginx-bench-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {out}/nginx/tmp/body;
+    proxy_temp_path {out}/nginx/tmp/proxy;
+    fastcgi_temp_path {out}/nginx/tmp/fastcgi;
+    uwsgi_temp_path {out}/nginx/tmp/uwsgi;
+    scgi_temp_path {out}/nginx/tmp/scgi;
+    types {{ }}
+    default_type text/html;
+    sendfile on;
+    keepalive_timeout 10s;
+    server_tokens off;
+    ssl_protocols TLSv1.2 TLSv1.3;
+{srv}}}
+""")
+
+    # ---------------------------------------------------------------- postfix (mx.bench.test)
+    pf = f"{out}/postfix"
+    os.makedirs(f"{pf}/spool", exist_ok=True)
+    os.makedirs(f"{pf}/data", exist_ok=True)
+    shutil.chown(f"{pf}/data", "postfix", "postfix")
+    os.makedirs(f"{pf}/etc", exist_ok=True)
+    shutil.copy(f"{LAB}/postfix/etc/master.cf", f"{pf}/etc/master.cf")
+    w(f"{pf}/etc/main.cf", f"""# v6lab bench postfix (mx.bench.test): answers SMTP, never relays or delivers
+compatibility_level = 3.6
+queue_directory = {pf}/spool
+data_directory = {pf}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.bench.test
+mydomain = bench.test
+myorigin = $myhostname
+inet_interfaces = {MX[0]}, {MX[1]}
+inet_protocols = all
+mydestination =
+mynetworks =
+relay_domains =
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = error:5.1.1 lab server: no local delivery
+default_transport = error:5.3.0 lab server: no delivery
+relay_transport = error:5.3.0 lab server: no relay
+smtpd_relay_restrictions = reject
+smtpd_recipient_restrictions = reject
+smtpd_banner = $myhostname ESMTP v6lab-bench
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = {cd}/bench.pem
+smtpd_tls_key_file = {key}
+smtpd_tls_loglevel = 0
+smtpd_peername_lookup = no
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+default_process_limit = 200
+biff = no
+maillog_file_prefixes = {LAB}
+maillog_file = {LAB}/logs/postfix-bench.log
+""")
+
+    # ---------------------------------------------------------------- addresses, nftables
+    addrs = list(NIC) + list(MX) + [x for _, v4, v6 in nss for x in (v4, v6)] + pool + [
+        broken_v6(i) for i in range(BROKEN)]
+    w(f"{out}/addrs.batch", "".join(
+        f"address add {x}/{'128' if ':' in x else '32'} dev lo{' nodad' if ':' in x else ''}\n" for x in addrs))
+    w(f"{out}/addrs-del.batch", "".join(
+        f"address del {x}/{'128' if ':' in x else '32'} dev lo\n" for x in addrs))
+    w(f"{out}/nft.conf", "table inet v6lab-bench {\n  chain input {\n"
+      "    type filter hook input priority 0; policy accept;\n"
+      f"    ip6 daddr 2001:db8:b2::/64 drop comment \"bench broken-v6 pool\"\n  }}\n}}\n")
+    summary = {"count": a.count, "seed": a.seed, "percent": {"v4only": a.v4only, "broken": a.broken, "mx": a.mx},
+               "counts": counts, "ns_pairs": PAIRS, "hosting_pool": POOL, "broken_pool": BROKEN,
+               "nic": NIC, "mx": MX, "domains": f"{out}/domains.txt"}
+    w(f"{out}/world.json", json.dumps(summary, indent=1) + "\n")
+    print(f"world.py: {a.count} domains ({counts['dual']} dual-stack, {counts['v4only']} IPv4-only, "
+          f"{counts['broken-v6']} broken IPv6, {counts['mx']} with MX); {len(addrs)} addresses")
+
+
+if __name__ == "__main__":
+    main()
