@@ -40,6 +40,73 @@ struct Cli {
     /// No progress bar.
     #[arg(short, long, global = true, env = "V6SCOPE_QUIET")]
     quiet: bool,
+    /// TOML configuration file; its keys are the long flag names
+    /// (`resolver = ["192.0.2.53"]`, `profile = "nist-usgv6"`, `concurrency = 128`).
+    /// Flags override environment variables, which override the file.
+    #[arg(long, global = true, value_name = "FILE", env = "V6SCOPE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Keys a configuration file may set, each the name of a long flag.
+const CONFIG_KEYS: [&str; 16] = [
+    "resolver",
+    "allow-prefix",
+    "ca-file",
+    "vantage-probe",
+    "profile",
+    "rate",
+    "dns-timeout",
+    "connect-timeout",
+    "fetch-timeout",
+    "smtp-timeout",
+    "body-cap",
+    "helo-name",
+    "deadline",
+    "concurrency",
+    "db",
+    "quiet",
+];
+
+/// Reads the configuration file named by `--config` or `V6SCOPE_CONFIG` and
+/// exports each key as the flag's `V6SCOPE_*` variable unless that variable
+/// is already set, so that flags > environment > file.
+fn apply_config_file(args: &[String]) -> Result<()> {
+    let from_args = args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--config" {
+            args.get(i + 1).cloned()
+        } else {
+            a.strip_prefix("--config=").map(str::to_string)
+        }
+    });
+    let Some(path) = from_args.or_else(|| std::env::var("V6SCOPE_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| usage(format!("reading config {path}: {e}")))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| usage(format!("config {path}: {e}")))?;
+    for (key, value) in table {
+        let key = key.replace('_', "-");
+        if !CONFIG_KEYS.contains(&key.as_str()) {
+            return Err(usage(format!(
+                "config {path}: unknown key '{key}' (known: {})",
+                CONFIG_KEYS.join(", ")
+            )));
+        }
+        let text = match value {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
+            toml::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let var = format!("V6SCOPE_{}", key.to_ascii_uppercase().replace('-', "_"));
+        if std::env::var_os(&var).is_none() {
+            // SAFETY: called at the start of main, before any other thread exists.
+            unsafe { std::env::set_var(var, text) };
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -102,28 +169,28 @@ struct ProbeArgs {
     )]
     profiles: Vec<String>,
     /// DNS query timeout in milliseconds (each attempt).
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    #[arg(long, default_value_t = 2000, value_name = "MS", env = "V6SCOPE_DNS_TIMEOUT")]
     dns_timeout: u64,
     /// TCP connect timeout in milliseconds (web and mail).
-    #[arg(long, default_value_t = 4000, value_name = "MS")]
+    #[arg(long, default_value_t = 4000, value_name = "MS", env = "V6SCOPE_CONNECT_TIMEOUT")]
     connect_timeout: u64,
     /// Deadline for one web fetch, redirects and body included, in seconds.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = 10, value_name = "SECS", env = "V6SCOPE_FETCH_TIMEOUT")]
     fetch_timeout: u64,
     /// Deadline for one SMTP conversation, in seconds.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = 10, value_name = "SECS", env = "V6SCOPE_SMTP_TIMEOUT")]
     smtp_timeout: u64,
     /// Largest body read per page, in bytes.
-    #[arg(long, default_value_t = 2 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, default_value_t = 2 * 1024 * 1024, value_name = "BYTES", env = "V6SCOPE_BODY_CAP")]
     body_cap: usize,
     /// Name sent in EHLO.
-    #[arg(long, default_value = "v6scope.invalid")]
+    #[arg(long, default_value = "v6scope.invalid", env = "V6SCOPE_HELO_NAME")]
     helo_name: String,
     /// DNS queries per second across the run.
     #[arg(long, value_name = "QPS", env = "V6SCOPE_RATE")]
     rate: Option<NonZeroU32>,
     /// Deadline for one whole target, in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    #[arg(long, default_value_t = 60, value_name = "SECS", env = "V6SCOPE_DEADLINE")]
     deadline: u64,
 }
 
@@ -155,7 +222,7 @@ struct ScanArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Targets evaluated at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, env = "V6SCOPE_CONCURRENCY")]
     concurrency: usize,
     /// Finish an interrupted run instead of starting a new one.
     #[arg(long, value_name = "RUN")]
@@ -190,7 +257,7 @@ struct DnsArgs {
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     dns_timeout: u64,
     /// Queries per second.
-    #[arg(long, value_name = "QPS")]
+    #[arg(long, value_name = "QPS", env = "V6SCOPE_RATE")]
     rate: Option<NonZeroU32>,
     /// Print nothing but the summary (for benchmarks).
     #[arg(long)]
@@ -226,6 +293,11 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Err(e) = apply_config_file(&args) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -496,13 +568,14 @@ fn open_output(path: &Option<PathBuf>) -> Result<Option<Box<dyn Write + Send>>> 
     })
 }
 
-async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
+async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let mut store =
         Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
     let (run, pending, profiles) = match args.resume {
         Some(run) => {
             let info = store.run(run).map_err(|e| usage(e.to_string()))?;
             let profiles = load_profiles(&info.profiles)?;
+            inherit_probe_settings(&mut args.probe, &info.config);
             let pending = store.pending_targets(run)?;
             eprintln!(
                 "resuming run {run} ({}): {} of {} targets left",
@@ -533,6 +606,8 @@ async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             let config = serde_json::json!({
                 "resolvers": args.probe.resolvers,
                 "allow_prefixes": args.probe.allow_prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "ca_files": args.probe.ca_files,
+                "vantage_probes": args.probe.vantage_probes,
             });
             let run = store.create_run(&file.display().to_string(), &names, &config.to_string())?;
             store.add_targets(run, &parsed.targets)?;
@@ -734,6 +809,39 @@ async fn bulk_dns(args: DnsArgs, quiet: bool) -> Result<ExitCode> {
         (answered + failed) as f64 / elapsed
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A resumed run probes the way it started unless told otherwise.
+fn inherit_probe_settings(probe: &mut ProbeArgs, stored: &str) {
+    let Ok(config) = serde_json::from_str::<serde_json::Value>(stored) else {
+        return;
+    };
+    let strings = |key: &str| -> Vec<String> {
+        config[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    if probe.resolvers.is_empty() {
+        probe.resolvers = strings("resolvers");
+    }
+    if probe.allow_prefixes.is_empty() {
+        probe.allow_prefixes = strings("allow_prefixes")
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    }
+    if probe.ca_files.is_empty() {
+        probe.ca_files = strings("ca_files").into_iter().map(PathBuf::from).collect();
+    }
+    if probe.vantage_probes.is_empty() {
+        probe.vantage_probes = strings("vantage_probes")
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    }
 }
 
 fn reassess(args: AssessArgs) -> Result<ExitCode> {

@@ -75,3 +75,34 @@ fn unreachable_resolver_gives_recorded_errors_not_a_hang() {
     assert_eq!(doc["domain"], "example.test");
     assert_eq!(doc["observation"]["vantage"]["ipv6"], false);
 }
+
+#[test]
+fn config_file_sets_defaults_and_rejects_unknown_keys() {
+    let dir = std::env::temp_dir().join(format!("v6scope-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "profile = \"no-such-profile-from-config\"\nresolver = [\"127.0.0.1:9\"]\n",
+    )
+    .unwrap();
+    let out = v6scope(&["check", "example.test", "--config", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-profile-from-config"));
+    // A flag overrides the file.
+    let out = v6scope(&[
+        "check",
+        "bad..name",
+        "--config",
+        good.to_str().unwrap(),
+        "--profile",
+        "internetnl",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad..name"));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "resolvr = \"127.0.0.1\"\n").unwrap();
+    let out = v6scope(&["check", "example.test", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key 'resolvr'"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

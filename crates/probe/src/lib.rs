@@ -128,7 +128,6 @@ pub struct Prober {
     smtp: SmtpConfig,
     ns_hosts: Shared<NameResolution>,
     mx_hosts: Shared<MxHost>,
-    other_hosts: Shared<NameResolution>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -147,7 +146,6 @@ impl Prober {
             smtp: config.smtp,
             ns_hosts: Shared::new(),
             mx_hosts: Shared::new(),
-            other_hosts: Shared::new(),
         }))
     }
 
@@ -291,10 +289,11 @@ impl Prober {
         let www = format!("www.{apex}");
         let (apex_res, www_res) = tokio::join!(self.resolve(&apex, NameRole::Apex), self.resolve(&www, NameRole::Www));
         let names = vec![apex_res, www_res];
+        let redirect_hosts = Arc::new(Shared::new());
         let (zone, mail, web) = tokio::join!(
             self.zone(&apex, vantage),
             self.mail(&apex, vantage),
-            join_all(names.iter().map(|n| self.web(n, vantage)))
+            join_all(names.iter().map(|n| self.web(n, vantage, redirect_hosts.clone())))
         );
         DomainObservation {
             schema_version: SCHEMA_VERSION,
@@ -684,22 +683,28 @@ impl Prober {
         obs
     }
 
-    fn lookup_fn(self: &Arc<Self>) -> HostLookup {
+    /// Resolves redirect targets. The cache lives for one target only: most
+    /// redirect hosts (www.<domain>) are unique to it, and a run-wide cache
+    /// would grow with the target list.
+    fn lookup_fn(self: &Arc<Self>, cache: Arc<Shared<NameResolution>>) -> HostLookup {
         let me = self.clone();
         Arc::new(move |host: String, family: Family| {
             let me = me.clone();
+            let cache = cache.clone();
             Box::pin(async move {
-                let resolution = me
-                    .other_hosts
-                    .get(&host, || me.resolve(&host, NameRole::RedirectHost))
-                    .await;
+                let resolution = cache.get(&host, || me.resolve(&host, NameRole::RedirectHost)).await;
                 resolution.addresses(family).to_vec()
             })
         })
     }
 
-    async fn web(self: &Arc<Self>, resolution: &NameResolution, vantage: &Vantage) -> WebObservation {
-        let lookup = self.lookup_fn();
+    async fn web(
+        self: &Arc<Self>,
+        resolution: &NameResolution,
+        vantage: &Vantage,
+        redirect_hosts: Arc<Shared<NameResolution>>,
+    ) -> WebObservation {
+        let lookup = self.lookup_fn(redirect_hosts);
         let addresses: Vec<IpAddr> = self.tested(resolution, vantage).collect();
         let jobs = addresses.iter().flat_map(|&address| {
             [Scheme::Http, Scheme::Https].map(|scheme| {
