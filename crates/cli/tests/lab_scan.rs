@@ -174,7 +174,7 @@ fn scan_killed_with_sigkill_resumes_without_loss_or_duplicates() {
     );
     assert!(before.finished_at.is_none());
 
-    let mut resume: Vec<String> = vec![
+    let resume: Vec<String> = vec![
         "scan".into(),
         "--resume".into(),
         run.to_string(),
