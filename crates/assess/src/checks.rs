@@ -112,7 +112,19 @@ fn ns_aaaa(o: &DomainObservation, p: &Profile) -> Outcome {
         }
     }
     let min = p.thresholds.min_ns_with_aaaa;
-    let status = if with >= min { Status::Pass } else { Status::Fail };
+    let transient = hosts.iter().any(|h| {
+        h.resolution
+            .aaaa_error
+            .as_ref()
+            .is_some_and(|e| dns_failure_status(e) == Status::Error)
+    });
+    let status = if with >= min {
+        Status::Pass
+    } else if transient {
+        Status::Error
+    } else {
+        Status::Fail
+    };
     evidence.insert(
         0,
         format!("{with} of {} name servers have a global AAAA (need {min})", hosts.len()),
@@ -418,18 +430,24 @@ fn web_tls_v6(o: &DomainObservation) -> Outcome {
     let mut any = false;
     for web in &o.web {
         let v4_valid = fetches_of(web, Family::Ipv4).any(|f| f.tls.as_ref().is_some_and(|t| t.verified));
+        let v4_tls = fetches_of(web, Family::Ipv4).any(|f| f.tls.is_some());
         for f in fetches_of(web, Family::Ipv6).filter(|f| f.scheme == Scheme::Https) {
             let Some(tls) = &f.tls else { continue };
             any = true;
             if tls.verified {
                 evidence.push(format!("{} {}: certificate valid", f.name, f.address));
-            } else if v4_valid {
+            } else if v4_valid || !v4_tls {
                 bad = true;
                 evidence.push(format!(
-                    "{} {}: certificate not valid over IPv6 ({}) while valid over IPv4",
+                    "{} {}: certificate not valid over IPv6 ({}){}",
                     f.name,
                     f.address,
-                    tls.verify_error.clone().unwrap_or_default()
+                    tls.verify_error.clone().unwrap_or_default(),
+                    if v4_valid {
+                        " while valid over IPv4"
+                    } else {
+                        "; no HTTPS over IPv4 to compare"
+                    }
                 ));
             } else {
                 evidence.push(format!(
@@ -510,6 +528,15 @@ fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
     let Some(web) = o.web_for(NameRole::Apex) else {
         return Outcome::new(Status::Error, vec!["no web observation".into()]);
     };
+    if let Some(e) = &apex.a_error {
+        return Outcome::new(
+            dns_failure_status(e),
+            vec![format!(
+                "{} A lookup failed, nothing to compare with: {}",
+                apex.name, e.message
+            )],
+        );
+    }
     if !apex.a.iter().any(|a| a.usable) {
         let mut outcome = Outcome::new(
             Status::Info,
@@ -569,6 +596,14 @@ fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
             .iter()
             .find(|c| c.v6_address == *address && c.scheme == best.scheme);
         match parity {
+            Some(c) if !c.redirects_equal => {
+                notice = true;
+                evidence.push(format!(
+                    "{address}: redirect chain differs from {} over {}",
+                    c.v4_address,
+                    scheme_name(c.scheme)
+                ));
+            }
             Some(c) if c.text_similarity < p.thresholds.similarity => {
                 notice = true;
                 evidence.push(format!(
@@ -646,7 +681,18 @@ fn mx_aaaa(o: &DomainObservation) -> Outcome {
             evidence.push(format!("{} (pref {}): AAAA {}", host.name, host.preference, join(&v6)));
         }
     }
-    Outcome::new(if all { Status::Pass } else { Status::Fail }, evidence)
+    let transient = m.hosts.iter().any(|h| {
+        h.resolution
+            .aaaa_error
+            .as_ref()
+            .is_some_and(|e| dns_failure_status(e) == Status::Error)
+    });
+    let status = match (all, transient) {
+        (true, _) => Status::Pass,
+        (false, true) => Status::Error,
+        (false, false) => Status::Fail,
+    };
+    Outcome::new(status, evidence)
 }
 
 fn mx_reach(o: &DomainObservation, p: &Profile) -> Outcome {
@@ -658,7 +704,11 @@ fn mx_reach(o: &DomainObservation, p: &Profile) -> Outcome {
         return outcome;
     }
     if m.status == MxStatus::Error {
-        let mut outcome = Outcome::new(Status::Error, vec!["MX lookup failed".into()]);
+        let e = m
+            .error
+            .clone()
+            .unwrap_or(ProbeError::new(ErrorKind::Io, "MX lookup failed"));
+        let mut outcome = Outcome::new(dns_failure_status(&e), vec![e.message]);
         outcome.points = Some(0.0);
         return outcome;
     }
@@ -915,7 +965,12 @@ pub(crate) fn internetnl_rollup(
     for (category, ids) in &profile.categories {
         let (mut got, mut max) = (0.0, 0.0);
         for id in ids {
-            if let Some(c) = results.iter().find(|c| &c.id == id) {
+            // Only tested checks count: a not_testable or error result says
+            // nothing about the target's score.
+            if let Some(c) = results
+                .iter()
+                .find(|c| &c.id == id && !matches!(c.status, Status::NotTestable | Status::Error))
+            {
                 got += c.points.unwrap_or(0.0);
                 max += max_points(id, profile);
             }
@@ -984,6 +1039,8 @@ pub(crate) fn nist_rollup(results: &[CheckResult]) -> (Status, String, f64, BTre
     };
     let (status, label) = if present.is_empty() {
         (Status::NotApplicable, "none")
+    } else if present.iter().any(|c| c.status == Status::Error) && green < present.len() {
+        (Status::Error, "error")
     } else if present.iter().any(|c| c.status == Status::NotTestable) && green < present.len() {
         (Status::NotTestable, "not testable")
     } else if green == present.len() {

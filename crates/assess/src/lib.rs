@@ -161,7 +161,12 @@ impl Outcome {
 pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
     let mut results = Vec::new();
     for (id, def) in &profile.checks {
-        let outcome = checks::run(id, observation, profile);
+        // An evaluation cut short (per-target deadline) proves nothing about
+        // the target: every check is a transient error, never a fail.
+        let outcome = match &observation.error {
+            Some(e) => Outcome::new(Status::Error, vec![format!("evaluation incomplete: {}", e.message)]),
+            None => checks::run(id, observation, profile),
+        };
         let status = match (def.severity, outcome.status) {
             (Severity::Optional, Status::Fail) => Status::Warn,
             (Severity::Informational, Status::Fail | Status::Warn) => Status::Info,

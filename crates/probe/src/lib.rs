@@ -470,6 +470,7 @@ impl Prober {
         for server_name in parent_servers.iter().take(4) {
             let resolution = self.ns_host(server_name).await;
             for address in self.tested(&resolution, vantage).collect::<Vec<_>>() {
+                self.resolver.pace().await;
                 match dns::exchange(
                     SocketAddr::new(address, 53),
                     zone,
@@ -480,7 +481,14 @@ impl Prober {
                 )
                 .await
                 {
-                    Ok(answer) if answer.rcode() == ResponseCode::NoError => {
+                    // A reply without NS records is no referral: try the next server.
+                    Ok(answer)
+                        if answer.rcode() == ResponseCode::NoError
+                            && records_of(&answer.message.answers, zone, RecordType::NS)
+                                .chain(records_of(&answer.message.authorities, zone, RecordType::NS))
+                                .next()
+                                .is_some() =>
+                    {
                         let m = &answer.message;
                         let section = if m.metadata.authoritative && !m.answers.is_empty() {
                             &m.answers
@@ -653,7 +661,8 @@ impl Prober {
         let has_null = records.iter().any(|(_, host)| host == ".");
         records.retain(|(_, host)| host != "." && host != "localhost");
         records.sort();
-        records.dedup_by(|a, b| a.1 == b.1);
+        let mut seen = BTreeSet::new();
+        records.retain(|(_, host)| seen.insert(host.clone()));
         records.truncate(MAX_MX_HOSTS);
         obs.status = match (has_null, records.is_empty()) {
             (true, true) => MxStatus::NullMx,

@@ -423,8 +423,11 @@ impl WebClient {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ProbeError::new(ErrorKind::Http, format!("HTTP handshake with {socket}: {e}")))?;
+        // Bounded even if the server never closes: no task or socket outlives
+        // its fetch by more than the fetch deadline.
+        let deadline = self.config.deadline;
         tokio::spawn(async move {
-            let _ = connection.await;
+            let _ = tokio::time::timeout(deadline, connection).await;
         });
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
