@@ -908,14 +908,16 @@ fn web_service(o: &DomainObservation) -> Outcome {
 fn mail_service(o: &DomainObservation) -> Outcome {
     let m = &o.mail;
     if m.status == MxStatus::Error {
-        let why = m
+        // A resolver timeout is transient (error); SERVFAIL and the like are
+        // the domain's own broken DNS (red).
+        let e = m
             .error
-            .as_ref()
-            .map(|e| e.message.clone())
-            .unwrap_or_else(|| "MX lookup failed".into());
-        let mut outcome = Outcome::new(Status::Error, vec![format!("Mail: MX lookup failed: {why}")]);
+            .clone()
+            .unwrap_or(ProbeError::new(ErrorKind::Io, "MX lookup failed"));
+        let status = dns_failure_status(&e);
+        let mut outcome = Outcome::new(status, vec![format!("Mail: MX lookup failed: {}", e.message)]);
         outcome.counts = Some(ServiceCounts {
-            colour: "unknown".into(),
+            colour: if status == Status::Error { "unknown" } else { "red" }.into(),
             ..Default::default()
         });
         return outcome;
