@@ -337,6 +337,11 @@ fn www_ipv6(o: &DomainObservation) -> Outcome {
     let (Some(apex), Some(www)) = (o.name(NameRole::Apex), o.name(NameRole::Www)) else {
         return Outcome::new(Status::Error, vec!["names not resolved".into()]);
     };
+    if let Some(e) = &www.aaaa_error
+        && dns_failure_status(e) == Status::Error
+    {
+        return Outcome::new(Status::Error, vec![format!("{} AAAA: {}", www.name, e.message)]);
+    }
     if !www.exists || (www.a.is_empty() && www.aaaa.is_empty() && www.aaaa_error.is_none()) {
         return Outcome::new(Status::NotApplicable, vec![format!("{} has no addresses", www.name)]);
     }
@@ -392,7 +397,12 @@ fn web_reach(o: &DomainObservation, p: &Profile) -> Outcome {
             continue;
         }
         good += 1;
-        let missing: Vec<u16> = v4_ports.difference(&ports).copied().collect();
+        // Without IPv4 at the vantage there is nothing to compare ports with.
+        let missing: Vec<u16> = if o.vantage.ipv4 {
+            v4_ports.difference(&ports).copied().collect()
+        } else {
+            Vec::new()
+        };
         if missing.is_empty() {
             evidence.push(format!("{address}: connects on {}", ports_text(&ports)));
         } else {
@@ -461,7 +471,9 @@ fn web_tls_v6(o: &DomainObservation) -> Outcome {
     }
     // Certificates met after a redirect (e.g. http -> https) count too.
     for web in &o.web {
-        let v4_hops_valid = fetches_of(web, Family::Ipv4).all(|f| f.hops.iter().all(|h| h.tls_error.is_none()));
+        let mut v4 = fetches_of(web, Family::Ipv4).peekable();
+        // No IPv4 fetch means no comparison: a bad certificate is then blamed as is.
+        let v4_hops_valid = v4.peek().is_none() || v4.all(|f| f.hops.iter().all(|h| h.tls_error.is_none()));
         for f in fetches_of(web, Family::Ipv6) {
             if let Some(error) = f.hops.iter().skip(1).find_map(|h| h.tls_error.as_ref()) {
                 any = true;
@@ -493,7 +505,9 @@ fn best_fetch<'a>(fetches: &[&'a HttpFetch]) -> Option<&'a HttpFetch> {
     fetches
         .iter()
         .filter(|f| f.completed)
-        .max_by_key(|f| f.scheme == Scheme::Https)
+        // min_by_key keeps the first of equals: the first completed HTTPS fetch,
+        // the same one the content comparison takes as its IPv4 reference.
+        .min_by_key(|f| f.scheme != Scheme::Https)
         .copied()
 }
 
@@ -528,6 +542,12 @@ fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
     let Some(web) = o.web_for(NameRole::Apex) else {
         return Outcome::new(Status::Error, vec!["no web observation".into()]);
     };
+    if !o.vantage.ipv4 && apex.a.iter().any(|a| a.usable) {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["the vantage point has no working IPv4, so IPv4 and IPv6 cannot be compared".into()],
+        );
+    }
     if let Some(e) = &apex.a_error {
         return Outcome::new(
             dns_failure_status(e),
@@ -573,12 +593,23 @@ fn web_ipv46(o: &DomainObservation, p: &Profile) -> Outcome {
         let schemes: BTreeSet<Scheme> = mine.iter().filter(|f| f.completed).map(|f| f.scheme).collect();
         if schemes != v4_schemes {
             fail = true;
-            let missing: Vec<&str> = v4_schemes.difference(&schemes).map(|s| scheme_name(*s)).collect();
+            let names = |set: &BTreeSet<Scheme>| set.iter().map(|s| scheme_name(*s)).collect::<Vec<_>>().join("+");
+            let missing: BTreeSet<Scheme> = v4_schemes.difference(&schemes).copied().collect();
+            let extra: BTreeSet<Scheme> = schemes.difference(&v4_schemes).copied().collect();
             evidence.push(format!(
-                "{address}: answers {} but IPv4 answers {} (missing over IPv6: {})",
-                schemes.iter().map(|s| scheme_name(*s)).collect::<Vec<_>>().join("+"),
-                v4_schemes.iter().map(|s| scheme_name(*s)).collect::<Vec<_>>().join("+"),
-                missing.join(", ")
+                "{address}: answers {} but IPv4 answers {}{}{}",
+                names(&schemes),
+                names(&v4_schemes),
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (missing over IPv6: {})", names(&missing))
+                },
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (only over IPv6: {})", names(&extra))
+                }
             ));
             continue;
         }
@@ -842,7 +873,7 @@ fn works(f: &HttpFetch) -> bool {
 fn web_service(o: &DomainObservation) -> Outcome {
     let mut v4 = BTreeSet::new();
     let mut v6 = BTreeSet::new();
-    let mut operational = BTreeSet::new();
+    let mut failing = BTreeSet::new();
     let mut evidence = Vec::new();
     for web in &o.web {
         let Some(resolution) = o.names.iter().find(|n| n.role == web.role) else {
@@ -863,9 +894,9 @@ fn web_service(o: &DomainObservation) -> Outcome {
             } else {
                 v4_working.is_subset(&working)
             };
-            if ok {
-                operational.insert(address);
-            } else {
+            if !ok {
+                // An address shared by apex and www must work for both.
+                failing.insert(address);
                 evidence.push(format!(
                     "{} {address}: not operational ({})",
                     web.name,
@@ -892,14 +923,15 @@ fn web_service(o: &DomainObservation) -> Outcome {
             }
         }
     }
+    let operational = v6.difference(&failing).count();
     let counts = ServiceCounts {
         ipv4_interfaces: v4.len(),
         ipv6_assigned: v6.len(),
-        ipv6_operational: operational.len(),
+        ipv6_operational: operational,
         colour: if v4.is_empty() && v6.is_empty() {
             "gray".into()
         } else {
-            colour(v6.len(), operational.len())
+            colour(v6.len(), operational)
         },
     };
     colour_outcome("Web", counts, evidence, o.vantage.ipv6)

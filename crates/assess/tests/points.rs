@@ -113,3 +113,26 @@ fn a_profile_file_changes_thresholds_without_new_probing() {
     let v = assess(&fixture("content-differs-v6"), &lenient);
     assert_eq!(v.check("web_ipv46").unwrap().status, Status::Pass);
 }
+
+#[test]
+fn an_evaluation_cut_short_is_an_error_not_a_fail() {
+    let mut o = fixture("ns-aaaa-unreachable");
+    o.error = Some(v6scope_model::ProbeError::new(
+        v6scope_model::ErrorKind::Timeout,
+        "target deadline of 60 s reached",
+    ));
+    for profile in Profile::builtin() {
+        let v = assess(&o, &profile);
+        assert_eq!(v.status, Status::Error, "{}", profile.name);
+        assert!(v.checks.iter().all(|c| c.status == Status::Error), "{}", profile.name);
+    }
+}
+
+#[test]
+fn a_vantage_without_ipv4_cannot_compare_families() {
+    let mut o = fixture("dual-stack-good");
+    o.vantage.ipv4 = false;
+    let v = assess(&o, &Profile::load("internetnl").unwrap());
+    assert_eq!(v.check("web_ipv46").unwrap().status, Status::NotTestable);
+    assert_eq!(v.status, Status::NotTestable);
+}
