@@ -188,10 +188,14 @@ pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
     // Checks in a stable, reader-friendly order: as the profile file groups them.
     let order = checks::known(profile.kind);
     results.sort_by_key(|c| order.iter().position(|k| *k == c.id).unwrap_or(usize::MAX));
-    let (status, label, score, categories) = match profile.kind {
+    let (mut status, mut label, score, categories) = match profile.kind {
         Kind::Internetnl => checks::internetnl_rollup(&results, profile),
         Kind::Nist => checks::nist_rollup(&results),
     };
+    if observation.error.is_some() {
+        status = Status::Error;
+        label = "error".into();
+    }
     Verdict {
         schema_version: SCHEMA_VERSION,
         domain: observation.target.domain.clone(),
