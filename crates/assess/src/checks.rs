@@ -182,13 +182,7 @@ fn ns_reach(o: &DomainObservation, p: &Profile) -> Outcome {
                 }
             }
         }
-        scores.push(if good == v6.len() {
-            t.full_points
-        } else if good > 0 {
-            t.partial_points
-        } else {
-            0.0
-        });
+        scores.push(tier_points(good, v6.len(), t));
     }
     if !any_aaaa {
         failed = true;
@@ -786,13 +780,7 @@ fn mx_reach(o: &DomainObservation, p: &Profile) -> Outcome {
                 }
             }
         }
-        scores.push(if good == v6.len() {
-            t.full_points
-        } else if good > 0 {
-            t.partial_points
-        } else {
-            0.0
-        });
+        scores.push(tier_points(good, v6.len(), t));
     }
     let mut outcome = Outcome::new(if fail { Status::Fail } else { Status::Pass }, evidence);
     outcome.points = Some(round2(scores.iter().sum::<f64>() / scores.len().max(1) as f64));
@@ -1085,6 +1073,17 @@ pub(crate) fn nist_rollup(results: &[CheckResult]) -> (Status, String, f64, BTre
         (Status::Fail, "none")
     };
     (status, label.to_string(), score, BTreeMap::new())
+}
+
+/// internet.nl's 10/2/0: all addresses good, some good, none good.
+fn tier_points(good: usize, total: usize, t: &crate::Thresholds) -> f64 {
+    if good == total {
+        t.full_points
+    } else if good > 0 {
+        t.partial_points
+    } else {
+        0.0
+    }
 }
 
 fn join(addresses: &[IpAddr]) -> String {

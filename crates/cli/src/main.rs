@@ -411,7 +411,9 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
         eprintln!("warning: this vantage point has no working IPv6; IPv6 checks will be not_testable");
     }
     if !vantage.ipv4 {
-        eprintln!("warning: this vantage point has no working IPv4; the IPv4/IPv6 comparison (web_ipv46) will be not_testable");
+        eprintln!(
+            "warning: this vantage point has no working IPv4; the IPv4/IPv6 comparison (web_ipv46) will be not_testable"
+        );
     }
     Ok((prober, vantage))
 }

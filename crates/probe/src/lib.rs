@@ -358,17 +358,7 @@ impl Prober {
         let zone = zone.unwrap_or_else(|| apex_name.clone());
         obs.zone = name_str(&zone);
         let resolver_ns: Vec<String> = match self.resolver.query(&zone, RecordType::NS).await {
-            Ok(answer) if answer.rcode() == ResponseCode::NoError => {
-                let mut names: Vec<String> = records_of(&answer.message.answers, &zone, RecordType::NS)
-                    .filter_map(|r| match r {
-                        RData::NS(ns) => Some(name_str(&ns.0)),
-                        _ => None,
-                    })
-                    .collect();
-                names.sort();
-                names.dedup();
-                names
-            }
+            Ok(answer) if answer.rcode() == ResponseCode::NoError => ns_names(&answer.message.answers, &zone),
             Ok(answer) => {
                 obs.errors.push(ProbeError::new(
                     ErrorKind::DnsRcode,
@@ -409,17 +399,7 @@ impl Prober {
                 )
                 .await
                 {
-                    Ok(answer) if answer.message.metadata.authoritative => {
-                        let mut names: Vec<String> = records_of(&answer.message.answers, &zone, RecordType::NS)
-                            .filter_map(|r| match r {
-                                RData::NS(ns) => Some(name_str(&ns.0)),
-                                _ => None,
-                            })
-                            .collect();
-                        names.sort();
-                        names.dedup();
-                        names
-                    }
+                    Ok(answer) if answer.message.metadata.authoritative => ns_names(&answer.message.answers, &zone),
                     _ => resolver_ns.clone(),
                 }
             }
@@ -495,14 +475,7 @@ impl Prober {
                         } else {
                             &m.authorities
                         };
-                        let mut names: Vec<String> = records_of(section, zone, RecordType::NS)
-                            .filter_map(|r| match r {
-                                RData::NS(ns) => Some(name_str(&ns.0)),
-                                _ => None,
-                            })
-                            .collect();
-                        names.sort();
-                        names.dedup();
+                        let names = ns_names(section, zone);
                         let glue = m
                             .additionals
                             .iter()
@@ -743,6 +716,19 @@ impl Prober {
             parity,
         }
     }
+}
+
+/// The NS names owned by `zone` in a section, sorted and deduplicated.
+fn ns_names(section: &[hickory_proto::rr::Record], zone: &Name) -> Vec<String> {
+    let mut names: Vec<String> = records_of(section, zone, RecordType::NS)
+        .filter_map(|r| match r {
+            RData::NS(ns) => Some(name_str(&ns.0)),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn redirect_path(fetch: &v6scope_model::HttpFetch) -> Vec<String> {
