@@ -8,11 +8,13 @@
 use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 pub use hickory_proto::rr::RecordType;
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{OnceCell, oneshot};
 use v6scope_model::{ErrorKind, ProbeError, Transport};
 
 /// EDNS buffer size advertised (the DNS flag day 2020 value).
@@ -259,6 +261,100 @@ pub async fn exchange(
     }
 }
 
+/// Queries to one resolver share one UDP socket; answers are matched to
+/// waiting queries by message id (and then checked against the question).
+/// Opening a socket per query costs more than the query itself at tens of
+/// thousands of queries per second.
+struct UdpMux {
+    socket: Arc<UdpSocket>,
+    pending: Arc<std::sync::Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>>,
+}
+
+impl UdpMux {
+    async fn open(server: SocketAddr) -> Result<UdpMux, ProbeError> {
+        let socket = UdpSocket::bind(unspecified_for(server))
+            .await
+            .map_err(|e| io_error("udp bind", &e))?;
+        socket
+            .connect(server)
+            .await
+            .map_err(|e| io_error(&format!("udp connect {server}"), &e))?;
+        let socket = Arc::new(socket);
+        let pending: Arc<std::sync::Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>> = Arc::default();
+        let (reader, waiting) = (socket.clone(), Arc::downgrade(&pending));
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; UDP_RECV_BUFFER];
+            loop {
+                let Ok(n) = reader.recv(&mut buf).await else {
+                    // ICMP errors surface here on a connected socket; the
+                    // waiting queries time out on their own.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let Some(pending) = waiting.upgrade() else { return };
+                if n < 2 {
+                    continue;
+                }
+                let id = u16::from_be_bytes([buf[0], buf[1]]);
+                let sender = pending.lock().expect("mux lock").remove(&id);
+                if let Some(sender) = sender {
+                    let _ = sender.send(buf[..n].to_vec());
+                }
+            }
+        });
+        Ok(UdpMux { socket, pending })
+    }
+
+    async fn exchange(&self, server: SocketAddr, query: &mut Message, limit: Duration) -> Result<Answer, ProbeError> {
+        let start = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut pending = self.pending.lock().expect("mux lock");
+            let mut id: u16 = rand::random();
+            while pending.contains_key(&id) {
+                id = rand::random();
+            }
+            pending.insert(id, tx);
+            id
+        };
+        query.metadata.id = id;
+        let forget = || {
+            self.pending.lock().expect("mux lock").remove(&id);
+        };
+        let bytes = match query.to_vec() {
+            Ok(b) => b,
+            Err(e) => {
+                forget();
+                return Err(ProbeError::new(ErrorKind::DnsMalformed, format!("encoding query: {e}")));
+            }
+        };
+        if let Err(e) = self.socket.send(&bytes).await {
+            forget();
+            return Err(io_error(&format!("udp send {server}"), &e));
+        }
+        let received = match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(bytes)) => bytes,
+            _ => {
+                forget();
+                return Err(timeout_error(&format!("udp {server}"), limit));
+            }
+        };
+        let message = Message::from_vec(&received)
+            .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("udp {server}: malformed answer: {e}")))?;
+        if !matches(query, &message) {
+            return Err(ProbeError::new(
+                ErrorKind::DnsMalformed,
+                format!("udp {server}: answer does not match the question"),
+            ));
+        }
+        Ok(Answer {
+            message,
+            rtt: start.elapsed(),
+            transport: Transport::Udp,
+        })
+    }
+}
+
 /// The configured recursive resolvers, tried in turn with bounded retries.
 #[derive(Clone)]
 pub struct Resolver {
@@ -266,16 +362,34 @@ pub struct Resolver {
     timeout: Duration,
     attempts: u32,
     limiter: Option<Arc<RateLimiter>>,
+    muxes: Arc<Vec<OnceCell<UdpMux>>>,
 }
 
 impl Resolver {
     pub fn new(servers: Vec<SocketAddr>, timeout: Duration, attempts: u32, limiter: Option<Arc<RateLimiter>>) -> Self {
+        let muxes = Arc::new(servers.iter().map(|_| OnceCell::new()).collect());
         Resolver {
             servers,
             timeout,
             attempts: attempts.max(1),
             limiter,
+            muxes,
         }
+    }
+
+    /// One recursive query to resolver `index`: shared UDP socket, TCP when truncated.
+    async fn exchange_with(&self, index: usize, name: &Name, rtype: RecordType) -> Result<Answer, ProbeError> {
+        let server = self.servers[index];
+        let mux = self.muxes[index].get_or_try_init(|| UdpMux::open(server)).await?;
+        let (mut query, _) = build_query(name, rtype, true)?;
+        let answer = mux.exchange(server, &mut query, self.timeout).await?;
+        if answer.message.metadata.truncation {
+            let bytes = query
+                .to_vec()
+                .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("encoding query: {e}")))?;
+            return exchange_tcp(server, &query, &bytes, self.timeout).await;
+        }
+        Ok(answer)
     }
 
     pub fn servers(&self) -> &[SocketAddr] {
@@ -300,9 +414,8 @@ impl Resolver {
         }
         let mut last = None;
         for attempt in 0..self.attempts as usize * self.servers.len() {
-            let server = self.servers[attempt % self.servers.len()];
             self.pace().await;
-            match exchange(server, name, rtype, true, None, self.timeout).await {
+            match self.exchange_with(attempt % self.servers.len(), name, rtype).await {
                 Ok(answer) if answer.rcode() == ResponseCode::ServFail => {
                     last = Some(Ok(answer));
                 }
