@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Drive `adnshost --asynch -f` with at most W queries in flight (stdlib only).
 
-Usage: adns-window.py QUERYFILE RESOLVER [WINDOW]     (WINDOW 0: no window, adnshost as is)
+Usage: adns-window.py QUERYFILE RESOLVER [WINDOW [PASSES]]
+       WINDOW 0: no window, adnshost as is; PASSES: ask the whole file that many times
+       in one adnshost process (like dnsperf -n), default 1
 
 QUERYFILE has "name TYPE" lines (TYPE one of A, AAAA, NS, MX; the same file dnsperf
 reads).  adnshost itself sends every query it reads at once; against a single-threaded
@@ -25,12 +27,14 @@ TYPES = {"A": "a", "AAAA": "aaaa", "NS": "ns-", "MX": "mx-"}
 def main():
     qfile, resolver = sys.argv[1], sys.argv[2]
     window = int(sys.argv[3]) if len(sys.argv) > 3 else 256
+    passes = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     queries = []
     with open(qfile) as f:
         for line in f:
             parts = line.split()
             if len(parts) == 2:
                 queries.append((parts[0], TYPES[parts[1].upper()]))
+    queries *= passes
     t0 = time.monotonic()
     p = subprocess.Popen(["adnshost", "--asynch", "--config", f"nameserver {resolver}", "-f"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)

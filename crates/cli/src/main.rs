@@ -48,7 +48,7 @@ struct Cli {
 }
 
 /// Keys a configuration file may set, each the name of a long flag.
-const CONFIG_KEYS: [&str; 16] = [
+const CONFIG_KEYS: [&str; 17] = [
     "resolver",
     "allow-prefix",
     "ca-file",
@@ -63,6 +63,7 @@ const CONFIG_KEYS: [&str; 16] = [
     "helo-name",
     "deadline",
     "concurrency",
+    "dns-in-flight",
     "db",
     "quiet",
 ];
@@ -189,6 +190,9 @@ struct ProbeArgs {
     /// DNS queries per second across the run.
     #[arg(long, value_name = "QPS", env = "V6SCOPE_RATE")]
     rate: Option<NonZeroU32>,
+    /// Resolver queries in flight at most (smooths bursts).
+    #[arg(long, default_value_t = 512, env = "V6SCOPE_DNS_IN_FLIGHT")]
+    dns_in_flight: usize,
     /// Deadline for one whole target, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS", env = "V6SCOPE_DEADLINE")]
     deadline: u64,
@@ -396,6 +400,7 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
     config.smtp.deadline = Duration::from_secs(args.smtp_timeout);
     config.smtp.helo_name = args.helo_name.clone();
     config.rate = args.rate;
+    config.dns_in_flight = args.dns_in_flight;
     let prober = Prober::new(config).map_err(|e| usage(e.to_string()))?;
     let probes: Vec<IpAddr> = if args.vantage_probes.is_empty() {
         DEFAULT_VANTAGE_PROBES
@@ -750,7 +755,8 @@ async fn bulk_dns(args: DnsArgs, quiet: bool) -> Result<ExitCode> {
     let limiter = args
         .rate
         .map(|qps| Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(qps))));
-    let resolver = Resolver::new(resolvers, Duration::from_millis(args.dns_timeout), 2, limiter);
+    let resolver = Resolver::new(resolvers, Duration::from_millis(args.dns_timeout), 2, limiter)
+        .with_max_in_flight(args.concurrency.max(1));
     let jobs: Vec<(String, RecordType)> = parsed
         .targets
         .iter()

@@ -363,7 +363,13 @@ pub struct Resolver {
     attempts: u32,
     limiter: Option<Arc<RateLimiter>>,
     muxes: Arc<Vec<OnceCell<UdpMux>>>,
+    /// Caps queries in flight to the resolvers, so a burst of targets does
+    /// not overrun a resolver's receive buffer.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Default cap on resolver queries in flight.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 impl Resolver {
     pub fn new(servers: Vec<SocketAddr>, timeout: Duration, attempts: u32, limiter: Option<Arc<RateLimiter>>) -> Self {
@@ -374,12 +380,19 @@ impl Resolver {
             attempts: attempts.max(1),
             limiter,
             muxes,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
         }
+    }
+
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+        self
     }
 
     /// One recursive query to resolver `index`: shared UDP socket, TCP when truncated.
     async fn exchange_with(&self, index: usize, name: &Name, rtype: RecordType) -> Result<Answer, ProbeError> {
         let server = self.servers[index];
+        let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
         let mux = self.muxes[index].get_or_try_init(|| UdpMux::open(server)).await?;
         let (mut query, _) = build_query(name, rtype, true)?;
         let answer = mux.exchange(server, &mut query, self.timeout).await?;

@@ -51,6 +51,8 @@ pub struct ProbeConfig {
     pub smtp: SmtpConfig,
     /// DNS queries per second across the run.
     pub rate: Option<NonZeroU32>,
+    /// Resolver queries in flight at most.
+    pub dns_in_flight: usize,
 }
 
 impl ProbeConfig {
@@ -75,6 +77,7 @@ impl ProbeConfig {
                 helo_name: "v6scope.invalid".into(),
             },
             rate: None,
+            dns_in_flight: dns::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -140,7 +143,8 @@ impl Prober {
             .rate
             .map(|qps| Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(qps))));
         Ok(Arc::new(Prober {
-            resolver: Resolver::new(config.resolvers, config.dns_timeout, config.dns_attempts, limiter),
+            resolver: Resolver::new(config.resolvers, config.dns_timeout, config.dns_attempts, limiter)
+                .with_max_in_flight(config.dns_in_flight),
             policy: AddressPolicy::new(config.allow_prefixes),
             web: WebClient::new(config.web)?,
             smtp: config.smtp,
