@@ -270,16 +270,29 @@ struct UdpMux {
     pending: Arc<std::sync::Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>>,
 }
 
+/// A connected UDP socket with a large receive buffer: a burst of answers
+/// to one shared socket must not be dropped by the kernel.
+fn shared_udp_socket(server: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(server), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&unspecified_for(server).into())?;
+    socket.connect(&server.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// First retransmission of an unanswered query to a resolver.
+const RETRANSMIT_AFTER: Duration = Duration::from_millis(400);
+
+/// Sockets per resolver: spreads bursts over several receive buffers.
+const MUX_SOCKETS: usize = 8;
+
 impl UdpMux {
     async fn open(server: SocketAddr) -> Result<UdpMux, ProbeError> {
-        let socket = UdpSocket::bind(unspecified_for(server))
-            .await
-            .map_err(|e| io_error("udp bind", &e))?;
-        socket
-            .connect(server)
-            .await
-            .map_err(|e| io_error(&format!("udp connect {server}"), &e))?;
-        let socket = Arc::new(socket);
+        let socket =
+            Arc::new(shared_udp_socket(server).map_err(|e| io_error(&format!("udp socket for {server}"), &e))?);
         let pending: Arc<std::sync::Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>> = Arc::default();
         let (reader, waiting) = (socket.clone(), Arc::downgrade(&pending));
         tokio::spawn(async move {
@@ -328,15 +341,29 @@ impl UdpMux {
                 return Err(ProbeError::new(ErrorKind::DnsMalformed, format!("encoding query: {e}")));
             }
         };
-        if let Err(e) = self.socket.send(&bytes).await {
-            forget();
-            return Err(io_error(&format!("udp send {server}"), &e));
-        }
-        let received = match tokio::time::timeout(limit, rx).await {
-            Ok(Ok(bytes)) => bytes,
-            _ => {
+        // Retransmit the same query (same id) with a doubling interval until
+        // the limit, as stub resolvers do: one datagram lost in a burst then
+        // costs a fraction of a second, not the whole timeout.
+        let deadline = tokio::time::Instant::from_std(start + limit);
+        let mut interval = RETRANSMIT_AFTER;
+        let mut rx = rx;
+        let received = loop {
+            if let Err(e) = self.socket.send(&bytes).await {
                 forget();
-                return Err(timeout_error(&format!("udp {server}"), limit));
+                return Err(io_error(&format!("udp send {server}"), &e));
+            }
+            let wait_until = (tokio::time::Instant::now() + interval).min(deadline);
+            match tokio::time::timeout_at(wait_until, &mut rx).await {
+                Ok(Ok(bytes)) => break bytes,
+                Ok(Err(_)) => {
+                    forget();
+                    return Err(timeout_error(&format!("udp {server}"), limit));
+                }
+                Err(_) if wait_until >= deadline => {
+                    forget();
+                    return Err(timeout_error(&format!("udp {server}"), limit));
+                }
+                Err(_) => interval *= 2,
             }
         };
         let message = Message::from_vec(&received)
@@ -362,7 +389,9 @@ pub struct Resolver {
     timeout: Duration,
     attempts: u32,
     limiter: Option<Arc<RateLimiter>>,
-    muxes: Arc<Vec<OnceCell<UdpMux>>>,
+    /// Per resolver, a small pool of shared sockets, used in turn.
+    muxes: Arc<Vec<Vec<OnceCell<UdpMux>>>>,
+    next_mux: Arc<std::sync::atomic::AtomicUsize>,
     /// Caps queries in flight to the resolvers, so a burst of targets does
     /// not overrun a resolver's receive buffer.
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -373,13 +402,19 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 impl Resolver {
     pub fn new(servers: Vec<SocketAddr>, timeout: Duration, attempts: u32, limiter: Option<Arc<RateLimiter>>) -> Self {
-        let muxes = Arc::new(servers.iter().map(|_| OnceCell::new()).collect());
+        let muxes = Arc::new(
+            servers
+                .iter()
+                .map(|_| (0..MUX_SOCKETS).map(|_| OnceCell::new()).collect())
+                .collect(),
+        );
         Resolver {
             servers,
             timeout,
             attempts: attempts.max(1),
             limiter,
             muxes,
+            next_mux: Arc::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
         }
     }
@@ -393,7 +428,8 @@ impl Resolver {
     async fn exchange_with(&self, index: usize, name: &Name, rtype: RecordType) -> Result<Answer, ProbeError> {
         let server = self.servers[index];
         let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
-        let mux = self.muxes[index].get_or_try_init(|| UdpMux::open(server)).await?;
+        let slot = self.next_mux.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % MUX_SOCKETS;
+        let mux = self.muxes[index][slot].get_or_try_init(|| UdpMux::open(server)).await?;
         let (mut query, _) = build_query(name, rtype, true)?;
         let answer = mux.exchange(server, &mut query, self.timeout).await?;
         if answer.message.metadata.truncation {
