@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod content;
 pub mod dns;
+pub mod links;
 pub mod mail;
 pub mod web;
 
