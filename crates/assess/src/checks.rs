@@ -29,11 +29,14 @@ pub(crate) fn known(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Internetnl => &INTERNETNL_CHECKS,
         Kind::Nist => &NIST_CHECKS,
+        Kind::CnWebsite => &crate::cn::CHECKS,
     }
 }
 
 pub(crate) fn max_points(id: &str, profile: &Profile) -> f64 {
     match id {
+        // cn-website checks earn a fraction (a rate), weighted by the profile.
+        _ if id.starts_with("cn_") => 1.0,
         "web_ipv46" => profile.thresholds.less_points,
         _ => profile.thresholds.full_points,
     }
@@ -57,6 +60,13 @@ pub(crate) fn run(id: &str, o: &DomainObservation, p: &Profile) -> Outcome {
         "dns_service" => dns_service(o),
         "web_service" => web_service(o),
         "mail_service" => mail_service(o),
+        "cn_aaaa" => crate::cn::aaaa(o),
+        "cn_ns_v6" => crate::cn::ns_v6(o),
+        "cn_homepage_v6" => crate::cn::homepage(o),
+        "cn_level2_v6" => crate::cn::level_rate(o, 2, p.thresholds.level2_rate),
+        "cn_level3_v6" => crate::cn::level_rate(o, 3, p.thresholds.level3_rate),
+        "cn_resources_v6" => crate::cn::resources(o),
+        "cn_consistency" => crate::cn::consistency(o, p.thresholds.similarity),
         other => Outcome::new(Status::Error, vec![format!("no logic for check '{other}'")]),
     }
 }
@@ -1084,6 +1094,52 @@ fn tier_points(good: usize, total: usize, t: &crate::Thresholds) -> f64 {
     } else {
         0.0
     }
+}
+
+/// cn-website: gating checks must pass; the score is the weighted sum of
+/// each weighted check's earned fraction; the site passes at `pass_score`.
+pub(crate) fn cn_rollup(results: &[CheckResult], profile: &Profile) -> (Status, String, f64, BTreeMap<String, f64>) {
+    let gate_failed = results.iter().any(|c| {
+        c.status == Status::Fail
+            && profile
+                .checks
+                .get(&c.id)
+                .is_some_and(|d| d.severity == Severity::Mandatory)
+    });
+    let untestable = results.iter().any(|c| {
+        matches!(c.status, Status::NotTestable | Status::Error)
+            && profile
+                .checks
+                .get(&c.id)
+                .is_some_and(|d| d.severity == Severity::Mandatory)
+    });
+    let (mut got, mut max) = (0.0, 0.0);
+    for (id, weight) in &profile.weights {
+        let Some(c) = results.iter().find(|c| &c.id == id) else {
+            continue;
+        };
+        if matches!(c.status, Status::NotTestable | Status::Error) {
+            continue;
+        }
+        let fraction = match (c.points, c.status) {
+            (Some(p), _) => p.clamp(0.0, 1.0),
+            (None, Status::Pass | Status::NotApplicable | Status::Info) => 1.0,
+            (None, _) => 0.0,
+        };
+        got += weight * fraction;
+        max += weight;
+    }
+    let score = if max > 0.0 { round2(100.0 * got / max) } else { 0.0 };
+    let (status, label) = if gate_failed {
+        (Status::Fail, "failed")
+    } else if untestable {
+        (Status::NotTestable, "not testable")
+    } else if score >= profile.thresholds.pass_score {
+        (Status::Pass, "passed")
+    } else {
+        (Status::Fail, "below the pass score")
+    };
+    (status, label.to_string(), score, BTreeMap::new())
 }
 
 fn join(addresses: &[IpAddr]) -> String {

@@ -5,6 +5,7 @@
 //! keyed by check id. Judging never probes: a stored run can be re-judged.
 
 mod checks;
+mod cn;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -12,9 +13,10 @@ use std::path::Path;
 use v6scope_model::{CheckResult, DomainObservation, SCHEMA_VERSION, Status, Verdict};
 
 /// Profiles shipped inside the binary.
-pub const BUILTIN_PROFILES: [(&str, &str); 2] = [
+pub const BUILTIN_PROFILES: [(&str, &str); 3] = [
     ("internetnl", include_str!("../../../profiles/internetnl.toml")),
     ("nist-usgv6", include_str!("../../../profiles/nist-usgv6.toml")),
+    ("cn-website", include_str!("../../../profiles/cn-website.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum ProfileError {
 pub enum Kind {
     Internetnl,
     Nist,
+    /// The Chinese website method, from a site crawl.
+    CnWebsite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,6 +68,11 @@ pub struct Thresholds {
     pub partial_points: f64,
     pub less_points: f64,
     pub single_ns_cap: f64,
+    /// cn-website: 二级 and 三级 link support rates required.
+    pub level2_rate: f64,
+    pub level3_rate: f64,
+    /// cn-website: the weighted score a site needs to pass.
+    pub pass_score: f64,
 }
 
 impl Default for Thresholds {
@@ -75,6 +84,9 @@ impl Default for Thresholds {
             partial_points: 2.0,
             less_points: 2.0,
             single_ns_cap: 5.0,
+            level2_rate: 0.85,
+            level3_rate: 0.80,
+            pass_score: 90.0,
         }
     }
 }
@@ -89,6 +101,9 @@ pub struct Profile {
     #[serde(default)]
     pub categories: BTreeMap<String, Vec<String>>,
     pub checks: BTreeMap<String, CheckDef>,
+    /// cn-website: check id → weight in the 0–100 score.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
 }
 
 impl Profile {
@@ -191,6 +206,7 @@ pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
     let (mut status, mut label, score, categories) = match profile.kind {
         Kind::Internetnl => checks::internetnl_rollup(&results, profile),
         Kind::Nist => checks::nist_rollup(&results),
+        Kind::CnWebsite => checks::cn_rollup(&results, profile),
     };
     if observation.error.is_some() {
         status = Status::Error;
@@ -215,7 +231,7 @@ mod tests {
     #[test]
     fn builtin_profiles_parse() {
         let profiles = Profile::builtin();
-        assert_eq!(profiles.len(), 2);
+        assert_eq!(profiles.len(), 3);
         assert!(profiles[0].checks.contains_key("web_ipv46"));
     }
 

@@ -208,6 +208,43 @@ struct CheckArgs {
     /// JSON output: one object with observations and verdicts per domain.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    crawl: CrawlArgs,
+}
+
+/// The whole-site crawl (homepage, 二级 and 三级 links, sub-resources).
+#[derive(Args, Clone)]
+struct CrawlArgs {
+    /// Crawl the site to level 3 over both families.
+    #[arg(long)]
+    crawl: bool,
+    /// Pages fetched per level at most.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pages_per_level: usize,
+    /// Pages fetched in all at most.
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    max_pages: usize,
+    /// Sub-resources fetched at most.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    max_resources: usize,
+    /// URLs fetched at once during a crawl (each over both families).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    crawl_concurrency: usize,
+    /// Deadline for one site's crawl, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    crawl_deadline: u64,
+}
+
+impl CrawlArgs {
+    fn limits(&self) -> v6scope_probe::crawl::CrawlLimits {
+        v6scope_probe::crawl::CrawlLimits {
+            pages_per_level: self.pages_per_level,
+            total_pages: self.max_pages,
+            resources: self.max_resources,
+            concurrency: self.crawl_concurrency,
+            deadline: Duration::from_secs(self.crawl_deadline),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -446,6 +483,7 @@ async fn evaluate_with_deadline(
                 error: None,
             },
             web: Vec::new(),
+            site: None,
             error: Some(ProbeError::new(
                 ErrorKind::Timeout,
                 format!("target deadline of {} s reached", deadline.as_secs()),
@@ -463,20 +501,26 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
     }
     let (prober, vantage) = setup(&args.probe).await?;
     let deadline = Duration::from_secs(args.probe.deadline);
+    let crawl = args.crawl.crawl.then(|| args.crawl.limits());
     let observations = futures::future::join_all(domains.into_iter().map(|domain| {
         let prober = prober.clone();
         let vantage = vantage.clone();
+        let crawl = crawl.clone();
         async move {
-            evaluate_with_deadline(
+            let mut observation = evaluate_with_deadline(
                 &prober,
                 Target {
-                    domain,
+                    domain: domain.clone(),
                     ..Default::default()
                 },
                 &vantage,
                 deadline,
             )
-            .await
+            .await;
+            if let Some(limits) = crawl {
+                observation.site = Some(prober.crawl(&domain, &vantage, &limits).await);
+            }
+            observation
         }
     }))
     .await;

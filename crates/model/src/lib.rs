@@ -399,6 +399,68 @@ pub struct WebObservation {
     pub parity: Vec<ContentParity>,
 }
 
+/// One URL fetched over one family (first usable address of its host).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UrlFetch {
+    pub family: Family,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// A final 2xx, every redirect hop reachable in this family.
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_status: Option<u16>,
+    pub redirects: usize,
+    pub bytes: u64,
+    pub timings: Timings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ProbeError>,
+}
+
+/// A page of the site at crawl level 1 (homepage), 2 (二级) or 3 (三级).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PageCrawl {
+    pub url: String,
+    pub level: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v4: Option<UrlFetch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<UrlFetch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_similarity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure_similarity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_equal: Option<bool>,
+}
+
+/// A sub-resource (image, script, style, media) loaded by the crawled pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceCrawl {
+    pub url: String,
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v4: Option<UrlFetch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<UrlFetch>,
+}
+
+/// Everything the crawl of one site saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SiteObservation {
+    /// The registrable domain whose links count as internal.
+    pub site: String,
+    pub start_url: String,
+    pub pages: Vec<PageCrawl>,
+    pub resources: Vec<ResourceCrawl>,
+    /// Links to other registrable domains (not followed).
+    pub external_links: usize,
+    /// Every limit that cut the crawl short, in words.
+    pub limits_reached: Vec<String>,
+    pub duration_ms: f64,
+}
+
 /// Whether the vantage point itself can test each family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vantage {
@@ -429,6 +491,10 @@ pub struct DomainObservation {
     pub zone: ZoneObservation,
     pub mail: MailObservation,
     pub web: Vec<WebObservation>,
+    /// The crawl of the whole site (homepage, 二级 and 三级 links,
+    /// sub-resources), when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteObservation>,
     /// Set when the per-target deadline cut the evaluation short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ProbeError>,

@@ -14,6 +14,8 @@ pub struct Page {
     pub text: String,
     /// Element name → count (the page's structure).
     pub tags: HashMap<String, u32>,
+    /// Links and sub-resources, when the fetch asked for them (crawling).
+    pub links: Option<crate::links::PageLinks>,
 }
 
 impl Page {
@@ -96,6 +98,7 @@ pub fn analyse(html: &str, charset: String) -> Page {
         title,
         text: collapse_whitespace(&text),
         tags,
+        links: None,
     }
 }
 

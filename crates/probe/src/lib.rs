@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod content;
+pub mod crawl;
 pub mod dns;
 pub mod links;
 pub mod mail;
@@ -106,7 +107,7 @@ pub fn resolv_conf_servers(path: &str) -> Result<Vec<SocketAddr>, SetupError> {
 
 /// A per-run cache in which each key is computed once, even when many
 /// targets ask for it at the same time.
-struct Shared<T> {
+pub(crate) struct Shared<T> {
     cells: Mutex<HashMap<String, Arc<OnceCell<T>>>>,
 }
 
@@ -310,6 +311,7 @@ impl Prober {
             zone,
             mail,
             web,
+            site: None,
             error: None,
         }
     }
@@ -673,7 +675,7 @@ impl Prober {
     /// Resolves redirect targets. The cache lives for one target only: most
     /// redirect hosts (www.<domain>) are unique to it, and a run-wide cache
     /// would grow with the target list.
-    fn lookup_fn(self: &Arc<Self>, cache: Arc<Shared<NameResolution>>) -> HostLookup {
+    pub(crate) fn lookup_fn(self: &Arc<Self>, cache: Arc<Shared<NameResolution>>) -> HostLookup {
         let me = self.clone();
         Arc::new(move |host: String, family: Family| {
             let me = me.clone();

@@ -175,26 +175,44 @@ impl WebClient {
         scheme: Scheme,
         lookup: &HostLookup,
     ) -> (HttpFetch, Option<Page>) {
-        let family = Family::of(&address);
-        let mut fetch = HttpFetch {
-            name: name.to_string(),
-            address,
-            family,
-            scheme,
-            port: scheme.port(),
-            tcp_connected: false,
-            tls: None,
-            hops: Vec::new(),
-            final_status: None,
-            completed: false,
-            timings: Timings::default(),
-            headers: BTreeMap::new(),
-            content: None,
-            error: None,
+        let scheme_str = match scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
         };
+        match Url::parse(&format!("{scheme_str}://{name}/")) {
+            Ok(url) => self.fetch_url(&url, address, lookup, None).await,
+            Err(e) => {
+                let mut fetch = empty_fetch(name, address, scheme, scheme.port());
+                fetch.error = Some(ProbeError::new(ErrorKind::Http, format!("bad URL for {name}: {e}")));
+                (fetch, None)
+            }
+        }
+    }
+
+    /// GET `url` on `address`, following redirects within the address's family.
+    /// With `links_for` (a site's registrable domain), the page's links and
+    /// sub-resources are extracted too.
+    pub async fn fetch_url(
+        &self,
+        url: &Url,
+        address: IpAddr,
+        lookup: &HostLookup,
+        links_for: Option<&str>,
+    ) -> (HttpFetch, Option<Page>) {
+        let scheme = if url.scheme() == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        let port = url.port_or_known_default().unwrap_or(scheme.port());
+        let mut fetch = empty_fetch(url.host_str().unwrap_or_default(), address, scheme, port);
         let started = Instant::now();
         let deadline = self.config.deadline;
-        let outcome = tokio::time::timeout(deadline, self.follow(&mut fetch, lookup, started)).await;
+        let outcome = tokio::time::timeout(
+            deadline,
+            self.follow(&mut fetch, url.clone(), lookup, links_for, started),
+        )
+        .await;
         fetch.timings.total_ms = Some(ms(started.elapsed()));
         match outcome {
             Ok(Ok(page)) => (fetch, page),
@@ -219,15 +237,11 @@ impl WebClient {
     async fn follow(
         &self,
         fetch: &mut HttpFetch,
+        mut url: Url,
         lookup: &HostLookup,
+        links_for: Option<&str>,
         started: Instant,
     ) -> Result<Option<Page>, ProbeError> {
-        let scheme_str = match fetch.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        let mut url = Url::parse(&format!("{scheme_str}://{}/", fetch.name))
-            .map_err(|e| ProbeError::new(ErrorKind::Http, format!("bad URL for {}: {e}", fetch.name)))?;
         let mut address = fetch.address;
         let mut seen: Vec<String> = Vec::new();
         loop {
@@ -344,7 +358,10 @@ impl WebClient {
                 .is_none_or(|t| t.contains("html") || t.contains("text"));
             let page = if is_html {
                 let (text, charset) = content::decode(&body, content_type.as_deref());
-                let page = content::analyse(&text, charset);
+                let mut page = content::analyse(&text, charset);
+                if let Some(site) = links_for {
+                    page.links = Some(crate::links::extract(&text, &url, site));
+                }
                 Some(page)
             } else {
                 None
@@ -510,6 +527,25 @@ impl WebClient {
             }
         }
         Ok((out, false))
+    }
+}
+
+fn empty_fetch(name: &str, address: IpAddr, scheme: Scheme, port: u16) -> HttpFetch {
+    HttpFetch {
+        name: name.to_string(),
+        address,
+        family: Family::of(&address),
+        scheme,
+        port,
+        tcp_connected: false,
+        tls: None,
+        hops: Vec::new(),
+        final_status: None,
+        completed: false,
+        timings: Timings::default(),
+        headers: BTreeMap::new(),
+        content: None,
+        error: None,
     }
 }
 

@@ -309,6 +309,7 @@ mod tests {
                 error: None,
             },
             web: vec![],
+            site: None,
             error: None,
         }
     }

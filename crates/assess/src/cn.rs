@@ -1,0 +1,229 @@
+//! The Chinese website method (YD/T 3118-2016 and the rules built on it):
+//! gating checks, then the IPv6 support rates of 二级 and 三级 links,
+//! sub-resource coverage and content consistency, from a site crawl.
+
+use crate::Outcome;
+use v6scope_model::{DomainObservation, NameRole, SiteObservation, Status, UrlFetch};
+
+pub(crate) const CHECKS: [&str; 7] = [
+    "cn_aaaa",
+    "cn_ns_v6",
+    "cn_homepage_v6",
+    "cn_level2_v6",
+    "cn_level3_v6",
+    "cn_resources_v6",
+    "cn_consistency",
+];
+
+fn ok(f: &Option<UrlFetch>) -> bool {
+    f.as_ref().is_some_and(|f| f.ok)
+}
+
+fn no_crawl() -> Outcome {
+    Outcome::new(
+        Status::NotTestable,
+        vec!["no site crawl in this observation: run `v6scope check --crawl`".into()],
+    )
+}
+
+fn why(f: &Option<UrlFetch>) -> String {
+    match f {
+        None => "not fetched".into(),
+        Some(f) => f
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .or(f.final_status.map(|s| format!("status {s}")))
+            .unwrap_or_else(|| "no response".into()),
+    }
+}
+
+/// AAAA解析: the site's host has a global AAAA.
+pub(crate) fn aaaa(o: &DomainObservation) -> Outcome {
+    let Some(apex) = o.name(NameRole::Apex) else {
+        return Outcome::new(Status::Error, vec!["apex not resolved".into()]);
+    };
+    let v6: Vec<String> = apex.usable_v6().map(|a| a.address.to_string()).collect();
+    if v6.is_empty() {
+        Outcome::new(Status::Fail, vec![format!("{} has no global AAAA", apex.name)])
+    } else {
+        Outcome::new(Status::Pass, vec![format!("{} AAAA {}", apex.name, v6.join(", "))])
+    }
+}
+
+/// 域名授权体系: every name server has a global AAAA and answers
+/// authoritatively over IPv6.
+pub(crate) fn ns_v6(o: &DomainObservation) -> Outcome {
+    if !o.vantage.ipv6 {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["the vantage point has no working IPv6".into()],
+        );
+    }
+    if o.zone.hosts.is_empty() {
+        return Outcome::new(Status::Fail, vec![format!("no name servers found for {}", o.zone.zone)]);
+    }
+    let mut evidence = Vec::new();
+    let mut fail = false;
+    for host in &o.zone.hosts {
+        let v6: Vec<_> = host.resolution.usable_v6().map(|a| a.address).collect();
+        if v6.is_empty() {
+            fail = true;
+            evidence.push(format!("{}: no global AAAA", host.name));
+            continue;
+        }
+        for address in v6 {
+            let answered = host.probes.iter().any(|p| p.address == address && p.answered);
+            if !answered {
+                fail = true;
+            }
+            evidence.push(format!(
+                "{} {address}: {}",
+                host.name,
+                if answered {
+                    "answers authoritatively"
+                } else {
+                    "no authoritative answer"
+                }
+            ));
+        }
+    }
+    Outcome::new(if fail { Status::Fail } else { Status::Pass }, evidence)
+}
+
+pub(crate) fn homepage(o: &DomainObservation) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    let Some(home) = site.pages.iter().find(|p| p.level == 1) else {
+        return Outcome::new(Status::Error, vec!["the crawl recorded no homepage".into()]);
+    };
+    if !o.vantage.ipv6 {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["the vantage point has no working IPv6".into()],
+        );
+    }
+    if ok(&home.v6) {
+        Outcome::new(Status::Pass, vec![format!("{} answers over IPv6", home.url)])
+    } else {
+        Outcome::new(Status::Fail, vec![format!("{} over IPv6: {}", home.url, why(&home.v6))])
+    }
+}
+
+/// The share of a level's pages reachable over IPv6, judged against `threshold`.
+pub(crate) fn level_rate(o: &DomainObservation, level: u8, threshold: f64) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    if !o.vantage.ipv6 {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["the vantage point has no working IPv6".into()],
+        );
+    }
+    let pages: Vec<_> = site.pages.iter().filter(|p| p.level == level).collect();
+    if pages.is_empty() {
+        let mut outcome = Outcome::new(Status::NotApplicable, vec![format!("no level-{level} links found")]);
+        outcome.points = Some(1.0);
+        return outcome;
+    }
+    let supported = pages.iter().filter(|p| ok(&p.v6)).count();
+    let rate = supported as f64 / pages.len() as f64;
+    let mut evidence = vec![format!(
+        "{supported} of {} level-{level} links work over IPv6 ({:.1} %, threshold {:.0} %)",
+        pages.len(),
+        rate * 100.0,
+        threshold * 100.0
+    )];
+    evidence.extend(
+        pages
+            .iter()
+            .filter(|p| !ok(&p.v6))
+            .map(|p| format!("{} over IPv6: {}", p.url, why(&p.v6))),
+    );
+    let mut outcome = Outcome::new(if rate >= threshold { Status::Pass } else { Status::Fail }, evidence);
+    outcome.points = Some(rate);
+    outcome
+}
+
+/// Requests and bytes of sub-resources served over IPv6, and the IPv4-only
+/// hosts holding content (the "IPv6 天窗").
+pub(crate) fn resources(o: &DomainObservation) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    if !o.vantage.ipv6 {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["the vantage point has no working IPv6".into()],
+        );
+    }
+    coverage(site)
+}
+
+fn coverage(site: &SiteObservation) -> Outcome {
+    let total = site.resources.len();
+    if total == 0 {
+        let mut outcome = Outcome::new(Status::NotApplicable, vec!["the pages load no sub-resources".into()]);
+        outcome.points = Some(1.0);
+        return outcome;
+    }
+    let served = site.resources.iter().filter(|r| ok(&r.v6)).count();
+    let bytes_all: u64 = site
+        .resources
+        .iter()
+        .map(|r| r.v4.as_ref().or(r.v6.as_ref()).map(|f| f.bytes).unwrap_or(0))
+        .sum();
+    let bytes_v6: u64 = site
+        .resources
+        .iter()
+        .filter(|r| ok(&r.v6))
+        .map(|r| r.v6.as_ref().map(|f| f.bytes).unwrap_or(0))
+        .sum();
+    let mut by_host: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    for r in site.resources.iter().filter(|r| !ok(&r.v6)) {
+        let e = by_host.entry(r.host.as_str()).or_default();
+        e.0 += 1;
+        e.1 += r.v4.as_ref().map(|f| f.bytes).unwrap_or(0);
+    }
+    let mut hosts: Vec<_> = by_host.into_iter().collect();
+    hosts.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(b.1.0.cmp(&a.1.0)));
+    let mut evidence = vec![format!(
+        "{served} of {total} sub-resource requests served over IPv6; {bytes_v6} of {bytes_all} bytes"
+    )];
+    evidence.extend(
+        hosts
+            .iter()
+            .map(|(host, (n, bytes))| format!("not over IPv6: {host} ({n} request(s), {bytes} bytes over IPv4)")),
+    );
+    let rate = served as f64 / total as f64;
+    let mut outcome = Outcome::new(if served == total { Status::Pass } else { Status::Fail }, evidence);
+    outcome.points = Some(rate);
+    outcome
+}
+
+/// Mean text similarity of the page pairs fetched over both families.
+pub(crate) fn consistency(o: &DomainObservation, threshold: f64) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    let pairs: Vec<(&str, f64)> = site
+        .pages
+        .iter()
+        .filter_map(|p| p.text_similarity.map(|s| (p.url.as_str(), s)))
+        .collect();
+    if pairs.is_empty() {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["no page was fetched over both families".into()],
+        );
+    }
+    let mean = pairs.iter().map(|(_, s)| s).sum::<f64>() / pairs.len() as f64;
+    let mut evidence = vec![format!(
+        "mean text similarity {:.3} over {} page pair(s) (threshold {threshold})",
+        mean,
+        pairs.len()
+    )];
+    evidence.extend(
+        pairs
+            .iter()
+            .filter(|(_, s)| *s < threshold)
+            .map(|(url, s)| format!("{url}: similarity {s:.3}")),
+    );
+    let mut outcome = Outcome::new(if mean >= threshold { Status::Pass } else { Status::Fail }, evidence);
+    outcome.points = Some(mean);
+    outcome
+}

@@ -1,0 +1,272 @@
+//! The whole-site crawl of the Chinese website method: the homepage (level
+//! 1), the internal pages it links to (二级, level 2), the pages those link
+//! to (三级, level 3), and every sub-resource the pages load — each fetched
+//! over IPv4 and over IPv6 separately.
+
+use crate::content::{self, Page};
+use crate::links::{PageLinks, registrable_domain};
+use crate::{Prober, Shared};
+use futures::StreamExt;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use url::Url;
+use v6scope_model::{
+    ErrorKind, Family, HttpFetch, NameResolution, NameRole, PageCrawl, ProbeError, ResourceCrawl, SiteObservation,
+    UrlFetch, Vantage,
+};
+
+/// Bounds on one site's crawl. Every limit reached is reported.
+#[derive(Debug, Clone)]
+pub struct CrawlLimits {
+    pub pages_per_level: usize,
+    pub total_pages: usize,
+    pub resources: usize,
+    /// URLs fetched at once (each over both families).
+    pub concurrency: usize,
+    /// Whole-site deadline.
+    pub deadline: Duration,
+}
+
+impl Default for CrawlLimits {
+    fn default() -> Self {
+        CrawlLimits {
+            pages_per_level: 100,
+            total_pages: 300,
+            resources: 500,
+            concurrency: 8,
+            deadline: Duration::from_secs(300),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+/// What one family's fetch of a URL gave: the fact, and the page for links
+/// and comparison.
+struct Fetched {
+    fact: UrlFetch,
+    page: Option<Page>,
+}
+
+fn url_fetch(family: Family, fetch: &HttpFetch) -> UrlFetch {
+    UrlFetch {
+        family,
+        address: Some(fetch.address),
+        ok: fetch.completed && fetch.final_status.is_some_and(|s| (200..300).contains(&s)),
+        final_status: fetch.final_status,
+        redirects: fetch.hops.len().saturating_sub(1),
+        bytes: fetch.content.as_ref().map(|c| c.bytes).unwrap_or(0),
+        timings: fetch.timings.clone(),
+        title: fetch.content.as_ref().and_then(|c| c.title.clone()),
+        error: fetch.error.clone(),
+    }
+}
+
+fn not_fetched(family: Family, error: ProbeError) -> UrlFetch {
+    UrlFetch {
+        family,
+        address: None,
+        ok: false,
+        final_status: None,
+        redirects: 0,
+        bytes: 0,
+        timings: Default::default(),
+        title: None,
+        error: Some(error),
+    }
+}
+
+impl Prober {
+    /// Crawls the site of `apex` to level 3 within `limits`.
+    pub async fn crawl(self: &Arc<Self>, apex: &str, vantage: &Vantage, limits: &CrawlLimits) -> SiteObservation {
+        let started = Instant::now();
+        let site = registrable_domain(apex).unwrap_or_else(|| apex.to_string());
+        let start_url = format!("http://{apex}/");
+        let mut obs = SiteObservation {
+            site: site.clone(),
+            start_url: start_url.clone(),
+            ..Default::default()
+        };
+        let hosts: Arc<Shared<NameResolution>> = Arc::new(Shared::new());
+        let deadline = tokio::time::Instant::now() + limits.deadline;
+        let Ok(start) = Url::parse(&start_url) else {
+            obs.limits_reached.push(format!("bad start URL {start_url}"));
+            return obs;
+        };
+        let mut seen: BTreeSet<String> = BTreeSet::from([start.to_string()]);
+        let mut level_urls = vec![start];
+        let mut resource_urls: Vec<Url> = Vec::new();
+        let mut resource_seen: BTreeSet<String> = BTreeSet::new();
+        for level in 1..=3u8 {
+            if level_urls.is_empty() {
+                break;
+            }
+            let room = limits.total_pages.saturating_sub(obs.pages.len());
+            let cap = limits.pages_per_level.min(room);
+            if level_urls.len() > cap {
+                obs.limits_reached.push(format!(
+                    "level {level}: {} pages found, {cap} fetched (pages per level {}, total {})",
+                    level_urls.len(),
+                    limits.pages_per_level,
+                    limits.total_pages
+                ));
+                level_urls.truncate(cap);
+            }
+            let jobs = futures::stream::iter(level_urls.drain(..).map(|url| {
+                let hosts = hosts.clone();
+                let site = site.clone();
+                async move {
+                    let (v4, v6) = tokio::join!(
+                        self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, Some(&site)),
+                        self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, Some(&site))
+                    );
+                    (url, v4, v6)
+                }
+            }))
+            .buffer_unordered(limits.concurrency.max(1));
+            let results: Vec<_> = match tokio::time::timeout_at(deadline, jobs.collect::<Vec<_>>()).await {
+                Ok(results) => results,
+                Err(_) => {
+                    obs.limits_reached.push(format!(
+                        "site deadline of {} s reached at level {level}",
+                        limits.deadline.as_secs()
+                    ));
+                    break;
+                }
+            };
+            let mut next = Vec::new();
+            for (url, v4, v6) in results {
+                let pages = [
+                    v4.as_ref().and_then(|f| f.page.as_ref()),
+                    v6.as_ref().and_then(|f| f.page.as_ref()),
+                ];
+                // Links and resources as either family's visitor sees them.
+                for links in pages.iter().flatten().filter_map(|p| p.links.as_ref()) {
+                    obs.external_links += links.external;
+                    if level < 3 {
+                        for link in &links.internal {
+                            if seen.insert(link.to_string()) {
+                                next.push(link.clone());
+                            }
+                        }
+                    }
+                    collect_resources(links, &mut resource_urls, &mut resource_seen);
+                }
+                let (text_similarity, structure_similarity, title_equal) = match pages {
+                    [Some(a), Some(b)] => (
+                        Some(round3(content::text_similarity(&a.text, &b.text))),
+                        Some(round3(content::structure_similarity(&a.tags, &b.tags))),
+                        Some(a.title == b.title),
+                    ),
+                    _ => (None, None, None),
+                };
+                obs.pages.push(PageCrawl {
+                    url: url.to_string(),
+                    level,
+                    v4: v4.map(|f| f.fact),
+                    v6: v6.map(|f| f.fact),
+                    text_similarity,
+                    structure_similarity,
+                    title_equal,
+                });
+            }
+            level_urls = next;
+        }
+        if resource_urls.len() > limits.resources {
+            obs.limits_reached.push(format!(
+                "{} sub-resources found, {} fetched (resource limit)",
+                resource_urls.len(),
+                limits.resources
+            ));
+            resource_urls.truncate(limits.resources);
+        }
+        let jobs = futures::stream::iter(resource_urls.into_iter().map(|url| {
+            let hosts = hosts.clone();
+            async move {
+                let (v4, v6) = tokio::join!(
+                    self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, None),
+                    self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, None)
+                );
+                ResourceCrawl {
+                    host: url.host_str().unwrap_or_default().to_string(),
+                    url: url.to_string(),
+                    v4: v4.map(|f| f.fact),
+                    v6: v6.map(|f| f.fact),
+                }
+            }
+        }))
+        .buffer_unordered(limits.concurrency.max(1));
+        match tokio::time::timeout_at(deadline, jobs.collect::<Vec<_>>()).await {
+            Ok(resources) => obs.resources = resources,
+            Err(_) => obs.limits_reached.push(format!(
+                "site deadline of {} s reached while fetching sub-resources",
+                limits.deadline.as_secs()
+            )),
+        }
+        obs.pages.sort_by(|a, b| (a.level, &a.url).cmp(&(b.level, &b.url)));
+        obs.resources.sort_by(|a, b| a.url.cmp(&b.url));
+        obs.duration_ms = ms(started.elapsed());
+        obs
+    }
+
+    /// One URL over one family, on the first usable address of its host.
+    /// `None` when the vantage lacks the family (nothing to say).
+    async fn fetch_in_family(
+        self: &Arc<Self>,
+        url: &Url,
+        family: Family,
+        vantage: &Vantage,
+        hosts: &Arc<Shared<NameResolution>>,
+        links_for: Option<&str>,
+    ) -> Option<Fetched> {
+        if !vantage.has(family) {
+            return None;
+        }
+        let host = url.host_str()?.trim_matches(['[', ']']).to_ascii_lowercase();
+        let address = match host.parse::<IpAddr>() {
+            Ok(literal) => (Family::of(&literal) == family).then_some(literal),
+            Err(_) => {
+                let resolution = hosts.get(&host, || self.resolve(&host, NameRole::RedirectHost)).await;
+                resolution
+                    .addresses(family)
+                    .iter()
+                    .find(|a| a.usable)
+                    .map(|a| a.address)
+            }
+        };
+        let Some(address) = address else {
+            return Some(Fetched {
+                fact: not_fetched(
+                    family,
+                    ProbeError::new(
+                        ErrorKind::NoAddress,
+                        format!("{host} has no usable {} address", family.label()),
+                    ),
+                ),
+                page: None,
+            });
+        };
+        let lookup = self.lookup_fn(hosts.clone());
+        let (fetch, page) = self.web.fetch_url(url, address, &lookup, links_for).await;
+        Some(Fetched {
+            fact: url_fetch(family, &fetch),
+            page,
+        })
+    }
+}
+
+fn collect_resources(links: &PageLinks, out: &mut Vec<Url>, seen: &mut BTreeSet<String>) {
+    for r in &links.resources {
+        if seen.insert(r.to_string()) {
+            out.push(r.clone());
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
