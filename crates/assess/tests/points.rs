@@ -136,3 +136,84 @@ fn a_vantage_without_ipv4_cannot_compare_families() {
     assert_eq!(v.check("web_ipv46").unwrap().status, Status::NotTestable);
     assert_eq!(v.status, Status::NotTestable);
 }
+
+fn fetch(family: v6scope_model::Family, ok: bool, bytes: u64) -> Option<v6scope_model::UrlFetch> {
+    Some(v6scope_model::UrlFetch {
+        family,
+        address: None,
+        ok,
+        final_status: Some(if ok { 200 } else { 404 }),
+        redirects: 0,
+        bytes,
+        timings: Default::default(),
+        title: None,
+        error: None,
+    })
+}
+
+fn site(level2_ok: usize, level2: usize, cdn_v6: bool) -> v6scope_model::SiteObservation {
+    use v6scope_model::{Family::*, PageCrawl, ResourceCrawl};
+    let page = |url: String, level: u8, v6_ok: bool| PageCrawl {
+        url,
+        level,
+        v4: fetch(Ipv4, true, 1000),
+        v6: fetch(Ipv6, v6_ok, 1000),
+        text_similarity: v6_ok.then_some(1.0),
+        structure_similarity: v6_ok.then_some(1.0),
+        title_equal: v6_ok.then_some(true),
+    };
+    let mut pages = vec![page("http://s.test/".into(), 1, true)];
+    pages.extend((0..level2).map(|i| page(format!("http://s.test/l2/{i}.html"), 2, i < level2_ok)));
+    pages.extend((0..10).map(|i| page(format!("http://s.test/l3/{i}.html"), 3, true)));
+    v6scope_model::SiteObservation {
+        site: "s.test".into(),
+        start_url: "http://s.test/".into(),
+        pages,
+        resources: vec![ResourceCrawl {
+            url: "http://img.cdn.test/a.png".into(),
+            host: "img.cdn.test".into(),
+            v4: fetch(Ipv4, true, 50_000),
+            v6: fetch(Ipv6, cdn_v6, 0),
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cn_website_rates_gate_and_score() {
+    let profile = Profile::load("cn-website").unwrap();
+    let mut o = fixture("dual-stack-good");
+    o.site = Some(site(20, 20, true));
+    let v = assess(&o, &profile);
+    assert_eq!(v.status, Status::Pass, "{v:#?}");
+    assert_eq!(v.score, 100.0);
+
+    // 17 of 20 level-2 links = 85 %: exactly the PBoC threshold passes.
+    o.site = Some(site(17, 20, true));
+    assert_eq!(assess(&o, &profile).check("cn_level2_v6").unwrap().status, Status::Pass);
+    // 16 of 20 = 80 %: below it, and the site fails.
+    o.site = Some(site(16, 20, true));
+    let v = assess(&o, &profile);
+    let level2 = v.check("cn_level2_v6").unwrap();
+    assert_eq!(level2.status, Status::Fail);
+    assert_eq!(level2.evidence.len(), 1 + 4, "every failing URL is listed");
+    assert_eq!(v.status, Status::Fail);
+
+    // An IPv4-only CDN is an IPv6 天窗: a warning naming the host, and points lost.
+    o.site = Some(site(20, 20, false));
+    let v = assess(&o, &profile);
+    let resources = v.check("cn_resources_v6").unwrap();
+    assert_eq!(resources.status, Status::Warn);
+    assert!(
+        resources
+            .evidence
+            .iter()
+            .any(|e| e.contains("img.cdn.test") && e.contains("50000 bytes"))
+    );
+    assert_eq!(v.score, 80.0);
+    assert_eq!(v.status, Status::Fail, "80 points is below the pass score of 90");
+
+    // Without a crawl nothing is claimed.
+    o.site = None;
+    assert_eq!(assess(&o, &profile).status, Status::NotTestable);
+}
