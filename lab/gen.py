@@ -37,8 +37,12 @@ SERIAL = 2024010101
 ALLOWED = [ipaddress.ip_network(n) for n in
            ("2001:db8::/32", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 BEHAVIOURS = ("web", "dns", "smtp")
-WEB_KEYS = {"page", "status", "redirect", "cert", "ports", "https_redirect"}
-PAGES = {"default", "alt", "gb18030", "huge", "slow", "big"}
+WEB_KEYS = {"page", "status", "redirect", "cert", "ports", "https_redirect", "deny"}
+PAGES = {"default", "alt", "gb18030", "huge", "slow", "big", "tree"}
+# [scenario.tree]: the generated page tree served by `page = "tree"` (see README)
+TREE_DEFAULTS = {"level2": 20, "level3": 10, "offsite": 0, "offsite_base": None, "assets": "",
+                 "charset": "utf-8", "forms": False}
+TREE_CHARSETS = {"utf-8", "gbk"}
 DNS_MODES = {"auth", "refused", "recursive"}
 RULE_ACTIONS = {"drop", "reset", "drop-tcp53", "pmtu-blackhole", "delay", "rate"}
 RELAY_OFFSET = 8000   # nginx port offset behind the delay relay
@@ -133,7 +137,7 @@ def build(s):
     domain = f"{name}.test."
     where = f"scenario {name}"
     unknown = set(s) - {"id", "name", "description", "delegate", "ns", "parent_ns", "records",
-                        "server", "rule", "expect", "serial"}
+                        "server", "rule", "expect", "serial", "tree"}
     if unknown:
         die(f"{where}: unknown keys {sorted(unknown)}")
     for r in s.get("rule", []):
@@ -175,10 +179,15 @@ def build(s):
                     if not isinstance(v, dict) or set(v) - WEB_KEYS:
                         die(f"{where}: server {sid_}: bad web behaviour {v!r}")
                     w = {"page": "default", "status": 200, "redirect": None, "cert": "default",
-                         "ports": [80, 443], "https_redirect": False}
+                         "ports": [80, 443], "https_redirect": False, "deny": []}
                     w.update(v)
                     if w["page"] not in PAGES:
                         die(f"{where}: unknown page {w['page']}")
+                    if w["page"] == "tree" and "tree" not in s:
+                        die(f"{where}: server {sid_}: page = \"tree\" needs a [scenario.tree] table")
+                    if not isinstance(w["deny"], list) or not all(
+                            isinstance(x, str) and re.fullmatch(r"/[A-Za-z0-9._/-]*", x) for x in w["deny"]):
+                        die(f"{where}: server {sid_}: deny must be a list of URI prefixes like \"/l3/\"")
                     if w["cert"] not in ("default", "wrong", "expired"):
                         die(f"{where}: unknown cert {w['cert']}")
                     v = w
@@ -231,6 +240,30 @@ def build(s):
         rr = dict(r)
         rr["address"] = addrs[m.group(1)][m.group(2)]
         rules.append(rr)
+    # ---- page tree
+    tree = None
+    if "tree" in s:
+        tr = s["tree"]
+        if not isinstance(tr, dict) or set(tr) - set(TREE_DEFAULTS):
+            die(f"{where}: tree keys must be among {sorted(TREE_DEFAULTS)}")
+        tree = dict(TREE_DEFAULTS)
+        tree.update(tr)
+        for k in ("level2", "level3", "offsite"):
+            if not isinstance(tree[k], int) or isinstance(tree[k], bool) or tree[k] < 0:
+                die(f"{where}: tree.{k} must be an integer >= 0")
+        if tree["level2"] > 20000 or tree["level2"] * tree["level3"] > 20000:
+            die(f"{where}: tree too large (at most 20000 pages per level)")
+        if tree["offsite"] > tree["level2"]:
+            die(f"{where}: tree.offsite > tree.level2")
+        if tree["offsite"] and not (isinstance(tree["offsite_base"], str)
+                                    and re.fullmatch(r"(https?:)?//[a-z0-9.-]+", tree["offsite_base"])):
+            die(f"{where}: tree.offsite needs offsite_base like \"http://old.{name}.test\"")
+        if tree["assets"] and not re.fullmatch(r"(https?:)?//[a-z0-9.-]+", tree["assets"]):
+            die(f"{where}: tree.assets must be \"\" or a base like \"https://img.example.test\"")
+        if tree["charset"] not in TREE_CHARSETS:
+            die(f"{where}: tree.charset must be one of {sorted(TREE_CHARSETS)}")
+        if not isinstance(tree["forms"], bool):
+            die(f"{where}: tree.forms must be true/false")
     # ---- expectations
     exp = s["expect"]
     for prof in ("internetnl", "nist-usgv6"):
@@ -242,7 +275,7 @@ def build(s):
                 die(f"{where}: expect.checks.{prof}.{c} = {st!r} is not a status")
     return {"id": sid, "name": name, "domain": domain, "description": s["description"],
             "delegate": delegate, "ns": ns, "parent_ns": parent_ns, "glue": glue,
-            "records": records, "servers": servers, "rules": rules, "expect": exp}
+            "records": records, "servers": servers, "rules": rules, "expect": exp, "tree": tree}
 
 
 # ---------------------------------------------------------------- writers
@@ -406,6 +439,8 @@ def gen_pages(out, s, page):
         with open(f, "wb") as fh:
             fh.write(html.encode("gb18030"))
         os.chmod(f, 0o644)
+    elif page == "tree":
+        gen_tree(d, s)
     elif page == "huge":
         with open(f, "wb") as fh:
             fh.write(page_html(s["name"], s["description"], LOREM).encode())
@@ -413,6 +448,101 @@ def gen_pages(out, s, page):
         os.truncate(f, 1 << 30)   # sparse: no real 1 GiB write
         os.chmod(f, 0o644)
     return d
+
+
+def png_image(size=16, rgb=b"\x20\x60\xc0"):
+    """A small valid PNG (solid colour), standard library only."""
+    import struct
+    import zlib
+
+    def chunk(typ, data):
+        return (struct.pack(">I", len(data)) + typ + data
+                + struct.pack(">I", zlib.crc32(typ + data) & 0xFFFFFFFF))
+    raw = b"".join(b"\x00" + rgb * size for _ in range(size))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+TREE_TEXT = {
+    "utf-8": {"home": "{name}", "l2": "{name} section {i}", "l3": "{name} article {i}-{j}",
+              "up": "Home", "parent": "Back to section {i}", "l2link": "Section {i}",
+              "l3link": "Article {i}-{j}", "paras": LOREM[:2]},
+    "gbk": {"home": "{name}", "l2": "二级页面 {i}", "l3": "三级页面 {i}-{j}",
+            "up": "返回首页", "parent": "返回二级页面 {i}", "l2link": "栏目 {i}",
+            "l3link": "文章 {i}-{j}", "paras": GB_BODY},
+}
+
+
+def tree_links(tree, apex, i):
+    """href of the homepage's link to level-2 page i (1-based)."""
+    if i > tree["level2"] - tree["offsite"]:
+        return f"{tree['offsite_base']}/l2/{i}.html"
+    if not tree["forms"]:
+        return f"/l2/{i}.html"
+    # forms: the homepage has <base href="/l2/">; every form resolves to /l2/<i>.html on the apex
+    return [f"{i}.html",                              # relative (resolved against <base href>)
+            f"/l2/{i}.html",                          # absolute path
+            f"http://{apex}/l2/{i}.html",             # absolute URL
+            f"http://{apex}:80/l2/{i}.html",          # absolute URL, explicit default port
+            f"//{apex}/l2/{i}.html",                  # protocol-relative
+            f"../l2/{i}.html",                        # dot-dot (base /l2/ -> /l2/)
+            f"./{i}.html",                            # dot, relative to <base href>
+            f"HTTP://{apex.upper()}/l2/{i}.html",     # upper-case scheme and host
+            f"/l2/{i}.html#part{i}",                  # with a fragment
+            f"/l2/x/../{i}.html",                     # dot-dot inside the path
+            ][(i - 1) % 10]
+
+
+def gen_tree(d, s):
+    """The generated site of [scenario.tree]: / -> /l2/<i>.html -> /l3/<i>-<j>.html, plus /static/."""
+    tree, name = s["tree"], s["name"]
+    apex = s["domain"].rstrip(".")
+    cs = tree["charset"]
+    tx = TREE_TEXT[cs]
+    a = tree["assets"]
+    esc = lambda x: x.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+    def page(path, title, links, paras=(), base=None):
+        head = f'<meta charset="{cs}"><title>{esc(title)}</title>\n'
+        if base:
+            head += f'<base href="{base}">\n'
+        head += (f'<link rel="stylesheet" href="{a}/static/site.css">\n'
+                 f'<script src="{a}/static/site.js"></script>\n')
+        body = f'<h1>{esc(title)}</h1>\n<img src="{a}/static/logo.png" alt="logo" width="16" height="16">\n'
+        body += "".join(f"<p>{esc(p)}</p>\n" for p in paras)
+        body += "<ul>\n" + "".join(f'<li><a href="{esc(h)}">{esc(t)}</a></li>\n' for h, t in links) + "</ul>\n"
+        html = f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n{body}</body></html>\n"
+        f = f"{d}{path}"
+        with open(f, "wb") as fh:
+            fh.write(html.encode(cs, errors="xmlcharrefreplace"))
+        os.chmod(f, 0o644)
+
+    for sub in ("static", "l2", "l3"):
+        os.makedirs(f"{d}/{sub}", exist_ok=True)
+    w(f"{d}/static/site.css", "body { font-family: sans-serif; margin: 2em; }\nh1 { color: #246; }\n")
+    w(f"{d}/static/site.js", "document.documentElement.className = 'js';\n")
+    with open(f"{d}/static/logo.png", "wb") as fh:
+        fh.write(png_image())
+    os.chmod(f"{d}/static/logo.png", 0o644)
+    home = f"//{apex}/"
+    n2, n3 = tree["level2"], tree["level3"]
+    links = [(tree_links(tree, apex, i), tx["l2link"].format(i=i)) for i in range(1, n2 + 1)]
+    if tree["forms"]:
+        links += [("#top", "fragment only"), ("javascript:void(0)", "javascript"),
+                  (f"mailto:webmaster@{apex}", "mailto"), ("tel:+10000000000", "tel"),
+                  ("/", "this page (absolute path)"), (home, "this page (protocol-relative)"),
+                  ("/l2/1.html#again", "level-2 page 1 again"),
+                  ("http://site-good.test/", "another site (external)")]
+    page("/index.html", tx["home"].format(name=name), links,
+         [s["description"]] + list(tx["paras"]), base="/l2/" if tree["forms"] else None)
+    l3 = (lambda i, j: f"../l3/{i}-{j}.html") if tree["forms"] else (lambda i, j: f"/l3/{i}-{j}.html")
+    for i in range(1, n2 + 1):
+        page(f"/l2/{i}.html", tx["l2"].format(name=name, i=i),
+             [(home, tx["up"])] + [(l3(i, j), tx["l3link"].format(i=i, j=j)) for j in range(1, n3 + 1)],
+             tx["paras"][:1])
+        for j in range(1, n3 + 1):
+            page(f"/l3/{i}-{j}.html", tx["l3"].format(name=name, i=i, j=j),
+                 [(f"/l2/{i}.html", tx["parent"].format(i=i)), (home, tx["up"])], tx["paras"][-1:])
 
 
 # ---------------------------------------------------------------- TLS
@@ -497,6 +627,11 @@ def nginx_server(out, s, addr, port, web, offset=0):
         L += ["    types { }", '    default_type "text/html; charset=gb18030";']
     if web["page"] == "slow":
         L += ["    limit_rate 8;", "    limit_rate_after 0;", "    send_timeout 600s;"]
+    if web["page"] == "tree":
+        L += ["    types { text/html html; text/css css; image/png png; application/javascript js; }",
+              "    default_type text/html;", f"    charset {s['tree']['charset']};"]
+    for prefix in web["deny"]:
+        L += [f"    location ^~ {prefix} {{", "        return 404;", "    }"]
     L.append("    location / {")
     if not tls and web["https_redirect"]:
         L.append("        return 301 https://$host$request_uri;")
@@ -631,7 +766,7 @@ def main():
                         v = ",".join(f"{k}={x}" for k, x in v.items()
                                      if x not in (None, False) and not (k, x) in (
                                          ("page", "default"), ("status", 200), ("cert", "default"),
-                                         ("ports", [80, 443])))
+                                         ("ports", [80, 443]), ("deny", [])))
                         desc.append(f"web({v})" if v else "web")
                     elif b == "dns":
                         desc.append(f"dns:{v}")

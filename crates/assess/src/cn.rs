@@ -139,7 +139,7 @@ pub(crate) fn level_rate(o: &DomainObservation, level: u8, threshold: f64) -> Ou
             .map(|p| format!("{} over IPv6: {}", p.url, why(&p.v6))),
     );
     let mut outcome = Outcome::new(if rate >= threshold { Status::Pass } else { Status::Fail }, evidence);
-    outcome.points = Some(rate);
+    outcome.points = Some(round3(rate));
     outcome
 }
 
@@ -193,7 +193,7 @@ fn coverage(site: &SiteObservation) -> Outcome {
     );
     let rate = served as f64 / total as f64;
     let mut outcome = Outcome::new(if served == total { Status::Pass } else { Status::Fail }, evidence);
-    outcome.points = Some(rate);
+    outcome.points = Some(round3(rate));
     outcome
 }
 
@@ -224,6 +224,10 @@ pub(crate) fn consistency(o: &DomainObservation, threshold: f64) -> Outcome {
             .map(|(url, s)| format!("{url}: similarity {s:.3}")),
     );
     let mut outcome = Outcome::new(if mean >= threshold { Status::Pass } else { Status::Fail }, evidence);
-    outcome.points = Some(mean);
+    outcome.points = Some(round3(mean));
     outcome
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }

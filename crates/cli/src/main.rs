@@ -219,10 +219,10 @@ struct CrawlArgs {
     #[arg(long)]
     crawl: bool,
     /// Pages fetched per level at most.
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, default_value_t = 300, value_name = "N")]
     pages_per_level: usize,
     /// Pages fetched in all at most.
-    #[arg(long, default_value_t = 300, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N")]
     max_pages: usize,
     /// Sub-resources fetched at most.
     #[arg(long, default_value_t = 500, value_name = "N")]

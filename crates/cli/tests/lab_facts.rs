@@ -166,3 +166,69 @@ fn a_vantage_without_ipv6_makes_ipv6_checks_not_testable_not_failed() {
     // Nothing was sent over IPv6.
     assert!(fetches(&doc, "aaaa-blackhole.test").all(|f| f["family"] == "ipv4"));
 }
+
+#[test]
+fn crawl_reports_limits_failing_links_and_ipv4_only_content_hosts() {
+    let env = lab_env();
+    let mut args: Vec<String> = vec![
+        "check".into(),
+        "--json".into(),
+        "--crawl".into(),
+        "--pages-per-level".into(),
+        "50".into(),
+    ];
+    args.extend(lab_flags(&env));
+    args.extend(
+        [
+            "site-many-links.test",
+            "site-l2-v4only.test",
+            "site-cdn-v4only.test",
+            "site-gbk.test",
+        ]
+        .map(String::from),
+    );
+    let output = v6scope_in_lab(&args);
+    assert!(
+        matches!(output.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let site = |i: usize| &docs[i]["observation"]["site"];
+
+    let limits = site(0)["limits_reached"].as_array().unwrap();
+    assert!(
+        limits
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("10000 pages found, 50 fetched")),
+        "{limits:?}"
+    );
+
+    let failing: Vec<&str> = site(1)["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["level"] == 2 && p["v6"]["ok"] == false)
+        .map(|p| p["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing.len(), 4);
+    assert!(failing.iter().all(|u| u.starts_with("http://old.site-l2-v4only.test/")));
+
+    let v4_only: Vec<&str> = site(2)["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["v4"]["ok"] == true && r["v6"]["ok"] == false)
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(v4_only, vec!["img.cdn-v4.test"; 3]);
+
+    let titles: Vec<&str> = site(3)["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["level"] == 2)
+        .filter_map(|p| p["v6"]["title"].as_str())
+        .collect();
+    assert!(titles.iter().all(|t| t.starts_with("二级页面")), "{titles:?}");
+}

@@ -1,5 +1,7 @@
 //! Every scenario of lab/scenarios.toml, judged under every shipped profile,
 //! must reach the verdict the catalogue names. Adding a scenario adds a case.
+//! `internetnl` and `nist-usgv6` judge one `check` of every scenario;
+//! `cn-website` judges a `check --crawl` of the scenarios that name it.
 
 mod common;
 
@@ -15,35 +17,24 @@ struct Catalogue {
 #[derive(serde::Deserialize)]
 struct Scenario {
     name: String,
-    expect: Expect,
+    expect: BTreeMap<String, toml::Value>,
 }
 
-#[derive(serde::Deserialize)]
-struct Expect {
-    #[serde(flatten)]
-    domain: BTreeMap<String, toml::Value>,
-}
-
-#[test]
-fn every_scenario_reaches_its_expected_verdicts() {
-    let env = lab_env();
-    let text = std::fs::read_to_string(repo_root().join("lab/scenarios.toml")).expect("reading lab/scenarios.toml");
-    let catalogue: Catalogue = toml::from_str(&text).expect("parsing lab/scenarios.toml");
-    assert!(
-        catalogue.scenario.len() >= 30,
-        "the catalogue must hold at least 30 scenarios"
-    );
-
-    let mut args: Vec<String> = vec![
-        "check".into(),
-        "--json".into(),
-        "--profile".into(),
-        "internetnl".into(),
-        "--profile".into(),
-        "nist-usgv6".into(),
-    ];
-    args.extend(lab_flags(&env));
-    args.extend(catalogue.scenario.iter().map(|s| format!("{}.test", s.name)));
+/// Runs `check --json` over `scenarios` with `profiles` (and `extra` flags)
+/// and returns the mismatches against the catalogue for those profiles.
+fn judge(
+    env: &BTreeMap<String, String>,
+    scenarios: &[&Scenario],
+    profiles: &[&str],
+    extra: &[&str],
+) -> (usize, Vec<String>) {
+    let mut args: Vec<String> = vec!["check".into(), "--json".into()];
+    for p in profiles {
+        args.extend(["--profile".to_string(), p.to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(lab_flags(env));
+    args.extend(scenarios.iter().map(|s| format!("{}.test", s.name)));
     let output = v6scope_in_lab(&args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code();
@@ -51,12 +42,15 @@ fn every_scenario_reaches_its_expected_verdicts() {
         matches!(code, Some(0) | Some(1)),
         "v6scope check exited {code:?}: {stderr}"
     );
-    let documents: Vec<Value> = serde_json::from_slice(&output.stdout).expect("check --json prints a JSON array");
-    assert_eq!(documents.len(), catalogue.scenario.len());
+    let documents: Vec<Value> = match serde_json::from_slice(&output.stdout).expect("check --json prints JSON") {
+        Value::Array(docs) => docs,
+        doc => vec![doc],
+    };
+    assert_eq!(documents.len(), scenarios.len());
 
     let mut mismatches = Vec::new();
     let mut compared = 0;
-    for (scenario, document) in catalogue.scenario.iter().zip(&documents) {
+    for (scenario, document) in scenarios.iter().zip(&documents) {
         assert_eq!(document["domain"], format!("{}.test", scenario.name));
         let verdicts: BTreeMap<String, &Value> = document["verdicts"]
             .as_array()
@@ -64,9 +58,9 @@ fn every_scenario_reaches_its_expected_verdicts() {
             .iter()
             .map(|v| (v["profile"].as_str().unwrap_or_default().to_string(), v))
             .collect();
-        for (key, expected) in &scenario.expect.domain {
+        for (key, expected) in &scenario.expect {
             match expected {
-                toml::Value::String(status) => {
+                toml::Value::String(status) if profiles.contains(&key.as_str()) => {
                     let got = verdicts
                         .get(key)
                         .map(|v| v["status"].as_str().unwrap_or_default())
@@ -79,8 +73,9 @@ fn every_scenario_reaches_its_expected_verdicts() {
                         ));
                     }
                 }
+                toml::Value::String(_) => {}
                 toml::Value::Table(per_profile) if key == "checks" => {
-                    for (profile, checks) in per_profile {
+                    for (profile, checks) in per_profile.iter().filter(|(p, _)| profiles.contains(&p.as_str())) {
                         let Some(verdict) = verdicts.get(profile) else {
                             mismatches.push(format!("{}: no verdict for profile {profile}", scenario.name));
                             continue;
@@ -110,10 +105,45 @@ fn every_scenario_reaches_its_expected_verdicts() {
             }
         }
     }
-    println!(
-        "{compared} expectations compared over {} scenarios",
-        catalogue.scenario.len()
+    (compared, mismatches)
+}
+
+fn catalogue() -> Catalogue {
+    let text = std::fs::read_to_string(repo_root().join("lab/scenarios.toml")).expect("reading lab/scenarios.toml");
+    toml::from_str(&text).expect("parsing lab/scenarios.toml")
+}
+
+#[test]
+fn every_scenario_reaches_its_expected_verdicts() {
+    let env = lab_env();
+    let catalogue = catalogue();
+    assert!(
+        catalogue.scenario.len() >= 30,
+        "the catalogue must hold at least 30 scenarios"
     );
+    let all: Vec<&Scenario> = catalogue.scenario.iter().collect();
+    let (compared, mismatches) = judge(&env, &all, &["internetnl", "nist-usgv6"], &[]);
+    println!("{compared} expectations compared over {} scenarios", all.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn site_scenarios_reach_their_cn_website_verdicts_after_a_crawl() {
+    let env = lab_env();
+    let catalogue = catalogue();
+    let sites: Vec<&Scenario> = catalogue
+        .scenario
+        .iter()
+        .filter(|s| s.expect.contains_key("cn-website"))
+        .collect();
+    assert!(sites.len() >= 7, "the catalogue must hold the crawl scenarios");
+    let (compared, mismatches) = judge(&env, &sites, &["cn-website"], &["--crawl"]);
+    println!("{compared} expectations compared over {} crawled sites", sites.len());
     assert!(
         mismatches.is_empty(),
         "{} mismatches:\n{}",

@@ -32,8 +32,8 @@ pub struct CrawlLimits {
 impl Default for CrawlLimits {
     fn default() -> Self {
         CrawlLimits {
-            pages_per_level: 100,
-            total_pages: 300,
+            pages_per_level: 300,
+            total_pages: 1000,
             resources: 500,
             concurrency: 8,
             deadline: Duration::from_secs(300),
@@ -144,9 +144,12 @@ impl Prober {
                     v4.as_ref().and_then(|f| f.page.as_ref()),
                     v6.as_ref().and_then(|f| f.page.as_ref()),
                 ];
-                // Links and resources as either family's visitor sees them.
-                for links in pages.iter().flatten().filter_map(|p| p.links.as_ref()) {
+                // Links and resources as either family's visitor sees them;
+                // external links counted once per page (IPv4's view first).
+                if let Some(links) = pages.iter().flatten().find_map(|p| p.links.as_ref()) {
                     obs.external_links += links.external;
+                }
+                for links in pages.iter().flatten().filter_map(|p| p.links.as_ref()) {
                     if level < 3 {
                         for link in &links.internal {
                             if seen.insert(link.to_string()) {
@@ -156,8 +159,10 @@ impl Prober {
                     }
                     collect_resources(links, &mut resource_urls, &mut resource_seen);
                 }
+                // Content is compared only where both families got the page (2xx).
+                let both_ok = v4.as_ref().is_some_and(|f| f.fact.ok) && v6.as_ref().is_some_and(|f| f.fact.ok);
                 let (text_similarity, structure_similarity, title_equal) = match pages {
-                    [Some(a), Some(b)] => (
+                    [Some(a), Some(b)] if both_ok => (
                         Some(round3(content::text_similarity(&a.text, &b.text))),
                         Some(round3(content::structure_similarity(&a.tags, &b.tags))),
                         Some(a.title == b.title),
