@@ -67,6 +67,11 @@ pub(crate) fn run(id: &str, o: &DomainObservation, p: &Profile) -> Outcome {
         "cn_level3_v6" => crate::cn::level_rate(o, 3, p.thresholds.level3_rate),
         "cn_resources_v6" => crate::cn::resources(o),
         "cn_consistency" => crate::cn::consistency(o, p.thresholds.similarity),
+        "cn_performance" => {
+            crate::cn::performance(o, p.thresholds.performance_ratio, p.thresholds.performance_floor_ms)
+        }
+        "cn_success_rate" => crate::cn::success_rate(o, p.thresholds.success_rate),
+        "cn_latency_diff" => crate::cn::latency_difference(o, p.thresholds.latency_difference_ms),
         other => Outcome::new(Status::Error, vec![format!("no logic for check '{other}'")]),
     }
 }

@@ -5,7 +5,7 @@
 use crate::Outcome;
 use v6scope_model::{DomainObservation, NameRole, SiteObservation, Status, UrlFetch};
 
-pub(crate) const CHECKS: [&str; 7] = [
+pub(crate) const CHECKS: [&str; 10] = [
     "cn_aaaa",
     "cn_ns_v6",
     "cn_homepage_v6",
@@ -13,6 +13,9 @@ pub(crate) const CHECKS: [&str; 7] = [
     "cn_level3_v6",
     "cn_resources_v6",
     "cn_consistency",
+    "cn_performance",
+    "cn_success_rate",
+    "cn_latency_diff",
 ];
 
 fn ok(f: &Option<UrlFetch>) -> bool {
@@ -230,4 +233,132 @@ pub(crate) fn consistency(o: &DomainObservation, threshold: f64) -> Outcome {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Mean of one timing over the successful samples of one family.
+fn mean_of(
+    site: &SiteObservation,
+    family: v6scope_model::Family,
+    pick: fn(&v6scope_model::TimingSample) -> Option<f64>,
+) -> Option<f64> {
+    mean(
+        site.samples
+            .iter()
+            .filter(|s| s.family == family && s.ok)
+            .filter_map(pick),
+    )
+}
+
+const METRICS: [(&str, fn(&v6scope_model::TimingSample) -> Option<f64>); 4] = [
+    ("DNS resolution", |s| s.dns_ms),
+    ("TCP connect", |s| s.connect_ms),
+    ("time to first byte", |s| s.ttfb_ms),
+    ("full page", |s| s.full_page_ms),
+];
+
+/// r = mean_v6 / mean_v4 − 1 per metric; a metric fails only when r exceeds
+/// `max_ratio` and the absolute difference exceeds `floor_ms` (tiny times
+/// make ratios noise).
+pub(crate) fn performance(o: &DomainObservation, max_ratio: f64, floor_ms: f64) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    if !o.vantage.ipv6 || !o.vantage.ipv4 {
+        return Outcome::new(Status::NotTestable, vec!["the vantage point lacks a family".into()]);
+    }
+    let mut evidence = Vec::new();
+    let mut fail = false;
+    let mut compared = 0;
+    for (label, pick) in METRICS {
+        let (Some(v4), Some(v6)) = (
+            mean_of(site, v6scope_model::Family::Ipv4, pick),
+            mean_of(site, v6scope_model::Family::Ipv6, pick),
+        ) else {
+            evidence.push(format!("{label}: not measured over both families"));
+            continue;
+        };
+        compared += 1;
+        let diff = v6 - v4;
+        let ratio = if v4 > 0.0 { v6 / v4 - 1.0 } else { 0.0 };
+        let floor_applied = diff.abs() <= floor_ms;
+        let bad = ratio > max_ratio && !floor_applied;
+        fail |= bad;
+        evidence.push(format!(
+            "{label}: IPv6 {v6:.1} ms, IPv4 {v4:.1} ms, r = {ratio:+.2}, difference {diff:+.1} ms{}",
+            if floor_applied && ratio > max_ratio {
+                format!(" (difference within the {floor_ms} ms floor: ratio not judged)")
+            } else if bad {
+                format!(" (r above {max_ratio})")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if compared == 0 {
+        return Outcome::new(Status::NotTestable, evidence);
+    }
+    Outcome::new(if fail { Status::Fail } else { Status::Pass }, evidence)
+}
+
+/// Successful IPv6 homepage loads ÷ attempts.
+pub(crate) fn success_rate(o: &DomainObservation, required: f64) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    if !o.vantage.ipv6 {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["the vantage point has no working IPv6".into()],
+        );
+    }
+    let attempts: Vec<_> = site
+        .samples
+        .iter()
+        .filter(|s| s.family == v6scope_model::Family::Ipv6)
+        .collect();
+    if attempts.is_empty() {
+        return Outcome::new(Status::NotTestable, vec!["no IPv6 samples taken (--samples 0)".into()]);
+    }
+    let ok = attempts.iter().filter(|s| s.ok).count();
+    let rate = ok as f64 / attempts.len() as f64;
+    let mut evidence = vec![format!(
+        "{ok} of {} IPv6 homepage loads succeeded ({:.0} %, required {:.0} %)",
+        attempts.len(),
+        rate * 100.0,
+        required * 100.0
+    )];
+    evidence.extend(
+        attempts
+            .iter()
+            .filter(|s| !s.ok)
+            .filter_map(|s| s.error.as_ref().map(|e| e.message.clone())),
+    );
+    let mut outcome = Outcome::new(if rate >= required { Status::Pass } else { Status::Fail }, evidence);
+    outcome.points = Some(round3(rate));
+    outcome
+}
+
+/// The finance-sector rule: mean IPv6 − IPv4 full-page time below `max_ms`.
+pub(crate) fn latency_difference(o: &DomainObservation, max_ms: f64) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    let pick: fn(&v6scope_model::TimingSample) -> Option<f64> = |s| s.full_page_ms;
+    match (
+        mean_of(site, v6scope_model::Family::Ipv4, pick),
+        mean_of(site, v6scope_model::Family::Ipv6, pick),
+    ) {
+        (Some(v4), Some(v6)) => {
+            let diff = v6 - v4;
+            Outcome::new(
+                if diff < max_ms { Status::Pass } else { Status::Fail },
+                vec![format!(
+                    "full page: IPv6 {v6:.1} ms − IPv4 {v4:.1} ms = {diff:+.1} ms (limit {max_ms} ms)"
+                )],
+            )
+        }
+        _ => Outcome::new(
+            Status::NotTestable,
+            vec!["full-page time not measured over both families".into()],
+        ),
+    }
 }

@@ -13,10 +13,11 @@ use std::path::Path;
 use v6scope_model::{CheckResult, DomainObservation, SCHEMA_VERSION, Status, Verdict};
 
 /// Profiles shipped inside the binary.
-pub const BUILTIN_PROFILES: [(&str, &str); 3] = [
+pub const BUILTIN_PROFILES: [(&str, &str); 4] = [
     ("internetnl", include_str!("../../../profiles/internetnl.toml")),
     ("nist-usgv6", include_str!("../../../profiles/nist-usgv6.toml")),
     ("cn-website", include_str!("../../../profiles/cn-website.toml")),
+    ("cn-finance", include_str!("../../../profiles/cn-finance.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,13 @@ pub struct Thresholds {
     pub level3_rate: f64,
     /// cn-website: the weighted score a site needs to pass.
     pub pass_score: f64,
+    /// r = mean_v6 / mean_v4 − 1 allowed, and the difference below which r is noise.
+    pub performance_ratio: f64,
+    pub performance_floor_ms: f64,
+    /// Share of IPv6 homepage loads that must succeed.
+    pub success_rate: f64,
+    /// cn-finance: mean IPv6 − IPv4 page time allowed.
+    pub latency_difference_ms: f64,
 }
 
 impl Default for Thresholds {
@@ -87,6 +95,10 @@ impl Default for Thresholds {
             level2_rate: 0.85,
             level3_rate: 0.80,
             pass_score: 90.0,
+            performance_ratio: 0.2,
+            performance_floor_ms: 10.0,
+            success_rate: 0.95,
+            latency_difference_ms: 75.0,
         }
     }
 }
@@ -231,7 +243,7 @@ mod tests {
     #[test]
     fn builtin_profiles_parse() {
         let profiles = Profile::builtin();
-        assert_eq!(profiles.len(), 3);
+        assert_eq!(profiles.len(), 4);
         assert!(profiles[0].checks.contains_key("web_ipv46"));
     }
 

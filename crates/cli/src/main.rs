@@ -233,6 +233,13 @@ struct CrawlArgs {
     /// Deadline for one site's crawl, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     crawl_deadline: u64,
+    /// Homepage loads per family for the speed ratio and success rate
+    /// (10 for a stability run).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    samples: usize,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    interval: f64,
 }
 
 impl CrawlArgs {
@@ -243,6 +250,8 @@ impl CrawlArgs {
             resources: self.max_resources,
             concurrency: self.crawl_concurrency,
             deadline: Duration::from_secs(self.crawl_deadline),
+            samples: self.samples,
+            interval: Duration::from_secs_f64(self.interval.max(0.0)),
         }
     }
 }

@@ -458,7 +458,29 @@ pub struct SiteObservation {
     pub external_links: usize,
     /// Every limit that cut the crawl short, in words.
     pub limits_reached: Vec<String>,
+    /// Repeated homepage loads per family, for speed and stability.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<TimingSample>,
     pub duration_ms: f64,
+}
+
+/// One load of the homepage (and its sub-resources) over one family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimingSample {
+    pub family: Family,
+    pub ok: bool,
+    /// Resolution time of the host's A or AAAA record through the resolver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<f64>,
+    /// The page and its sub-resources (fetched together, as a browser would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_page_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ProbeError>,
 }
 
 /// Whether the vantage point itself can test each family.
@@ -470,6 +492,16 @@ pub struct Vantage {
 }
 
 impl Vantage {
+    /// A vantage assumed to have both families (for follow-up fetches whose
+    /// family was already checked).
+    pub fn both() -> Vantage {
+        Vantage {
+            ipv4: true,
+            ipv6: true,
+            detail: Vec::new(),
+        }
+    }
+
     pub fn has(&self, family: Family) -> bool {
         match family {
             Family::Ipv4 => self.ipv4,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use url::Url;
 use v6scope_model::{
     ErrorKind, Family, HttpFetch, NameResolution, NameRole, PageCrawl, ProbeError, ResourceCrawl, SiteObservation,
-    UrlFetch, Vantage,
+    TimingSample, UrlFetch, Vantage,
 };
 
 /// Bounds on one site's crawl. Every limit reached is reported.
@@ -27,6 +27,10 @@ pub struct CrawlLimits {
     pub concurrency: usize,
     /// Whole-site deadline.
     pub deadline: Duration,
+    /// Homepage loads per family for speed and success rate.
+    pub samples: usize,
+    /// Pause between samples.
+    pub interval: Duration,
 }
 
 impl Default for CrawlLimits {
@@ -37,6 +41,8 @@ impl Default for CrawlLimits {
             resources: 500,
             concurrency: 8,
             deadline: Duration::from_secs(300),
+            samples: 3,
+            interval: Duration::from_secs(1),
         }
     }
 }
@@ -101,6 +107,7 @@ impl Prober {
         let mut level_urls = vec![start];
         let mut resource_urls: Vec<Url> = Vec::new();
         let mut resource_seen: BTreeSet<String> = BTreeSet::new();
+        let mut home_links: Option<PageLinks> = None;
         for level in 1..=3u8 {
             if level_urls.is_empty() {
                 break;
@@ -148,6 +155,9 @@ impl Prober {
                 // external links counted once per page (IPv4's view first).
                 if let Some(links) = pages.iter().flatten().find_map(|p| p.links.as_ref()) {
                     obs.external_links += links.external;
+                }
+                if level == 1 && home_links.is_none() {
+                    home_links = pages.iter().flatten().find_map(|p| p.links.clone());
                 }
                 for links in pages.iter().flatten().filter_map(|p| p.links.as_ref()) {
                     if level < 3 {
@@ -212,10 +222,88 @@ impl Prober {
                 limits.deadline.as_secs()
             )),
         }
+        let home_resources: Vec<Url> = home_links.map(|l| l.resources).unwrap_or_default();
+        if let Some(home) = obs
+            .pages
+            .iter()
+            .find(|p| p.level == 1)
+            .and_then(|p| Url::parse(&p.url).ok())
+        {
+            for i in 0..limits.samples {
+                if i > 0 {
+                    tokio::time::sleep(limits.interval).await;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    obs.limits_reached
+                        .push(format!("site deadline reached after {i} timing sample(s)"));
+                    break;
+                }
+                for family in [Family::Ipv4, Family::Ipv6] {
+                    if vantage.has(family) {
+                        obs.samples.push(self.sample(&home, &home_resources, family).await);
+                    }
+                }
+            }
+        }
         obs.pages.sort_by(|a, b| (a.level, &a.url).cmp(&(b.level, &b.url)));
         obs.resources.sort_by(|a, b| a.url.cmp(&b.url));
         obs.duration_ms = ms(started.elapsed());
         obs
+    }
+
+    /// One timed load of the homepage and its sub-resources over one family,
+    /// with a fresh resolution (no per-crawl cache) so DNS time is measured.
+    async fn sample(self: &Arc<Self>, home: &Url, resources: &[Url], family: Family) -> TimingSample {
+        let mut sample = TimingSample {
+            family,
+            ok: false,
+            dns_ms: None,
+            connect_ms: None,
+            ttfb_ms: None,
+            full_page_ms: None,
+            error: None,
+        };
+        let host = home.host_str().unwrap_or_default().to_string();
+        let resolution = self.resolve(&host, NameRole::RedirectHost).await;
+        sample.dns_ms = Some(match family {
+            Family::Ipv4 => resolution.a_ms,
+            Family::Ipv6 => resolution.aaaa_ms,
+        });
+        let Some(address) = resolution
+            .addresses(family)
+            .iter()
+            .find(|a| a.usable)
+            .map(|a| a.address)
+        else {
+            sample.error = Some(ProbeError::new(
+                ErrorKind::NoAddress,
+                format!("{host} has no usable {} address", family.label()),
+            ));
+            return sample;
+        };
+        let started = Instant::now();
+        let hosts: Arc<Shared<NameResolution>> = Arc::new(Shared::new());
+        let lookup = self.lookup_fn(hosts.clone());
+        let (fetch, _) = self.web.fetch_url(home, address, &lookup, None).await;
+        let fact = url_fetch(family, &fetch);
+        sample.connect_ms = fact.timings.connect_ms;
+        sample.ttfb_ms = fact.timings.ttfb_ms;
+        sample.ok = fact.ok;
+        sample.error = fact.error;
+        if sample.ok {
+            let both = Vantage::both();
+            let loads = futures::future::join_all(
+                resources
+                    .iter()
+                    .map(|r| self.fetch_in_family(r, family, &both, &hosts, None)),
+            )
+            .await;
+            sample.full_page_ms = Some(ms(started.elapsed()));
+            if let Some(failed) = loads.iter().flatten().find(|f| !f.fact.ok) {
+                sample.error = failed.fact.error.clone();
+            }
+        }
+        sample
     }
 
     /// One URL over one family, on the first usable address of its host.
