@@ -254,7 +254,10 @@ fn mean_of(
     )
 }
 
-const METRICS: [(&str, fn(&v6scope_model::TimingSample) -> Option<f64>); 4] = [
+/// Picks one timing out of a sample.
+type Pick = fn(&v6scope_model::TimingSample) -> Option<f64>;
+
+const METRICS: [(&str, Pick); 4] = [
     ("DNS resolution", |s| s.dns_ms),
     ("TCP connect", |s| s.connect_ms),
     ("time to first byte", |s| s.ttfb_ms),
@@ -342,7 +345,7 @@ pub(crate) fn success_rate(o: &DomainObservation, required: f64) -> Outcome {
 /// The finance-sector rule: mean IPv6 − IPv4 full-page time below `max_ms`.
 pub(crate) fn latency_difference(o: &DomainObservation, max_ms: f64) -> Outcome {
     let Some(site) = &o.site else { return no_crawl() };
-    let pick: fn(&v6scope_model::TimingSample) -> Option<f64> = |s| s.full_page_ms;
+    let pick: Pick = |s| s.full_page_ms;
     match (
         mean_of(site, v6scope_model::Family::Ipv4, pick),
         mean_of(site, v6scope_model::Family::Ipv6, pick),

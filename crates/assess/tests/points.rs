@@ -175,6 +175,18 @@ fn site(level2_ok: usize, level2: usize, cdn_v6: bool) -> v6scope_model::SiteObs
             v4: fetch(Ipv4, true, 50_000),
             v6: fetch(Ipv6, cdn_v6, 0),
         }],
+        samples: [Ipv4, Ipv6, Ipv4, Ipv6]
+            .into_iter()
+            .map(|family| v6scope_model::TimingSample {
+                family,
+                ok: true,
+                dns_ms: Some(1.0),
+                connect_ms: Some(2.0),
+                ttfb_ms: Some(5.0),
+                full_page_ms: Some(20.0),
+                error: None,
+            })
+            .collect(),
         ..Default::default()
     }
 }
@@ -210,10 +222,38 @@ fn cn_website_rates_gate_and_score() {
             .iter()
             .any(|e| e.contains("img.cdn.test") && e.contains("50000 bytes"))
     );
-    assert_eq!(v.score, 80.0);
-    assert_eq!(v.status, Status::Fail, "80 points is below the pass score of 90");
+    assert_eq!(v.score, 85.0, "the 15 points of sub-resources are lost");
+    assert_eq!(v.status, Status::Fail, "85 points is below the pass score of 90");
 
     // Without a crawl nothing is claimed.
     o.site = None;
     assert_eq!(assess(&o, &profile).status, Status::NotTestable);
+}
+
+#[test]
+fn cn_speed_ratio_is_judged_only_above_the_floor() {
+    let profile = Profile::load("cn-website").unwrap();
+    let mut o = fixture("dual-stack-good");
+    let mut s = site(20, 20, true);
+    // IPv6 twice as slow but only 5 ms more: noise under the 10 ms floor.
+    for sample in s.samples.iter_mut().filter(|x| x.family == v6scope_model::Family::Ipv6) {
+        sample.ttfb_ms = Some(10.0);
+    }
+    o.site = Some(s.clone());
+    let perf = assess(&o, &profile).check("cn_performance").unwrap().clone();
+    assert_eq!(perf.status, Status::Pass);
+    assert!(perf.evidence.iter().any(|e| e.contains("floor")));
+    // 300 ms slower over IPv6: r far above 0.2, well above the floor.
+    for sample in s.samples.iter_mut().filter(|x| x.family == v6scope_model::Family::Ipv6) {
+        sample.full_page_ms = Some(320.0);
+    }
+    o.site = Some(s);
+    let v = assess(&o, &profile);
+    assert_eq!(v.check("cn_performance").unwrap().status, Status::Fail);
+    let finance = assess(&o, &Profile::load("cn-finance").unwrap());
+    assert_eq!(
+        finance.check("cn_latency_diff").unwrap().status,
+        Status::Fail,
+        "300 ms > 75 ms"
+    );
 }
