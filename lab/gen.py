@@ -41,7 +41,7 @@ WEB_KEYS = {"page", "status", "redirect", "cert", "ports", "https_redirect", "de
 PAGES = {"default", "alt", "gb18030", "huge", "slow", "big", "tree"}
 # [scenario.tree]: the generated page tree served by `page = "tree"` (see README)
 TREE_DEFAULTS = {"level2": 20, "level3": 10, "offsite": 0, "offsite_base": None, "assets": "",
-                 "charset": "utf-8", "forms": False}
+                 "charset": "utf-8", "forms": False, "robots": ""}
 TREE_CHARSETS = {"utf-8", "gbk"}
 DNS_MODES = {"auth", "refused", "recursive"}
 RULE_ACTIONS = {"drop", "reset", "drop-tcp53", "pmtu-blackhole", "delay", "rate"}
@@ -264,6 +264,8 @@ def build(s):
             die(f"{where}: tree.charset must be one of {sorted(TREE_CHARSETS)}")
         if not isinstance(tree["forms"], bool):
             die(f"{where}: tree.forms must be true/false")
+        if not isinstance(tree["robots"], str):
+            die(f"{where}: tree.robots must be the text of a robots.txt")
     # ---- expectations
     exp = s["expect"]
     for prof in ("internetnl", "nist-usgv6"):
@@ -497,6 +499,10 @@ def gen_tree(d, s):
     """The generated site of [scenario.tree]: / -> /l2/<i>.html -> /l3/<i>-<j>.html, plus /static/."""
     tree, name = s["tree"], s["name"]
     apex = s["domain"].rstrip(".")
+    if tree["robots"]:
+        os.makedirs(d, exist_ok=True)
+        with open(f"{d}/robots.txt", "w") as f:
+            f.write(tree["robots"])
     cs = tree["charset"]
     tx = TREE_TEXT[cs]
     a = tree["assets"]

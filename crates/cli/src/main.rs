@@ -240,6 +240,9 @@ struct CrawlArgs {
     /// Seconds between samples.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     interval: f64,
+    /// Crawl pages robots.txt disallows (for owners testing their own site).
+    #[arg(long)]
+    ignore_robots: bool,
 }
 
 impl CrawlArgs {
@@ -252,6 +255,7 @@ impl CrawlArgs {
             deadline: Duration::from_secs(self.crawl_deadline),
             samples: self.samples,
             interval: Duration::from_secs_f64(self.interval.max(0.0)),
+            respect_robots: !self.ignore_robots,
         }
     }
 }

@@ -231,4 +231,20 @@ fn crawl_reports_limits_failing_links_and_ipv4_only_content_hosts() {
         .filter_map(|p| p["v6"]["title"].as_str())
         .collect();
     assert!(titles.iter().all(|t| t.starts_with("二级页面")), "{titles:?}");
+    // site-gbk's robots.txt disallows /l3/1-*: skipped, and said so.
+    let limits = site(3)["limits_reached"].as_array().unwrap();
+    assert!(
+        limits.iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .starts_with("3 page(s) skipped: disallowed by robots.txt")),
+        "{limits:?}"
+    );
+    let level3 = site(3)["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["level"] == 3)
+        .count();
+    assert_eq!(level3, 27);
 }

@@ -31,6 +31,9 @@ pub struct CrawlLimits {
     pub samples: usize,
     /// Pause between samples.
     pub interval: Duration,
+    /// Skip pages the site's robots.txt disallows (owners testing their own
+    /// site may turn this off).
+    pub respect_robots: bool,
 }
 
 impl Default for CrawlLimits {
@@ -43,6 +46,7 @@ impl Default for CrawlLimits {
             deadline: Duration::from_secs(300),
             samples: 3,
             interval: Duration::from_secs(1),
+            respect_robots: true,
         }
     }
 }
@@ -103,14 +107,25 @@ impl Prober {
             obs.limits_reached.push(format!("bad start URL {start_url}"));
             return obs;
         };
+        let robots = if limits.respect_robots {
+            self.robots(&start, vantage, &hosts).await
+        } else {
+            None
+        };
+        let mut robots_skipped = 0usize;
         let mut seen: BTreeSet<String> = BTreeSet::from([start.to_string()]);
-        let mut level_urls = vec![start];
+        let mut level_urls = vec![start.clone()];
         let mut resource_urls: Vec<Url> = Vec::new();
         let mut resource_seen: BTreeSet<String> = BTreeSet::new();
         let mut home_links: Option<PageLinks> = None;
         for level in 1..=3u8 {
             if level_urls.is_empty() {
                 break;
+            }
+            if let Some(robots) = &robots {
+                let before = level_urls.len();
+                level_urls.retain(|u| u.host_str() != start.host_str() || robots.allowed(&path_and_query(u)));
+                robots_skipped += before - level_urls.len();
             }
             let room = limits.total_pages.saturating_sub(obs.pages.len());
             let cap = limits.pages_per_level.min(room);
@@ -191,6 +206,11 @@ impl Prober {
             }
             level_urls = next;
         }
+        if robots_skipped > 0 {
+            obs.limits_reached.push(format!(
+                "{robots_skipped} page(s) skipped: disallowed by robots.txt (--ignore-robots to include them)"
+            ));
+        }
         if resource_urls.len() > limits.resources {
             obs.limits_reached.push(format!(
                 "{} sub-resources found, {} fetched (resource limit)",
@@ -249,6 +269,25 @@ impl Prober {
         obs.resources.sort_by(|a, b| a.url.cmp(&b.url));
         obs.duration_ms = ms(started.elapsed());
         obs
+    }
+
+    /// The site's robots.txt for v6scope, over IPv4 or else IPv6; none when
+    /// there is none (every page allowed).
+    async fn robots(
+        self: &Arc<Self>,
+        start: &Url,
+        vantage: &Vantage,
+        hosts: &Arc<Shared<NameResolution>>,
+    ) -> Option<crate::robots::Robots> {
+        let url = start.join("/robots.txt").ok()?;
+        for family in [Family::Ipv4, Family::Ipv6] {
+            if let Some(fetched) = self.fetch_in_family(&url, family, vantage, hosts, None).await
+                && fetched.fact.ok
+            {
+                return fetched.page.map(|p| crate::robots::Robots::parse(&p.text, "v6scope"));
+            }
+        }
+        None
     }
 
     /// One timed load of the homepage and its sub-resources over one family,
@@ -362,4 +401,11 @@ fn collect_resources(links: &PageLinks, out: &mut Vec<Url>, seen: &mut BTreeSet<
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
 }

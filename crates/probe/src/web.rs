@@ -356,7 +356,18 @@ impl WebClient {
             let is_html = content_type
                 .as_deref()
                 .is_none_or(|t| t.contains("html") || t.contains("text"));
-            let page = if is_html {
+            // robots.txt is plain text whatever the server calls it.
+            let plain =
+                content_type.as_deref().is_some_and(|t| t.starts_with("text/plain")) || url.path() == "/robots.txt";
+            let page = if plain {
+                // Plain text (robots.txt, for one) keeps its lines.
+                let (text, charset) = content::decode(&body, content_type.as_deref());
+                Some(Page {
+                    charset,
+                    text,
+                    ..Default::default()
+                })
+            } else if is_html {
                 let (text, charset) = content::decode(&body, content_type.as_deref());
                 let mut page = content::analyse(&text, charset);
                 if let Some(site) = links_for {
