@@ -122,6 +122,12 @@ pub(crate) fn level_rate(o: &DomainObservation, level: u8, threshold: f64) -> Ou
         );
     }
     let pages: Vec<_> = site.pages.iter().filter(|p| p.level == level).collect();
+    if pages.is_empty() && cut_short(site) {
+        return Outcome::new(
+            Status::Error,
+            vec![format!("the site deadline cut the crawl short before level {level}")],
+        );
+    }
     if pages.is_empty() {
         let mut outcome = Outcome::new(Status::NotApplicable, vec![format!("no level-{level} links found")]);
         outcome.points = Some(1.0);
@@ -135,6 +141,27 @@ pub(crate) fn level_rate(o: &DomainObservation, level: u8, threshold: f64) -> Ou
         rate * 100.0,
         threshold * 100.0
     )];
+    // What to fix first: the hosts with the most failing links.
+    let mut by_host: std::collections::BTreeMap<String, usize> = Default::default();
+    for p in pages.iter().filter(|p| !ok(&p.v6)) {
+        let host = url::Url::parse(&p.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        *by_host.entry(host).or_default() += 1;
+    }
+    let mut hosts: Vec<_> = by_host.into_iter().collect();
+    hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    if !hosts.is_empty() {
+        evidence.push(format!(
+            "failing links by host: {}",
+            hosts
+                .iter()
+                .map(|(h, n)| format!("{h} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     evidence.extend(
         pages
             .iter()
@@ -161,6 +188,12 @@ pub(crate) fn resources(o: &DomainObservation) -> Outcome {
 
 fn coverage(site: &SiteObservation) -> Outcome {
     let total = site.resources.len();
+    if total == 0 && cut_short(site) {
+        return Outcome::new(
+            Status::Error,
+            vec!["the site deadline cut the crawl short before the sub-resources".into()],
+        );
+    }
     if total == 0 {
         let mut outcome = Outcome::new(Status::NotApplicable, vec!["the pages load no sub-resources".into()]);
         outcome.points = Some(1.0);
@@ -364,4 +397,9 @@ pub(crate) fn latency_difference(o: &DomainObservation, max_ms: f64) -> Outcome 
             vec!["full-page time not measured over both families".into()],
         ),
     }
+}
+
+/// Whether the whole-site deadline stopped the crawl.
+fn cut_short(site: &SiteObservation) -> bool {
+    site.limits_reached.iter().any(|l| l.contains("deadline"))
 }

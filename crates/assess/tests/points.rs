@@ -208,7 +208,8 @@ fn cn_website_rates_gate_and_score() {
     let v = assess(&o, &profile);
     let level2 = v.check("cn_level2_v6").unwrap();
     assert_eq!(level2.status, Status::Fail);
-    assert_eq!(level2.evidence.len(), 1 + 4, "every failing URL is listed");
+    assert_eq!(level2.evidence.len(), 1 + 1 + 4, "rate, hosts, then every failing URL");
+    assert_eq!(level2.evidence[1], "failing links by host: s.test (4)");
     assert_eq!(v.status, Status::Fail);
 
     // An IPv4-only CDN is an IPv6 天窗: a warning naming the host, and points lost.

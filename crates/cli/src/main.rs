@@ -514,7 +514,9 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
     }
     let (prober, vantage) = setup(&args.probe).await?;
     let deadline = Duration::from_secs(args.probe.deadline);
-    let crawl = args.crawl.crawl.then(|| args.crawl.limits());
+    // Profiles that judge a whole site crawl it without being asked.
+    let wants_crawl = args.crawl.crawl || profiles.iter().any(|p| p.kind == v6scope_assess::Kind::CnWebsite);
+    let crawl = wants_crawl.then(|| args.crawl.limits());
     let observations = futures::future::join_all(domains.into_iter().map(|domain| {
         let prober = prober.clone();
         let vantage = vantage.clone();
