@@ -59,6 +59,22 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE INDEX IF NOT EXISTS verdicts_by_status ON verdicts (run_id, profile, status);
 "#;
 
+const INSERT_VERDICT: &str = "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+fn insert_verdict(stmt: &mut rusqlite::Statement<'_>, run: i64, idx: i64, v: &Verdict) -> Result<()> {
+    stmt.execute(params![
+        run,
+        idx,
+        v.profile,
+        v.domain,
+        v.status.as_str(),
+        v.score,
+        serde_json::to_string(v)?
+    ])?;
+    Ok(())
+}
+
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunInfo {
@@ -144,9 +160,7 @@ impl Store {
         {
             let mut obs =
                 tx.prepare("INSERT OR REPLACE INTO observations (run_id, idx, domain, body) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut ver = tx.prepare(
-                "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
+            let mut ver = tx.prepare(INSERT_VERDICT)?;
             for r in batch {
                 obs.execute(params![
                     run,
@@ -155,15 +169,7 @@ impl Store {
                     serde_json::to_string(r.observation)?
                 ])?;
                 for v in r.verdicts {
-                    ver.execute(params![
-                        run,
-                        r.idx,
-                        v.profile,
-                        v.domain,
-                        v.status.as_str(),
-                        v.score,
-                        serde_json::to_string(v)?
-                    ])?;
+                    insert_verdict(&mut ver, run, r.idx, v)?;
                 }
             }
         }
@@ -175,19 +181,9 @@ impl Store {
     pub fn save_verdicts(&mut self, run: i64, verdicts: &[(i64, Verdict)]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut ver = tx.prepare(
-                "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
+            let mut ver = tx.prepare(INSERT_VERDICT)?;
             for (idx, v) in verdicts {
-                ver.execute(params![
-                    run,
-                    idx,
-                    v.profile,
-                    v.domain,
-                    v.status.as_str(),
-                    v.score,
-                    serde_json::to_string(v)?
-                ])?;
+                insert_verdict(&mut ver, run, *idx, v)?;
             }
         }
         tx.commit()?;
