@@ -137,7 +137,7 @@ def build(s):
     domain = f"{name}.test."
     where = f"scenario {name}"
     unknown = set(s) - {"id", "name", "description", "delegate", "ns", "parent_ns", "records",
-                        "server", "rule", "expect", "serial", "tree"}
+                        "server", "rule", "expect", "serial", "tree", "judge_speed"}
     if unknown:
         die(f"{where}: unknown keys {sorted(unknown)}")
     for r in s.get("rule", []):

@@ -18,6 +18,9 @@ struct Catalogue {
 struct Scenario {
     name: String,
     expect: BTreeMap<String, toml::Value>,
+    /// Judged with the shipped speed thresholds (a scenario built to be slow).
+    #[serde(default)]
+    judge_speed: bool,
 }
 
 /// Runs `check --json` over `scenarios` with `profiles` (and `extra` flags)
@@ -139,12 +142,26 @@ fn every_scenario_reaches_its_expected_verdicts() {
 fn site_scenarios_reach_their_cn_verdicts_after_a_crawl() {
     let env = lab_env();
     let catalogue = catalogue();
-    let sites: Vec<&Scenario> = catalogue
+    let (slow, sites): (Vec<&Scenario>, Vec<&Scenario>) = catalogue
         .scenario
         .iter()
         .filter(|s| s.expect.contains_key("cn-website") || s.expect.contains_key("cn-finance"))
-        .collect();
+        .partition(|s| s.judge_speed);
     assert!(sites.len() >= 7, "the catalogue must hold the crawl scenarios");
+    assert!(!slow.is_empty(), "the catalogue must hold a slow-IPv6 site");
+    let (compared, mismatches) = judge(
+        &env,
+        &slow,
+        &["cn-website", "cn-finance"],
+        &["--crawl", "--samples", "3", "--interval", "0.1"],
+    );
+    println!("{compared} expectations compared over {} slow sites", slow.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
     // Lab times are sub-millisecond and jitter under load; these scenarios
     // are not about speed, so the speed rule is given a 1 s floor here (the
     // profile is data: same checks, same name, one threshold changed).
