@@ -8,7 +8,7 @@ use v6scope_model::{
     Scheme, ServiceCounts, Status, Transport, WebObservation,
 };
 
-const INTERNETNL_CHECKS: [&str; 13] = [
+const INTERNETNL_CHECKS: [&str; 14] = [
     "ns_aaaa",
     "ns_reach",
     "ns_tcp_v6",
@@ -19,6 +19,7 @@ const INTERNETNL_CHECKS: [&str; 13] = [
     "www_ipv6",
     "web_reach",
     "web_tls_v6",
+    "web_pmtu_v6",
     "web_ipv46",
     "mx_aaaa",
     "mx_reach",
@@ -54,6 +55,7 @@ pub(crate) fn run(id: &str, o: &DomainObservation, p: &Profile) -> Outcome {
         "www_ipv6" => www_ipv6(o),
         "web_reach" => web_reach(o, p),
         "web_tls_v6" => web_tls_v6(o),
+        "web_pmtu_v6" => web_pmtu_v6(o),
         "web_ipv46" => web_ipv46(o, p),
         "mx_aaaa" => mx_aaaa(o),
         "mx_reach" => mx_reach(o, p),
@@ -501,6 +503,58 @@ fn web_tls_v6(o: &DomainObservation) -> Outcome {
     let status = if !any {
         Status::NotApplicable
     } else if bad {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    Outcome::new(status, evidence)
+}
+
+/// Body bytes that fit in one full-size packet: a stall with no more than
+/// this is what a Path-MTU blackhole looks like.
+const ONE_PACKET: u64 = 1452;
+
+/// A response that stalls over IPv6 after its headers while the same URL
+/// completes over IPv4: the "small pages work, big ones hang" fault.
+fn web_pmtu_v6(o: &DomainObservation) -> Outcome {
+    if let Some(nt) = not_testable_v6(o) {
+        return nt;
+    }
+    let mut evidence = Vec::new();
+    let mut stalled = false;
+    let mut any = false;
+    for web in &o.web {
+        for f in fetches_of(web, Family::Ipv6) {
+            any = true;
+            let stall = f.final_status.is_some()
+                && !f.completed
+                && f.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Timeout);
+            if !stall {
+                continue;
+            }
+            let Some(v4) = fetches_of(web, Family::Ipv4).find(|g| g.scheme == f.scheme && g.completed) else {
+                continue;
+            };
+            stalled = true;
+            let v4_bytes = v4.content.as_ref().map(|c| c.bytes).unwrap_or(0);
+            evidence.push(format!(
+                "{} {} ({}): IPv6 stalled after the headers and {} body bytes; IPv4 {} delivered {v4_bytes} bytes{}",
+                f.name,
+                f.address,
+                scheme_name(f.scheme),
+                f.body_received,
+                v4.address,
+                if f.body_received <= ONE_PACKET {
+                    " — typical of a Path-MTU blackhole (large IPv6 packets dropped, ICMPv6 Packet Too Big filtered)"
+                } else {
+                    " — the IPv6 path stalls or is very slow"
+                }
+            ));
+        }
+    }
+    let status = if !any {
+        Status::NotApplicable
+    } else if stalled {
         Status::Fail
     } else {
         Status::Pass

@@ -366,6 +366,10 @@ pub struct HttpFetch {
     pub final_status: Option<u16>,
     /// True when a final, non-redirect response was read completely (or to the cap).
     pub completed: bool,
+    /// Body bytes of the final response received so far (what arrived
+    /// before a stall, when the fetch did not complete).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub body_received: u64,
     pub timings: Timings,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -397,6 +401,10 @@ pub struct WebObservation {
     pub role: NameRole,
     pub fetches: Vec<HttpFetch>,
     pub parity: Vec<ContentParity>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One URL fetched over one family (first usable address of its host).

@@ -221,14 +221,20 @@ impl WebClient {
                 (fetch, None)
             }
             Err(_) => {
-                fetch.error = Some(ProbeError::new(
-                    ErrorKind::Timeout,
-                    format!(
+                let message = match fetch.final_status {
+                    Some(status) if !fetch.completed => format!(
+                        "stalled after the response headers (status {status}) and {} body bytes; \
+                         not complete within {} ms",
+                        fetch.body_received,
+                        deadline.as_millis()
+                    ),
+                    _ => format!(
                         "fetch did not complete within {} ms ({} hop(s) done)",
                         deadline.as_millis(),
                         fetch.hops.len()
                     ),
-                ));
+                };
+                fetch.error = Some(ProbeError::new(ErrorKind::Timeout, message));
                 (fetch, None)
             }
         }
@@ -350,7 +356,7 @@ impl WebClient {
                 .get(hyper::header::CONTENT_ENCODING)
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.trim().to_ascii_lowercase());
-            let (raw, truncated) = self.read_body(response.into_body()).await?;
+            let (raw, truncated) = self.read_body(response.into_body(), &mut fetch.body_received).await?;
             let raw_len = raw.len() as u64;
             let body = decompress(raw, encoding.as_deref(), self.config.body_cap)?;
             let is_html = content_type
@@ -523,12 +529,17 @@ impl WebClient {
     }
 
     /// Reads at most `body_cap` bytes; more is reported as truncated.
-    async fn read_body(&self, mut body: hyper::body::Incoming) -> Result<(Vec<u8>, bool), ProbeError> {
+    async fn read_body(
+        &self,
+        mut body: hyper::body::Incoming,
+        received: &mut u64,
+    ) -> Result<(Vec<u8>, bool), ProbeError> {
         let cap = self.config.body_cap;
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| http_error("reading body", &e))?;
             if let Ok(data) = frame.into_data() {
+                *received += data.len() as u64;
                 let room = cap - out.len();
                 if data.len() >= room {
                     out.extend_from_slice(&data[..room]);
@@ -553,6 +564,7 @@ fn empty_fetch(name: &str, address: IpAddr, scheme: Scheme, port: u16) -> HttpFe
         hops: Vec::new(),
         final_status: None,
         completed: false,
+        body_received: 0,
         timings: Timings::default(),
         headers: BTreeMap::new(),
         content: None,
