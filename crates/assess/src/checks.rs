@@ -170,35 +170,20 @@ fn ns_reach(o: &DomainObservation, p: &Profile) -> Outcome {
             continue;
         }
         any_aaaa = true;
-        let mut good = 0;
-        for address in &v6 {
+        let good = judge_addresses(&host.name, &v6, &mut evidence, &mut failed, |address| {
             let udp = host
                 .probes
                 .iter()
-                .find(|pr| pr.address == *address && pr.transport == Transport::Udp);
-            match udp {
-                Some(pr) if pr.answered => {
-                    good += 1;
-                    evidence.push(format!(
-                        "{} {address}: answered SOA over UDP (AA, {:.1} ms)",
-                        host.name,
-                        pr.rtt_ms.unwrap_or_default()
-                    ));
-                }
-                Some(pr) => {
-                    failed = true;
-                    evidence.push(format!(
-                        "{} {address}: no authoritative answer over UDP: {}",
-                        host.name,
-                        pr.error.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown")
-                    ));
-                }
-                None => {
-                    failed = true;
-                    evidence.push(format!("{} {address}: not probed", host.name));
-                }
-            }
-        }
+                .find(|pr| pr.address == address && pr.transport == Transport::Udp)?;
+            Some(if udp.answered {
+                Ok(format!(
+                    "answered SOA over UDP (AA, {:.1} ms)",
+                    udp.rtt_ms.unwrap_or_default()
+                ))
+            } else {
+                Err(format!("no authoritative answer over UDP: {}", error_text(&udp.error)))
+            })
+        });
         scores.push(tier_points(good, v6.len(), t));
     }
     if !any_aaaa {
@@ -823,32 +808,18 @@ fn mx_reach(o: &DomainObservation, p: &Profile) -> Outcome {
             scores.push(0.0);
             continue;
         }
-        let mut good = 0;
-        for address in &v6 {
-            match host.probes.iter().find(|pr| pr.address == *address) {
-                Some(pr) if pr.banner_ok => {
-                    good += 1;
-                    evidence.push(format!(
-                        "{} {address}: {}{}",
-                        host.name,
-                        pr.banner.clone().unwrap_or_default(),
-                        if pr.starttls { " (STARTTLS offered)" } else { "" }
-                    ));
-                }
-                Some(pr) => {
-                    fail = true;
-                    evidence.push(format!(
-                        "{} {address}: no SMTP greeting: {}",
-                        host.name,
-                        pr.error.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown")
-                    ));
-                }
-                None => {
-                    fail = true;
-                    evidence.push(format!("{} {address}: not probed", host.name));
-                }
-            }
-        }
+        let good = judge_addresses(&host.name, &v6, &mut evidence, &mut fail, |address| {
+            let pr = host.probes.iter().find(|pr| pr.address == address)?;
+            Some(if pr.banner_ok {
+                Ok(format!(
+                    "{}{}",
+                    pr.banner.clone().unwrap_or_default(),
+                    if pr.starttls { " (STARTTLS offered)" } else { "" }
+                ))
+            } else {
+                Err(format!("no SMTP greeting: {}", error_text(&pr.error)))
+            })
+        });
         scores.push(tier_points(good, v6.len(), t));
     }
     let mut outcome = Outcome::new(if fail { Status::Fail } else { Status::Pass }, evidence);
@@ -1142,6 +1113,41 @@ pub(crate) fn nist_rollup(results: &[CheckResult]) -> (Status, String, f64, BTre
         (Status::Fail, "none")
     };
     (status, label.to_string(), score, BTreeMap::new())
+}
+
+/// Judges each address of one host: `Some(Ok(note))` is good, `Some(Err(why))`
+/// bad, `None` not probed (also bad). Adds one evidence line per address and
+/// returns how many were good.
+fn judge_addresses(
+    host: &str,
+    addresses: &[IpAddr],
+    evidence: &mut Vec<String>,
+    failed: &mut bool,
+    look: impl Fn(IpAddr) -> Option<Result<String, String>>,
+) -> usize {
+    let mut good = 0;
+    for &address in addresses {
+        let line = match look(address) {
+            Some(Ok(note)) => {
+                good += 1;
+                note
+            }
+            Some(Err(why)) => {
+                *failed = true;
+                why
+            }
+            None => {
+                *failed = true;
+                "not probed".to_string()
+            }
+        };
+        evidence.push(format!("{host} {address}: {line}"));
+    }
+    good
+}
+
+fn error_text(error: &Option<ProbeError>) -> &str {
+    error.as_ref().map(|e| e.message.as_str()).unwrap_or("unknown")
 }
 
 /// internet.nl's 10/2/0: all addresses good, some good, none good.
