@@ -16,6 +16,7 @@ import argparse
 import ipaddress
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -38,13 +39,13 @@ ALLOWED = [ipaddress.ip_network(n) for n in
            ("2001:db8::/32", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 BEHAVIOURS = ("web", "dns", "smtp")
 WEB_KEYS = {"page", "status", "redirect", "cert", "ports", "https_redirect", "deny"}
-PAGES = {"default", "alt", "gb18030", "huge", "slow", "big", "tree"}
+PAGES = {"default", "alt", "gb18030", "huge", "slow", "big", "tree", "stub"}
 # [scenario.tree]: the generated page tree served by `page = "tree"` (see README)
 TREE_DEFAULTS = {"level2": 20, "level3": 10, "offsite": 0, "offsite_base": None, "assets": "",
-                 "charset": "utf-8", "forms": False, "robots": ""}
+                 "charset": "utf-8", "forms": False, "robots": "", "big_asset": 0}
 TREE_CHARSETS = {"utf-8", "gbk"}
 DNS_MODES = {"auth", "refused", "recursive"}
-RULE_ACTIONS = {"drop", "reset", "drop-tcp53", "pmtu-blackhole", "delay", "rate"}
+RULE_ACTIONS = {"drop", "reset", "drop-tcp53", "pmtu-blackhole", "delay", "rate", "flap"}
 RELAY_OFFSET = 8000   # nginx port offset behind the delay relay
 STATUSES = {"pass", "fail", "warn", "info", "not_applicable", "not_testable", "error"}
 
@@ -137,12 +138,14 @@ def build(s):
     domain = f"{name}.test."
     where = f"scenario {name}"
     unknown = set(s) - {"id", "name", "description", "delegate", "ns", "parent_ns", "records",
-                        "server", "rule", "expect", "serial", "tree", "judge_speed"}
+                        "server", "rule", "expect", "serial", "tree", "judge_speed", "samples",
+                        "glue_v6"}
     if unknown:
         die(f"{where}: unknown keys {sorted(unknown)}")
     for r in s.get("rule", []):
-        if set(r) - {"addr", "action", "ports", "delay_ms", "rate_kbit"}:
-            die(f"{where}: unknown rule keys {sorted(set(r) - {'addr', 'action', 'ports', 'delay_ms', 'rate_kbit'})}")
+        rule_keys = {"addr", "action", "ports", "delay_ms", "rate_kbit", "fail_in_10"}
+        if set(r) - rule_keys:
+            die(f"{where}: unknown rule keys {sorted(set(r) - rule_keys)}")
     # ---- servers and their addresses
     servers, addrs = [], {}
     for k, srv in enumerate(s.get("server", [])):
@@ -228,7 +231,9 @@ def build(s):
             found = [(o, t, r) for (o, t, r) in records if o == n and t in ("A", "AAAA")]
             if not found:
                 die(f"{where}: in-bailiwick NS {n} has no A/AAAA record for glue")
-            glue += found
+            # glue_v6 = false: the parent publishes only IPv4 glue (a delegation
+            # that cannot be followed over IPv6-only transport).
+            glue += [g for g in found if s.get("glue_v6", True) or g[1] != "AAAA"]
     # ---- rules
     rules = []
     for r in s.get("rule", []):
@@ -248,7 +253,7 @@ def build(s):
             die(f"{where}: tree keys must be among {sorted(TREE_DEFAULTS)}")
         tree = dict(TREE_DEFAULTS)
         tree.update(tr)
-        for k in ("level2", "level3", "offsite"):
+        for k in ("level2", "level3", "offsite", "big_asset"):
             if not isinstance(tree[k], int) or isinstance(tree[k], bool) or tree[k] < 0:
                 die(f"{where}: tree.{k} must be an integer >= 0")
         if tree["level2"] > 20000 or tree["level2"] * tree["level3"] > 20000:
@@ -432,6 +437,8 @@ def gen_pages(out, s, page):
         w(f, page_html(s["name"], s["description"], LOREM))
     elif page == "alt":
         w(f, page_html("Maintenance", "", ALT))
+    elif page == "stub":
+        w(f, page_html("Under construction", "", ["This site is under construction. Please come back later."]))
     elif page == "slow":
         w(f, page_html(s["name"], s["description"], LOREM, extra=4096))
     elif page == "big":
@@ -515,6 +522,8 @@ def gen_tree(d, s):
         head += (f'<link rel="stylesheet" href="{a}/static/site.css">\n'
                  f'<script src="{a}/static/site.js"></script>\n')
         body = f'<h1>{esc(title)}</h1>\n<img src="{a}/static/logo.png" alt="logo" width="16" height="16">\n'
+        if tree["big_asset"]:
+            body += f'<img src="{a}/static/photo.png" alt="photo">\n'
         body += "".join(f"<p>{esc(p)}</p>\n" for p in paras)
         body += "<ul>\n" + "".join(f'<li><a href="{esc(h)}">{esc(t)}</a></li>\n' for h, t in links) + "</ul>\n"
         html = f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n{body}</body></html>\n"
@@ -530,6 +539,11 @@ def gen_tree(d, s):
     with open(f"{d}/static/logo.png", "wb") as fh:
         fh.write(png_image())
     os.chmod(f"{d}/static/logo.png", 0o644)
+    if tree["big_asset"]:
+        # Incompressible bytes: far larger than one packet on the wire.
+        w(f"{d}/static/photo.png", "")
+        with open(f"{d}/static/photo.png", "wb") as fh:
+            fh.write(png_image() + random.Random(7).randbytes(tree["big_asset"]))
     home = f"//{apex}/"
     n2, n3 = tree["level2"], tree["level3"]
     links = [(tree_links(tree, apex, i), tx["l2link"].format(i=i)) for i in range(1, n2 + 1)]
@@ -633,6 +647,9 @@ def nginx_server(out, s, addr, port, web, offset=0):
         L += ["    types { }", '    default_type "text/html; charset=gb18030";']
     if web["page"] == "slow":
         L += ["    limit_rate 8;", "    limit_rate_after 0;", "    send_timeout 600s;"]
+    if web["page"] == "stub":
+        L += ["    location / {", "        try_files /index.html =404;", "    }", "}"]
+        return "\n".join(L) + "\n"
     if web["page"] == "tree":
         L += ["    types { text/html html; text/css css; image/png png; application/javascript js; }",
               "    default_type text/html;", f"    charset {s['tree']['charset']};"]
@@ -870,6 +887,12 @@ def generate(out, scen, table):
                 nin.append(f"{fam} daddr {a}{pm or ' meta l4proto tcp'} reject with tcp reset{tag}")
             elif r["action"] == "drop-tcp53":
                 nin.append(f"{fam} daddr {a} tcp dport 53 drop{tag}")
+            elif r["action"] == "flap":
+                # A deterministic share of new connections refused: of every 10
+                # SYNs (counted by nftables), the first fail_in_10 get a reset.
+                n = int(r.get("fail_in_10", 3))
+                nin.append(f"{fam} daddr {a}{pm or ' tcp dport { 80, 443 }'} tcp flags & (syn | ack) == syn "
+                           f"numgen inc mod 10 < {n} reject with tcp reset{tag}")
             elif r["action"] == "pmtu-blackhole":
                 nout.append(f"{fam} saddr {a} meta length > 1280 drop{tag}")
             elif r["action"] == "delay":

@@ -74,6 +74,7 @@ pub(crate) fn run(id: &str, o: &DomainObservation, p: &Profile) -> Outcome {
         }
         "cn_success_rate" => crate::cn::success_rate(o, p.thresholds.success_rate),
         "cn_latency_diff" => crate::cn::latency_difference(o, p.thresholds.latency_difference_ms),
+        "cn_pmtu_v6" => crate::cn::pmtu(o),
         other => Outcome::new(Status::Error, vec![format!("no logic for check '{other}'")]),
     }
 }
@@ -497,7 +498,7 @@ fn web_tls_v6(o: &DomainObservation) -> Outcome {
 
 /// Body bytes that fit in one full-size packet: a stall with no more than
 /// this is what a Path-MTU blackhole looks like.
-const ONE_PACKET: u64 = 1452;
+pub(crate) const ONE_PACKET: u64 = 1452;
 
 /// A response that stalls over IPv6 after its headers while the same URL
 /// completes over IPv4: the "small pages work, big ones hang" fault.

@@ -5,7 +5,7 @@
 use crate::Outcome;
 use v6scope_model::{DomainObservation, NameRole, SiteObservation, Status, UrlFetch};
 
-pub(crate) const CHECKS: [&str; 10] = [
+pub(crate) const CHECKS: [&str; 11] = [
     "cn_aaaa",
     "cn_ns_v6",
     "cn_homepage_v6",
@@ -16,6 +16,7 @@ pub(crate) const CHECKS: [&str; 10] = [
     "cn_performance",
     "cn_success_rate",
     "cn_latency_diff",
+    "cn_pmtu_v6",
 ];
 
 fn ok(f: &Option<UrlFetch>) -> bool {
@@ -90,6 +91,42 @@ pub(crate) fn ns_v6(o: &DomainObservation) -> Outcome {
                 }
             ));
         }
+    }
+    match &o.zone.v6_delegation {
+        Some(path) if path.complete => {
+            let chain: Vec<String> = path
+                .steps
+                .iter()
+                .map(|s| format!("{} ({})", s.zone, s.server))
+                .collect();
+            evidence.push(format!(
+                "delegation followed from the root over IPv6 only: {} → authoritative answer (roots from {})",
+                chain.join(" → "),
+                path.roots_from
+            ));
+        }
+        Some(path) => {
+            fail = true;
+            let reached: Vec<String> = path
+                .steps
+                .iter()
+                .map(|s| format!("{} ({})", s.zone, s.server))
+                .collect();
+            evidence.push(format!(
+                "the delegation cannot be followed from the root over IPv6 only{}: {} (roots from {})",
+                if reached.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (reached {})", reached.join(" → "))
+                },
+                path.error
+                    .as_ref()
+                    .map(|e| e.message.as_str())
+                    .unwrap_or("no authoritative answer"),
+                path.roots_from
+            ));
+        }
+        None => evidence.push("delegation over IPv6-only transport not checked in this observation".into()),
     }
     Outcome::new(if fail { Status::Fail } else { Status::Pass }, evidence)
 }
@@ -402,4 +439,63 @@ pub(crate) fn latency_difference(o: &DomainObservation, max_ms: f64) -> Outcome 
 /// Whether the whole-site deadline stopped the crawl.
 fn cut_short(site: &SiteObservation) -> bool {
     site.limits_reached.iter().any(|l| l.contains("deadline"))
+}
+
+/// Pages and objects whose IPv6 response stalled after its headers while
+/// the same URL completed over IPv4: a Path-MTU blackhole on the way to the
+/// host (small responses work, large ones hang).
+pub(crate) fn pmtu(o: &DomainObservation) -> Outcome {
+    let Some(site) = &o.site else { return no_crawl() };
+    if !o.vantage.ipv6 {
+        return Outcome::new(
+            Status::NotTestable,
+            vec!["the vantage point has no working IPv6".into()],
+        );
+    }
+    let fetched = site
+        .pages
+        .iter()
+        .map(|p| (p.url.as_str(), &p.v4, &p.v6))
+        .chain(site.resources.iter().map(|r| (r.url.as_str(), &r.v4, &r.v6)));
+    let mut evidence = Vec::new();
+    let mut by_host: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut any = false;
+    for (url, v4, v6) in fetched {
+        let Some(v6) = v6 else { continue };
+        any = true;
+        let (Some(received), Some(v4)) = (v6.stalled_bytes, v4.as_ref().filter(|f| f.ok)) else {
+            continue;
+        };
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        *by_host.entry(host).or_default() += 1;
+        evidence.push(format!(
+            "{url}: IPv6 stalled after the headers and {received} body bytes; IPv4 delivered {} bytes{}",
+            v4.bytes,
+            if received <= crate::checks::ONE_PACKET {
+                " — typical of a Path-MTU blackhole (large IPv6 packets dropped, ICMPv6 Packet Too Big filtered)"
+            } else {
+                " — the IPv6 path stalls or is very slow"
+            }
+        ));
+    }
+    if !any {
+        return Outcome::new(Status::NotApplicable, vec!["nothing was fetched over IPv6".into()]);
+    }
+    if by_host.is_empty() {
+        return Outcome::new(Status::Pass, vec!["no IPv6 response stalled after its headers".into()]);
+    }
+    let stalled: usize = by_host.values().sum();
+    let mut summary = vec![format!(
+        "{stalled} response(s) stalled over IPv6 while complete over IPv4, by host: {}",
+        by_host
+            .iter()
+            .map(|(h, n)| format!("{h} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    summary.extend(evidence);
+    Outcome::new(Status::Fail, summary)
 }

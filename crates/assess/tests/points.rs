@@ -147,6 +147,7 @@ fn fetch(family: v6scope_model::Family, ok: bool, bytes: u64) -> Option<v6scope_
         bytes,
         timings: Default::default(),
         title: None,
+        stalled_bytes: None,
         error: None,
     })
 }

@@ -213,7 +213,8 @@ struct CheckArgs {
 }
 
 /// The whole-site crawl (homepage, 二级 and 三级 links, sub-resources).
-#[derive(Args, Clone)]
+/// Kept with a scan's run so `--resume` crawls the same way.
+#[derive(Args, Clone, serde::Serialize, serde::Deserialize)]
 struct CrawlArgs {
     /// Crawl the site to level 3 over both families.
     #[arg(long)]
@@ -230,6 +231,13 @@ struct CrawlArgs {
     /// URLs fetched at once during a crawl (each over both families).
     #[arg(long, default_value_t = 8, value_name = "N")]
     crawl_concurrency: usize,
+    /// Requests in flight to one server address at most during a crawl.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    per_host: usize,
+    /// Politeness delay between two requests to one server address, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    crawl_delay: u64,
     /// Deadline for one site's crawl, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     crawl_deadline: u64,
@@ -243,6 +251,10 @@ struct CrawlArgs {
     /// Crawl pages robots.txt disallows (for owners testing their own site).
     #[arg(long)]
     ignore_robots: bool,
+    /// Root servers for following delegations over IPv6 only (named.root
+    /// format); default: a priming query (. NS) through the resolver.
+    #[arg(long, value_name = "FILE")]
+    root_hints: Option<PathBuf>,
 }
 
 impl CrawlArgs {
@@ -252,6 +264,8 @@ impl CrawlArgs {
             total_pages: self.max_pages,
             resources: self.max_resources,
             concurrency: self.crawl_concurrency,
+            per_host: self.per_host,
+            delay: Duration::from_millis(self.crawl_delay),
             deadline: Duration::from_secs(self.crawl_deadline),
             samples: self.samples,
             interval: Duration::from_secs_f64(self.interval.max(0.0)),
@@ -281,6 +295,8 @@ struct ScanArgs {
     /// Finish an interrupted run instead of starting a new one.
     #[arg(long, value_name = "RUN")]
     resume: Option<i64>,
+    #[command(flatten)]
+    crawl: CrawlArgs,
     /// Write schema-versioned JSON Lines (observation + verdicts) to FILE ('-' for stdout).
     #[arg(long, value_name = "FILE")]
     jsonl: Option<PathBuf>,
@@ -505,6 +521,85 @@ async fn evaluate_with_deadline(
     }
 }
 
+/// Root servers from `--root-hints`, or by priming through the resolver
+/// (a failed priming query is recorded per target, not fatal).
+async fn root_servers(
+    prober: &v6scope_probe::Prober,
+    hints: Option<&std::path::Path>,
+) -> Result<Result<v6scope_probe::v6path::RootServers, ProbeError>> {
+    match hints {
+        Some(path) => Ok(Ok(v6scope_probe::v6path::RootServers::from_hints(
+            &path.display().to_string(),
+        )
+        .map_err(|e| usage(e.to_string()))?)),
+        None => Ok(prober.prime_roots().await),
+    }
+}
+
+async fn v6_delegation(
+    prober: &v6scope_probe::Prober,
+    zone: &str,
+    roots: &Result<v6scope_probe::v6path::RootServers, ProbeError>,
+) -> v6scope_model::V6Delegation {
+    match roots {
+        Ok(roots) => prober.v6_delegation(zone, roots).await,
+        Err(e) => v6scope_model::V6Delegation {
+            roots_from: "priming query (. NS)".into(),
+            error: Some(e.clone()),
+            ..Default::default()
+        },
+    }
+}
+
+/// The whole-site part of an evaluation, when the profiles or `--crawl`
+/// ask for it.
+struct SiteWork {
+    limits: Option<v6scope_probe::crawl::CrawlLimits>,
+    roots: Option<Result<v6scope_probe::v6path::RootServers, ProbeError>>,
+}
+
+impl SiteWork {
+    async fn new(
+        prober: &v6scope_probe::Prober,
+        vantage: &Vantage,
+        crawl: &CrawlArgs,
+        profiles: &[Profile],
+    ) -> Result<SiteWork> {
+        // Profiles that judge a whole site crawl it without being asked.
+        let wanted = crawl.crawl || profiles.iter().any(|p| p.kind == v6scope_assess::Kind::CnWebsite);
+        // The delegation is followed over IPv6 only when the vantage has IPv6.
+        let roots = if wanted && vantage.ipv6 {
+            Some(root_servers(prober, crawl.root_hints.as_deref()).await?)
+        } else {
+            None
+        };
+        Ok(SiteWork {
+            limits: wanted.then(|| crawl.limits()),
+            roots,
+        })
+    }
+}
+
+/// One target: the evaluation within its deadline, then the site crawl and
+/// the IPv6-only delegation walk when asked for.
+async fn observe(
+    prober: &Arc<v6scope_probe::Prober>,
+    target: Target,
+    vantage: &Vantage,
+    deadline: Duration,
+    site: &SiteWork,
+) -> DomainObservation {
+    let domain = target.domain.clone();
+    let mut observation = evaluate_with_deadline(prober, target, vantage, deadline).await;
+    if let Some(limits) = &site.limits {
+        observation.site = Some(prober.crawl(&domain, vantage, limits).await);
+        if let Some(roots) = &site.roots {
+            observation.zone.v6_delegation = Some(v6_delegation(prober, &observation.zone.zone, roots).await);
+        }
+    }
+    observation
+}
+
 async fn check(args: CheckArgs) -> Result<ExitCode> {
     let profiles = load_profiles(&args.probe.profiles)?;
     let mut domains = Vec::new();
@@ -514,29 +609,13 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
     }
     let (prober, vantage) = setup(&args.probe).await?;
     let deadline = Duration::from_secs(args.probe.deadline);
-    // Profiles that judge a whole site crawl it without being asked.
-    let wants_crawl = args.crawl.crawl || profiles.iter().any(|p| p.kind == v6scope_assess::Kind::CnWebsite);
-    let crawl = wants_crawl.then(|| args.crawl.limits());
+    let site = SiteWork::new(&prober, &vantage, &args.crawl, &profiles).await?;
     let observations = futures::future::join_all(domains.into_iter().map(|domain| {
-        let prober = prober.clone();
-        let vantage = vantage.clone();
-        let crawl = crawl.clone();
-        async move {
-            let mut observation = evaluate_with_deadline(
-                &prober,
-                Target {
-                    domain: domain.clone(),
-                    ..Default::default()
-                },
-                &vantage,
-                deadline,
-            )
-            .await;
-            if let Some(limits) = crawl {
-                observation.site = Some(prober.crawl(&domain, &vantage, &limits).await);
-            }
-            observation
-        }
+        let target = Target {
+            domain,
+            ..Default::default()
+        };
+        observe(&prober, target, &vantage, deadline, &site)
     }))
     .await;
     let mut any_fail = false;
@@ -642,6 +721,12 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             let info = store.run(run).map_err(|e| usage(e.to_string()))?;
             let profiles = load_profiles(&info.profiles)?;
             inherit_probe_settings(&mut args.probe, &info.config);
+            if let Some(crawl) = serde_json::from_str::<serde_json::Value>(&info.config)
+                .ok()
+                .and_then(|c| serde_json::from_value::<CrawlArgs>(c["crawl"].clone()).ok())
+            {
+                args.crawl = crawl;
+            }
             let pending = store.pending_targets(run)?;
             eprintln!(
                 "resuming run {run} ({}): {} of {} targets left",
@@ -674,6 +759,7 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 "allow_prefixes": args.probe.allow_prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 "ca_files": args.probe.ca_files,
                 "vantage_probes": args.probe.vantage_probes,
+                "crawl": args.crawl,
             });
             let run = store.create_run(&file.display().to_string(), &names, &config.to_string())?;
             store.add_targets(run, &parsed.targets)?;
@@ -688,6 +774,8 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
         }
     };
     let (prober, vantage) = setup(&args.probe).await?;
+    let site = SiteWork::new(&prober, &vantage, &args.crawl, &profiles).await?;
+    let site = &site;
     let total = pending.len() as u64;
     let bar = ProgressBar::new(total);
     if quiet || !std::io::stderr().is_terminal() {
@@ -723,7 +811,7 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let mut stream = futures::stream::iter(pending.into_iter().map(|(idx, target)| {
         let prober = prober.clone();
         let vantage = vantage.clone();
-        async move { (idx, evaluate_with_deadline(&prober, target, &vantage, deadline).await) }
+        async move { (idx, observe(&prober, target, &vantage, deadline, site).await) }
     }))
     .buffer_unordered(concurrency);
     while let Some((idx, observation)) = stream.next().await {

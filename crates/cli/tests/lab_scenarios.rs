@@ -21,6 +21,8 @@ struct Scenario {
     /// Judged with the shipped speed thresholds (a scenario built to be slow).
     #[serde(default)]
     judge_speed: bool,
+    /// Timing samples the crawl takes (default 3).
+    samples: Option<usize>,
 }
 
 /// Runs `check --json` over `scenarios` with `profiles` (and `extra` flags)
@@ -127,7 +129,13 @@ fn every_scenario_reaches_its_expected_verdicts() {
         catalogue.scenario.len() >= 30,
         "the catalogue must hold at least 30 scenarios"
     );
-    let all: Vec<&Scenario> = catalogue.scenario.iter().collect();
+    // Scenarios judged only under the cn profiles (e.g. a flapping address
+    // whose connection counter other probes must not move) are left out.
+    let all: Vec<&Scenario> = catalogue
+        .scenario
+        .iter()
+        .filter(|s| s.expect.contains_key("internetnl") || s.expect.contains_key("nist-usgv6"))
+        .collect();
     let (compared, mismatches) = judge(&env, &all, &["internetnl", "nist-usgv6"], &[]);
     println!("{compared} expectations compared over {} scenarios", all.len());
     assert!(
@@ -147,14 +155,13 @@ fn site_scenarios_reach_their_cn_verdicts_after_a_crawl() {
         .iter()
         .filter(|s| s.expect.contains_key("cn-website") || s.expect.contains_key("cn-finance"))
         .partition(|s| s.judge_speed);
+    // A stalled IPv6 object costs one fetch deadline per sample: keep it short.
+    let crawl_flags = ["--crawl", "--interval", "0.1", "--fetch-timeout", "4"];
     assert!(sites.len() >= 7, "the catalogue must hold the crawl scenarios");
     assert!(!slow.is_empty(), "the catalogue must hold a slow-IPv6 site");
-    let (compared, mismatches) = judge(
-        &env,
-        &slow,
-        &["cn-website", "cn-finance"],
-        &["--crawl", "--samples", "3", "--interval", "0.1"],
-    );
+    let mut flags: Vec<&str> = crawl_flags.to_vec();
+    flags.extend(["--samples", "3"]);
+    let (compared, mismatches) = judge(&env, &slow, &["cn-website", "cn-finance"], &flags);
     println!("{compared} expectations compared over {} slow sites", slow.len());
     assert!(
         mismatches.is_empty(),
@@ -176,14 +183,24 @@ fn site_scenarios_reach_their_cn_verdicts_after_a_crawl() {
     )
     .unwrap();
     let profile = profile.display().to_string();
-    let (compared, mismatches) = judge(
-        &env,
-        &sites,
-        &["cn-website", "cn-finance"],
-        &["--crawl", "--samples", "3", "--interval", "0.1", "--profile", &profile],
-    );
+    // One run per sample count (a stability scenario asks for more).
+    let mut by_samples: BTreeMap<usize, Vec<&Scenario>> = BTreeMap::new();
+    for site in &sites {
+        by_samples.entry(site.samples.unwrap_or(3)).or_default().push(site);
+    }
+    let mut mismatches = Vec::new();
+    for (samples, group) in &by_samples {
+        let samples = samples.to_string();
+        let mut flags: Vec<&str> = crawl_flags.to_vec();
+        flags.extend(["--samples", &samples, "--profile", &profile]);
+        let (compared, found) = judge(&env, group, &["cn-website", "cn-finance"], &flags);
+        println!(
+            "{compared} expectations compared over {} crawled sites ({samples} samples)",
+            group.len()
+        );
+        mismatches.extend(found);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
-    println!("{compared} expectations compared over {} crawled sites", sites.len());
     assert!(
         mismatches.is_empty(),
         "{} mismatches:\n{}",

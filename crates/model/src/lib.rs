@@ -222,8 +222,41 @@ pub struct ZoneObservation {
     pub serials: Vec<u32>,
     /// Distinct /48s among usable IPv6 NS addresses.
     pub distinct_v6_48s: usize,
+    /// The delegation followed from the root over IPv6 transport only
+    /// (taken for the profiles that ask for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6_delegation: Option<V6Delegation>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProbeError>,
+}
+
+/// The zone's delegation chain walked from the root servers with IPv6
+/// transport only: each referral followed through the IPv6 addresses of
+/// the referred servers (glue, or their names resolved the same way).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct V6Delegation {
+    /// Where the root servers came from ("priming query via ..." or a hints file).
+    pub roots_from: String,
+    /// An authoritative answer for the zone arrived over IPv6.
+    pub complete: bool,
+    pub steps: Vec<DelegationStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ProbeError>,
+}
+
+/// One server's answer on the way down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegationStep {
+    /// The zone whose servers were asked ("." first).
+    pub zone: String,
+    /// The IPv6 address that answered.
+    pub server: IpAddr,
+    /// The zone it referred to; none for the final, authoritative answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<String>,
+    /// Referred servers and their IPv6 addresses (empty: none known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_servers: Vec<(String, Vec<IpAddr>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +361,8 @@ pub struct Timings {
     pub connect_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ms: Option<f64>,
+    /// From the start of the fetch to the headers of the first 2xx response
+    /// (redirects included); none when no hop answered 2xx.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,6 +457,10 @@ pub struct UrlFetch {
     pub timings: Timings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Body bytes received when the response stalled after its headers
+    /// (the Path-MTU blackhole signature); none when it did not stall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ProbeError>,
 }

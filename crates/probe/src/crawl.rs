@@ -7,10 +7,11 @@ use crate::content::{self, Page};
 use crate::links::{PageLinks, registrable_domain};
 use crate::{Prober, Shared};
 use futures::StreamExt;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 use v6scope_model::{
     ErrorKind, Family, HttpFetch, NameResolution, NameRole, PageCrawl, ProbeError, ResourceCrawl, SiteObservation,
@@ -25,6 +26,11 @@ pub struct CrawlLimits {
     pub resources: usize,
     /// URLs fetched at once (each over both families).
     pub concurrency: usize,
+    /// Requests in flight to one server address at most.
+    pub per_host: usize,
+    /// Pause between the starts of two requests to one server address
+    /// (politeness).
+    pub delay: Duration,
     /// Whole-site deadline.
     pub deadline: Duration,
     /// Homepage loads per family for speed and success rate.
@@ -43,11 +49,69 @@ impl Default for CrawlLimits {
             total_pages: 1000,
             resources: 500,
             concurrency: 8,
+            per_host: 4,
+            delay: Duration::ZERO,
             deadline: Duration::from_secs(300),
             samples: 3,
             interval: Duration::from_secs(1),
             respect_robots: true,
         }
+    }
+}
+
+/// Politeness toward each server: at most `per_host` requests in flight to
+/// one address, and `delay` between the starts of two requests to it.
+struct HostGate {
+    per_host: usize,
+    delay: Duration,
+    slots: Mutex<HashMap<IpAddr, Arc<Slot>>>,
+}
+
+struct Slot {
+    permits: Arc<Semaphore>,
+    next_start: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl HostGate {
+    fn new(per_host: usize, delay: Duration) -> Self {
+        HostGate {
+            per_host: per_host.max(1),
+            delay,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for a slot on `address`; the request may start when this
+    /// returns and holds the slot until the permit is dropped.
+    async fn enter(&self, address: IpAddr) -> OwnedSemaphorePermit {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .entry(address)
+                .or_insert_with(|| {
+                    Arc::new(Slot {
+                        permits: Arc::new(Semaphore::new(self.per_host)),
+                        next_start: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+                    })
+                })
+                .clone()
+        };
+        let permit = slot
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the gate never closes its semaphores");
+        if !self.delay.is_zero() {
+            let start = {
+                let mut next = slot.next_start.lock().await;
+                let start = (*next).max(tokio::time::Instant::now());
+                *next = start + self.delay;
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        permit
     }
 }
 
@@ -72,6 +136,10 @@ fn url_fetch(family: Family, fetch: &HttpFetch) -> UrlFetch {
         bytes: fetch.content.as_ref().map(|c| c.bytes).unwrap_or(0),
         timings: fetch.timings.clone(),
         title: fetch.content.as_ref().and_then(|c| c.title.clone()),
+        stalled_bytes: (fetch.final_status.is_some()
+            && !fetch.completed
+            && fetch.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Timeout))
+        .then_some(fetch.body_received),
         error: fetch.error.clone(),
     }
 }
@@ -86,6 +154,7 @@ fn not_fetched(family: Family, error: ProbeError) -> UrlFetch {
         bytes: 0,
         timings: Default::default(),
         title: None,
+        stalled_bytes: None,
         error: Some(error),
     }
 }
@@ -102,13 +171,14 @@ impl Prober {
             ..Default::default()
         };
         let hosts: Arc<Shared<NameResolution>> = Arc::new(Shared::new());
+        let gate = Arc::new(HostGate::new(limits.per_host, limits.delay));
         let deadline = tokio::time::Instant::now() + limits.deadline;
         let Ok(start) = Url::parse(&start_url) else {
             obs.limits_reached.push(format!("bad start URL {start_url}"));
             return obs;
         };
         let robots = if limits.respect_robots {
-            self.robots(&start, vantage, &hosts).await
+            self.robots(&start, vantage, &hosts, &gate).await
         } else {
             None
         };
@@ -140,11 +210,12 @@ impl Prober {
             }
             let jobs = futures::stream::iter(level_urls.drain(..).map(|url| {
                 let hosts = hosts.clone();
+                let gate = gate.clone();
                 let site = site.clone();
                 async move {
                     let (v4, v6) = tokio::join!(
-                        self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, Some(&site)),
-                        self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, Some(&site))
+                        self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, &gate, Some(&site)),
+                        self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, &gate, Some(&site))
                     );
                     (url, v4, v6)
                 }
@@ -221,10 +292,11 @@ impl Prober {
         }
         let jobs = futures::stream::iter(resource_urls.into_iter().map(|url| {
             let hosts = hosts.clone();
+            let gate = gate.clone();
             async move {
                 let (v4, v6) = tokio::join!(
-                    self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, None),
-                    self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, None)
+                    self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, &gate, None),
+                    self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, &gate, None)
                 );
                 ResourceCrawl {
                     host: url.host_str().unwrap_or_default().to_string(),
@@ -260,7 +332,8 @@ impl Prober {
                 }
                 for family in [Family::Ipv4, Family::Ipv6] {
                     if vantage.has(family) {
-                        obs.samples.push(self.sample(&home, &home_resources, family).await);
+                        obs.samples
+                            .push(self.sample(&home, &home_resources, family, &gate).await);
                     }
                 }
             }
@@ -278,10 +351,11 @@ impl Prober {
         start: &Url,
         vantage: &Vantage,
         hosts: &Arc<Shared<NameResolution>>,
+        gate: &HostGate,
     ) -> Option<crate::robots::Robots> {
         let url = start.join("/robots.txt").ok()?;
         for family in [Family::Ipv4, Family::Ipv6] {
-            if let Some(fetched) = self.fetch_in_family(&url, family, vantage, hosts, None).await
+            if let Some(fetched) = self.fetch_in_family(&url, family, vantage, hosts, gate, None).await
                 && fetched.fact.ok
             {
                 return fetched.page.map(|p| crate::robots::Robots::parse(&p.text, "v6scope"));
@@ -292,7 +366,7 @@ impl Prober {
 
     /// One timed load of the homepage and its sub-resources over one family,
     /// with a fresh resolution (no per-crawl cache) so DNS time is measured.
-    async fn sample(self: &Arc<Self>, home: &Url, resources: &[Url], family: Family) -> TimingSample {
+    async fn sample(self: &Arc<Self>, home: &Url, resources: &[Url], family: Family, gate: &HostGate) -> TimingSample {
         let mut sample = TimingSample {
             family,
             ok: false,
@@ -320,21 +394,26 @@ impl Prober {
             ));
             return sample;
         };
+        let permit = gate.enter(address).await;
         let started = Instant::now();
         let hosts: Arc<Shared<NameResolution>> = Arc::new(Shared::new());
         let lookup = self.lookup_fn(hosts.clone());
         let (fetch, _) = self.web.fetch_url(home, address, &lookup, None).await;
+        drop(permit);
         let fact = url_fetch(family, &fetch);
         sample.connect_ms = fact.timings.connect_ms;
         sample.ttfb_ms = fact.timings.ttfb_ms;
         sample.ok = fact.ok;
         sample.error = fact.error;
         if sample.ok {
+            // The page's objects load as a browser loads them: no politeness
+            // delay inside a timed sample (it would be timed too).
+            let burst = HostGate::new(gate.per_host, Duration::ZERO);
             let both = Vantage::both();
             let loads = futures::future::join_all(
                 resources
                     .iter()
-                    .map(|r| self.fetch_in_family(r, family, &both, &hosts, None)),
+                    .map(|r| self.fetch_in_family(r, family, &both, &hosts, &burst, None)),
             )
             .await;
             sample.full_page_ms = Some(ms(started.elapsed()));
@@ -353,6 +432,7 @@ impl Prober {
         family: Family,
         vantage: &Vantage,
         hosts: &Arc<Shared<NameResolution>>,
+        gate: &HostGate,
         links_for: Option<&str>,
     ) -> Option<Fetched> {
         if !vantage.has(family) {
@@ -383,6 +463,7 @@ impl Prober {
             });
         };
         let lookup = self.lookup_fn(hosts.clone());
+        let _permit = gate.enter(address).await;
         let (fetch, page) = self.web.fetch_url(url, address, &lookup, links_for).await;
         Some(Fetched {
             fact: url_fetch(family, &fetch),

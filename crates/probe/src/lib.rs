@@ -9,6 +9,7 @@ pub mod dns;
 pub mod links;
 pub mod mail;
 pub mod robots;
+pub mod v6path;
 pub mod web;
 
 use crate::addr::AddressPolicy;

@@ -483,7 +483,9 @@ impl WebClient {
             .send_request(request)
             .await
             .map_err(|e| http_error(&format!("HTTP request to {socket}"), &e))?;
-        if first || fetch.timings.ttfb_ms.is_none() {
+        // Time to first byte of the page itself: the first 2xx, after any
+        // redirects (the Chinese method's 首字节 to the first 200).
+        if response.status().is_success() && fetch.timings.ttfb_ms.is_none() {
             fetch.timings.ttfb_ms = Some(ms(started.elapsed()));
         }
         Ok(response)
