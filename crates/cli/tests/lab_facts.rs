@@ -248,3 +248,109 @@ fn crawl_reports_limits_failing_links_and_ipv4_only_content_hosts() {
         .count();
     assert_eq!(level3, 27);
 }
+
+#[test]
+fn delegation_is_followed_from_the_root_over_ipv6_only() {
+    let env = lab_env();
+    let dir = std::env::temp_dir().join(format!("v6scope-hints-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The lab root in named.root form: the same walk without a priming query.
+    let hints = dir.join("named.root");
+    std::fs::write(
+        &hints,
+        format!(
+            ".  3600000  NS  a.root.test.\na.root.test.  3600000  A  {}\na.root.test.  3600000  AAAA  {}\n",
+            env["V6LAB_ROOT_V4"], env["V6LAB_ROOT_V6"]
+        ),
+    )
+    .unwrap();
+    for roots in [None, Some(hints.display().to_string())] {
+        let mut args: Vec<String> = vec![
+            "check".into(),
+            "--json".into(),
+            "--crawl".into(),
+            "--samples".into(),
+            "0".into(),
+        ];
+        if let Some(file) = &roots {
+            args.extend(["--root-hints".into(), file.clone()]);
+        }
+        args.extend(lab_flags(&env));
+        args.extend(["dual-stack-good.test", "glue-v4only.test"].map(String::from));
+        let output = v6scope_in_lab(&args);
+        assert!(
+            matches!(output.status.code(), Some(0) | Some(1)),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let docs: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        let path = |i: usize| &docs[i]["observation"]["zone"]["v6_delegation"];
+        let from = path(0)["roots_from"].as_str().unwrap();
+        match &roots {
+            Some(file) => assert_eq!(from, format!("root hints {file}")),
+            None => assert!(from.starts_with("priming query (. NS) via"), "{from}"),
+        }
+        assert_eq!(path(0)["complete"], true, "{}", path(0));
+        let zones: Vec<&str> = path(0)["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["zone"].as_str().unwrap())
+            .collect();
+        assert_eq!(zones, [".", "test", "dual-stack-good.test"]);
+        assert_eq!(path(0)["steps"][0]["server"], env["V6LAB_ROOT_V6"].as_str());
+        // Only IPv4 glue in test. for glue-v4only's in-zone servers: the walk
+        // stops at the TLD with the reason.
+        assert_eq!(path(1)["complete"], false, "{}", path(1));
+        assert_eq!(path(1)["steps"].as_array().unwrap().len(), 2);
+        let error = path(1)["error"]["message"].as_str().unwrap();
+        assert!(error.contains("ns1.glue-v4only.test: no IPv6 glue"), "{error}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn crawl_records_pmtu_stalls_per_object_and_flapping_samples() {
+    let env = lab_env();
+    let mut args: Vec<String> = vec![
+        "check".into(),
+        "--json".into(),
+        "--crawl".into(),
+        "--samples".into(),
+        "10".into(),
+        "--interval".into(),
+        "0".into(),
+        "--fetch-timeout".into(),
+        "3".into(),
+    ];
+    args.extend(lab_flags(&env));
+    args.extend(["site-pmtu-v6.test", "site-flap-v6.test"].map(String::from));
+    let output = v6scope_in_lab(&args);
+    assert!(
+        matches!(output.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let resources = docs[0]["observation"]["site"]["resources"].as_array().unwrap();
+    let photo = resources
+        .iter()
+        .find(|r| r["url"] == "http://media.site-pmtu-v6.test/static/photo.png")
+        .expect("the large object is a sub-resource");
+    assert_eq!(photo["v4"]["ok"], true);
+    assert!(photo["v4"]["bytes"].as_u64().unwrap() > 60_000);
+    assert_eq!(photo["v6"]["ok"], false);
+    assert!(photo["v6"]["stalled_bytes"].as_u64().unwrap() < 1280, "{photo}");
+    // The small objects on the same host are fine over IPv6.
+    assert_eq!(
+        resources.iter().filter(|r| r["v6"]["ok"] == true).count(),
+        3,
+        "{resources:?}"
+    );
+    // 3 of every 10 new IPv6 connections to site-flap-v6's web address are
+    // refused; the 10 samples are 10 consecutive connections to it.
+    let samples = docs[1]["observation"]["site"]["samples"].as_array().unwrap();
+    let v6: Vec<&Value> = samples.iter().filter(|s| s["family"] == "ipv6").collect();
+    assert_eq!(v6.len(), 10);
+    assert_eq!(v6.iter().filter(|s| s["ok"] == true).count(), 7, "{v6:?}");
+}

@@ -207,3 +207,61 @@ fn scan_killed_with_sigkill_resumes_without_loss_or_duplicates() {
     assert_eq!(stored, expected, "nothing lost");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn scan_crawls_sites_for_the_cn_profiles_and_keeps_the_crawl_settings() {
+    let env = lab_env();
+    let dir = scratch("scan-crawl");
+    let targets = dir.join("sites.txt");
+    std::fs::write(&targets, "site-good.test\nsite-stub-v6.test\n").unwrap();
+    let db = dir.join("v6scope.db");
+    let jsonl = dir.join("out.jsonl");
+    let mut args: Vec<String> = vec![
+        "scan".into(),
+        targets.display().to_string(),
+        "--db".into(),
+        db.display().to_string(),
+        "--jsonl".into(),
+        jsonl.display().to_string(),
+        "--profile".into(),
+        "cn-website".into(),
+        "--samples".into(),
+        "1".into(),
+        "--pages-per-level".into(),
+        "7".into(),
+    ];
+    args.extend(lab_flags(&env));
+    let output = v6scope_in_lab(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        let site = &line["observation"]["site"];
+        // The homepage, 7 level-2 and 7 level-3 pages (the limit applied).
+        assert_eq!(site["pages"].as_array().unwrap().len(), 15, "{}", line["domain"]);
+        assert_eq!(line["verdicts"][0]["profile"], "cn-website");
+    }
+    let status = |domain: &str| {
+        lines.iter().find(|l| l["domain"] == domain).unwrap()["verdicts"][0]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status("site-stub-v6.test"), "fail");
+    // The crawl settings are kept with the run for --resume.
+    let store = Store::open(&db).unwrap();
+    let run = &store.runs().unwrap()[0];
+    let info = store.run(run.id).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&info.config).unwrap();
+    assert_eq!(config["crawl"]["pages_per_level"], 7);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

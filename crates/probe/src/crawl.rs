@@ -490,3 +490,39 @@ fn path_and_query(url: &Url) -> String {
         None => url.path().to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The paused tokio clock is virtual: these are orderings, not timings.
+    #[tokio::test(start_paused = true)]
+    async fn gate_spaces_request_starts_to_one_address_by_the_delay() {
+        let gate = Arc::new(HostGate::new(4, Duration::from_millis(500)));
+        let address: IpAddr = "2001:db8::1".parse().unwrap();
+        let other: IpAddr = "2001:db8::2".parse().unwrap();
+        let t0 = tokio::time::Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..3 {
+            let _permit = gate.enter(address).await;
+            starts.push(t0.elapsed());
+        }
+        assert_eq!(starts, [0, 500, 1000].map(Duration::from_millis));
+        // Another address has its own schedule.
+        let _permit = gate.enter(other).await;
+        assert_eq!(t0.elapsed(), Duration::from_millis(1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gate_holds_requests_beyond_the_per_host_limit() {
+        let gate = Arc::new(HostGate::new(2, Duration::ZERO));
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = gate.enter(address).await;
+        let _second = gate.enter(address).await;
+        let third = tokio::time::timeout(Duration::from_secs(1), gate.enter(address)).await;
+        assert!(third.is_err(), "a third request waits while two are in flight");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(1), gate.enter(address)).await;
+        assert!(third.is_ok(), "and starts when one finishes");
+    }
+}

@@ -135,6 +135,9 @@ pub struct Prober {
     smtp: SmtpConfig,
     ns_hosts: Shared<NameResolution>,
     mx_hosts: Shared<MxHost>,
+    /// IPv6-only delegation walks: zone → the steps that reached it and its
+    /// servers with their IPv6 addresses.
+    referrals: v6path::ReferralCache,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -154,6 +157,7 @@ impl Prober {
             smtp: config.smtp,
             ns_hosts: Shared::new(),
             mx_hosts: Shared::new(),
+            referrals: Default::default(),
         }))
     }
 

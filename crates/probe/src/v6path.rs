@@ -19,6 +19,11 @@ const MAX_NESTING: usize = 3;
 /// must not stall the walk).
 const MAX_TRIES: usize = 6;
 
+/// Referrals learned during a run: zone → (the steps that reached it, its
+/// servers with their IPv6 addresses).
+pub(crate) type ReferralCache =
+    std::sync::Mutex<std::collections::HashMap<String, (Vec<DelegationStep>, Vec<(String, Vec<Ipv6Addr>)>)>>;
+
 /// Root servers: names and IPv6 addresses, and where they came from.
 #[derive(Debug, Clone)]
 pub struct RootServers {
@@ -175,32 +180,53 @@ impl Prober {
         Box::pin(async move {
             let mut zone = Name::root();
             let mut servers = roots.servers.clone();
+            // Start below the deepest zone an earlier walk already reached
+            // (the root and TLD servers are asked once per run, not per target).
+            let mut ancestor = name.clone();
+            loop {
+                let cached = self
+                    .referrals
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&name_str(&ancestor))
+                    .cloned();
+                if let Some((path, next)) = cached {
+                    steps.extend(path);
+                    zone = ancestor;
+                    servers = next;
+                    break;
+                }
+                if ancestor.num_labels() <= 1 {
+                    break;
+                }
+                ancestor = ancestor.base_name();
+            }
             for _ in 0..MAX_REFERRALS {
                 let (server, reply) = self.ask_zone(&zone, &servers, name, rtype, roots, nesting).await?;
                 match reply {
                     Reply::Final(answer) => {
-                        if nesting == 0 {
-                            steps.push(DelegationStep {
-                                zone: name_str(&zone),
-                                server: IpAddr::V6(server),
-                                referral: None,
-                                next_servers: Vec::new(),
-                            });
-                        }
+                        steps.push(DelegationStep {
+                            zone: name_str(&zone),
+                            server: IpAddr::V6(server),
+                            referral: None,
+                            next_servers: Vec::new(),
+                        });
                         return Ok(answer);
                     }
                     Reply::Referral(child, next) => {
-                        if nesting == 0 {
-                            steps.push(DelegationStep {
-                                zone: name_str(&zone),
-                                server: IpAddr::V6(server),
-                                referral: Some(name_str(&child)),
-                                next_servers: next
-                                    .iter()
-                                    .map(|(n, a)| (n.clone(), a.iter().map(|&v6| IpAddr::V6(v6)).collect()))
-                                    .collect(),
-                            });
-                        }
+                        steps.push(DelegationStep {
+                            zone: name_str(&zone),
+                            server: IpAddr::V6(server),
+                            referral: Some(name_str(&child)),
+                            next_servers: next
+                                .iter()
+                                .map(|(n, a)| (n.clone(), a.iter().map(|&v6| IpAddr::V6(v6)).collect()))
+                                .collect(),
+                        });
+                        self.referrals
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name_str(&child), (steps.clone(), next.clone()));
                         zone = child;
                         servers = next;
                     }
