@@ -273,7 +273,10 @@ def build(s):
             die(f"{where}: tree.robots must be the text of a robots.txt")
     # ---- expectations
     exp = s["expect"]
-    for prof in ("internetnl", "nist-usgv6"):
+    judged = [p for p in ("internetnl", "nist-usgv6", "cn-website", "cn-finance") if p in exp]
+    if not judged:
+        die(f"{where}: expect names no profile")
+    for prof in judged:
         if exp.get(prof) not in ("pass", "warn", "fail"):
             die(f"{where}: expect.{prof} must be pass|warn|fail")
     for prof, checks in exp.get("checks", {}).items():

@@ -2,7 +2,7 @@
 """Generate the benchmark world's runtime files (used by lab/world; stdlib only).
 
 Usage: world.py --count N --out /tmp/v6lab/world [--seed S] [--v4only PCT] [--broken PCT]
-                [--mx PCT]
+                [--mx PCT] [--crawl-site [--crawl-pages N] [--crawl-level2 N]]
 
 N domains d1.bench.test .. dN.bench.test, each its own zone (apex SOA/NS), delegated
 from bench.test. (own knotd, address nic.bench.test) to one of 8 dual-stack NS pairs
@@ -13,6 +13,14 @@ an AAAA on one of 8 blackholed IPv6 addresses; MX domains point at the shared du
 mx.bench.test. (a second postfix).  No www records (a *.bench.test certificate cannot
 cover www.dN.bench.test).
 
+--crawl-site adds crawl.bench.test (for bench/crawl): its own zone (NS ns1a/ns1b), one
+dual-stack address pair, a second nginx (2 workers, 80 and 443, the *.bench.test
+certificate) serving a generated static site of --crawl-pages pages (default 1000) over
+three levels: / links to --crawl-level2 (30) level-2 pages /l2/<i>.html, which share
+the remaining pages as level-3 pages /l3/<i>-<j>.html; every page is a few KB of HTML
+with internal links (home, parent, neighbours: no new URLs past level 3) and loads
+sub-resources from /static/ (2 stylesheets, 2 scripts, 2 PNG images).
+
 Addresses (documentation space the scenario catalogue never allocates: scenarios use
 203.0.113.4-251, 198.51.100.128-251 and 2001:db8:101-15d::/48):
   nic.bench.test.        198.51.100.14    2001:db8:b0::ff
@@ -20,9 +28,10 @@ Addresses (documentation space the scenario catalogue never allocates: scenarios
   ns<p>a / ns<p>b        198.51.100.16-31 2001:db8:b0::1-10
   hosting pool           198.51.100.64-127 2001:db8:b1::1-40
   broken IPv6 pool       -                2001:db8:b2::1-8 (nftables drop)
+  crawl.bench.test.      198.51.100.40    2001:db8:b4::1 (only with --crawl-site)
 Writes under --out: zones/, knot-{parent,leaf}.conf, nginx/, postfix/, www/, nft.conf,
 addrs.batch, delegation.txt (records for the test. zone), domains.txt, domains.tsv,
-world.json.
+world.json; with --crawl-site also crawl/ (www/, nginx.conf).
 """
 import argparse
 import json
@@ -40,6 +49,8 @@ POOL = 64
 BROKEN = 8
 NIC = ("198.51.100.14", "2001:db8:b0::ff")
 MX = ("198.51.100.15", "2001:db8:b3::25")
+CRAWL = ("198.51.100.40", "2001:db8:b4::1")
+CRAWL_NAME = "crawl.bench.test"
 
 
 def ns_hosts():
@@ -77,6 +88,126 @@ def sh(*cmd):
         sys.exit(f"world.py: command failed: {' '.join(cmd)}\n{r.stderr}")
 
 
+# ---------------------------------------------------------------- crawl site (--crawl-site)
+WORDS = ("network address prefix router route packet service server client resolver zone record "
+         "deployment government portal citizen public notice policy report annual plan progress "
+         "department province city county bureau office regulation guidance standard evaluation "
+         "website access mobile broadband operator backbone transition dual stack native support "
+         "monitoring measurement statistics quality security certificate content page section "
+         "article archive download contact feedback services information open data").split()
+
+
+def png_image(w_px, h_px, rgb):
+    """A valid PNG of one colour, standard library only."""
+    import struct
+    import zlib
+
+    def chunk(typ, data):
+        return struct.pack(">I", len(data)) + typ + data + struct.pack(">I", zlib.crc32(typ + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + rgb * w_px for _ in range(h_px))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w_px, h_px, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def crawl_site(out, pages, level2, key, cert):
+    """Writes the crawl site under out/crawl (www/ and nginx.conf); returns its facts."""
+    base = f"{out}/crawl"
+    www = f"{base}/www"
+    level3 = pages - 1 - level2
+    if level2 < 1 or level3 < level2:
+        sys.exit("world.py: --crawl-pages must be at least 1 + 2 x --crawl-level2")
+    # level-2 page i gets per[i] level-3 pages (the first ones one more when it does not divide)
+    per = [level3 // level2 + (1 if i < level3 % level2 else 0) for i in range(level2)]
+    rnd = random.Random(2017)
+    for sub in ("static", "l2", "l3"):
+        os.makedirs(f"{www}/{sub}", exist_ok=True)
+    static = {
+        "site.css": "body { font-family: sans-serif; margin: 0 auto; max-width: 60em; }\n"
+                    "h1 { color: #246; }\nnav a { margin-right: 1em; }\n.footer { color: #666; }\n" * 8,
+        "print.css": "@media print { nav, .footer { display: none; } }\n",
+        "site.js": "document.documentElement.className = 'js';\n" + "".join(
+            f"function f{i}(x) {{ return x * {i} + 1; }}\n" for i in range(60)),
+        "nav.js": "window.addEventListener('load', function () { document.body.dataset.ready = '1'; });\n",
+    }
+    for name, text in static.items():
+        w(f"{www}/static/{name}", text)
+    for name, (wd, ht, rgb) in {"logo.png": (32, 32, b"\x20\x60\xc0"),
+                                "banner.png": (320, 60, b"\xc0\x30\x30")}.items():
+        with open(f"{www}/static/{name}", "wb") as f:
+            f.write(png_image(wd, ht, rgb))
+        os.chmod(f"{www}/static/{name}", 0o644)
+
+    def text(n_words):
+        words = [rnd.choice(WORDS) for _ in range(n_words)]
+        return " ".join(words).capitalize() + "."
+
+    def page(path, title, links, paras):
+        nav = " ".join(f'<a href="/l2/{i}.html">Section {i}</a>' for i in range(1, min(level2, 6) + 1))
+        html = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>{title}</title>\n"
+                '<link rel="stylesheet" href="/static/site.css">\n'
+                '<link rel="stylesheet" href="/static/print.css" media="print">\n'
+                '<script src="/static/site.js"></script>\n</head>\n<body>\n'
+                f'<nav><a href="/"><img src="/static/logo.png" alt="home" width="32" height="32"></a> {nav}</nav>\n'
+                f"<h1>{title}</h1>\n"
+                + "".join(f"<p>{p}</p>\n" for p in paras)
+                + "<ul>\n" + "".join(f'<li><a href="{h}">{t}</a></li>\n' for h, t in links) + "</ul>\n"
+                '<p class="footer">crawl.bench.test, a synthetic site of the v6scope lab.</p>\n'
+                '<script src="/static/nav.js"></script>\n</body></html>\n')
+        w(f"{www}{path}", html)
+
+    page("/index.html", "crawl.bench.test",
+         [(f"/l2/{i}.html", f"Section {i}: {text(4)}") for i in range(1, level2 + 1)],
+         ['<img src="/static/banner.png" alt="banner" width="320" height="60">'] + [text(60) for _ in range(4)])
+    for i in range(1, level2 + 1):
+        nb = [(f"/l2/{k}.html", f"Section {k}") for k in (i - 1, i + 1) if 1 <= k <= level2]
+        page(f"/l2/{i}.html", f"Section {i}",
+             [("/", "Home")] + nb + [(f"/l3/{i}-{j}.html", f"Article {i}-{j}: {text(5)}")
+                                     for j in range(1, per[i - 1] + 1)],
+             [text(50) for _ in range(2)])
+        for j in range(1, per[i - 1] + 1):
+            sib = [(f"/l3/{i}-{k}.html", f"Article {i}-{k}") for k in (j - 1, j + 1) if 1 <= k <= per[i - 1]]
+            page(f"/l3/{i}-{j}.html", f"Article {i}-{j}",
+                 [("/", "Home"), (f"/l2/{i}.html", f"Back to section {i}")] + sib,
+                 [text(70) for _ in range(6)])
+
+    def listen(addr, port, tls):
+        h = f"[{addr}]" if ":" in addr else addr
+        return f"        listen {h}:{port}{' ssl' if tls else ''};\n"
+    srv = ""
+    for port, tls in ((80, False), (443, True)):
+        srv += "    server {\n" + "".join(listen(x, port, tls) for x in CRAWL)
+        srv += f"        server_name {CRAWL_NAME};\n        root {www};\n        index index.html;\n"
+        srv += ("        types { text/html html; text/css css; application/javascript js; image/png png; }\n"
+                "        default_type text/html;\n        charset utf-8;\n")
+        if tls:
+            srv += f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+        srv += "        location / { try_files $uri $uri/ =404; }\n    }\n"
+    os.makedirs(f"{base}/tmp", exist_ok=True)
+    w(f"{base}/nginx.conf", f"""user nobody nogroup;
+worker_processes 2;
+pid {LAB}/run/nginx-bench-crawl.pid;
+error_log {LAB}/logs/nginx-bench-crawl-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {base}/tmp/body;
+    proxy_temp_path {base}/tmp/proxy;
+    fastcgi_temp_path {base}/tmp/fastcgi;
+    uwsgi_temp_path {base}/tmp/uwsgi;
+    scgi_temp_path {base}/tmp/scgi;
+    sendfile on;
+    keepalive_timeout 10s;
+    server_tokens off;
+    ssl_protocols TLSv1.2 TLSv1.3;
+{srv}}}
+""")
+    sizes = [os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(www) for f in fs if f.endswith(".html")]
+    return {"name": CRAWL_NAME, "v4": CRAWL[0], "v6": CRAWL[1], "pages": pages, "level2": level2,
+            "level3": level3, "static": sorted(os.listdir(f"{www}/static")),
+            "html_bytes_mean": round(sum(sizes) / len(sizes)), "root": www}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=10000)
@@ -85,6 +216,9 @@ def main():
     ap.add_argument("--v4only", type=float, default=30.0, help="percent IPv4-only")
     ap.add_argument("--broken", type=float, default=10.0, help="percent with a blackholed AAAA")
     ap.add_argument("--mx", type=float, default=30.0, help="percent with an MX")
+    ap.add_argument("--crawl-site", action="store_true", help="add crawl.bench.test (bench/crawl)")
+    ap.add_argument("--crawl-pages", type=int, default=1000, help="pages of crawl.bench.test")
+    ap.add_argument("--crawl-level2", type=int, default=30, help="level-2 pages of crawl.bench.test")
     a = ap.parse_args()
     if a.count < 1 or a.v4only + a.broken > 100:
         sys.exit("world.py: bad --count or percentages")
@@ -130,6 +264,15 @@ def main():
         counts[kind] += 1
         counts["mx"] += has_mx
         tsv.append(f"{d}\t{kind}\t{int(has_mx)}\t{p + 1}\t{v4}\t{v6 or '-'}")
+    if a.crawl_site:   # its own zone on ns1a/ns1b, like a dN domain
+        d = CRAWL_NAME
+        na, nb = nss[0][0], nss[1][0]
+        with open(f"{zd}/{d}.zone", "w") as f:
+            f.write("".join([rr(f"{d}.", "SOA", f"{na} hostmaster.{d}. {SERIAL} 3600 600 86400 60"),
+                             rr(f"{d}.", "NS", na), rr(f"{d}.", "NS", nb),
+                             rr(f"{d}.", "A", CRAWL[0]), rr(f"{d}.", "AAAA", CRAWL[1])]))
+        parent += [rr(f"{d}.", "NS", na), rr(f"{d}.", "NS", nb)]
+        leaf_zones.append(d)
     w(f"{zd}/bench.test.zone", "".join(parent))
     w(f"{out}/domains.txt", "\n".join(names) + "\n")
     w(f"{out}/domains.tsv", "\n".join(tsv) + "\n")
@@ -169,6 +312,7 @@ def main():
        "-CAcreateserial", "-CAserial", f"{cd}/ca.srl", "-days", "825", "-sha256",
        "-extfile", f"{cd}/bench.ext", "-out", f"{cd}/bench.pem")
     os.chmod(f"{cd}/bench.pem", 0o644)
+    crawl = crawl_site(out, a.crawl_pages, a.crawl_level2, key, f"{cd}/bench.pem") if a.crawl_site else None
 
     # ---------------------------------------------------------------- nginx (catch-all)
     www = f"{out}/www"
@@ -255,7 +399,7 @@ maillog_file = {LAB}/logs/postfix-bench.log
 
     # ---------------------------------------------------------------- addresses, nftables
     addrs = list(NIC) + list(MX) + [x for _, v4, v6 in nss for x in (v4, v6)] + pool + [
-        broken_v6(i) for i in range(BROKEN)]
+        broken_v6(i) for i in range(BROKEN)] + (list(CRAWL) if crawl else [])
     w(f"{out}/addrs.batch", "".join(
         f"address add {x}/{'128' if ':' in x else '32'} dev lo{' nodad' if ':' in x else ''}\n" for x in addrs))
     w(f"{out}/addrs-del.batch", "".join(
@@ -265,10 +409,12 @@ maillog_file = {LAB}/logs/postfix-bench.log
       f"    ip6 daddr 2001:db8:b2::/64 drop comment \"bench broken-v6 pool\"\n  }}\n}}\n")
     summary = {"count": a.count, "seed": a.seed, "percent": {"v4only": a.v4only, "broken": a.broken, "mx": a.mx},
                "counts": counts, "ns_pairs": PAIRS, "hosting_pool": POOL, "broken_pool": BROKEN,
-               "nic": NIC, "mx": MX, "domains": f"{out}/domains.txt"}
+               "nic": NIC, "mx": MX, "domains": f"{out}/domains.txt", "crawl_site": crawl}
     w(f"{out}/world.json", json.dumps(summary, indent=1) + "\n")
     print(f"world.py: {a.count} domains ({counts['dual']} dual-stack, {counts['v4only']} IPv4-only, "
-          f"{counts['broken-v6']} broken IPv6, {counts['mx']} with MX); {len(addrs)} addresses")
+          f"{counts['broken-v6']} broken IPv6, {counts['mx']} with MX); {len(addrs)} addresses"
+          + (f"; {CRAWL_NAME}: {crawl['pages']} pages (1 + {crawl['level2']} + {crawl['level3']}),"
+             f" {len(crawl['static'])} static files, {crawl['html_bytes_mean']} bytes of HTML a page" if crawl else ""))
 
 
 if __name__ == "__main__":

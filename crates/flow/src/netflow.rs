@@ -1,0 +1,806 @@
+//! NetFlow v5, NetFlow v9 (RFC 3954) and IPFIX (RFC 7011) decoding.
+//!
+//! Templates and options are scoped per (exporter address, observation
+//! domain / source ID, template ID). Data that arrives before its template
+//! is held (bounded in bytes and time) and decoded when the template comes.
+//! Templates compile to a plan of the few fields v6scope needs, so a data
+//! record costs a handful of slice reads.
+
+use crate::wire::{Reader, be_uint};
+use crate::{Direction, Drop, FlowRecord};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Information elements v6scope reads (IANA IPFIX numbers; NetFlow v9 uses
+/// the same numbers for these).
+mod ie {
+    pub const OCTET_DELTA: u16 = 1;
+    pub const PACKET_DELTA: u16 = 2;
+    pub const PROTOCOL: u16 = 4;
+    pub const SRC_PORT: u16 = 7;
+    pub const SRC_V4: u16 = 8;
+    pub const INGRESS_IF: u16 = 10;
+    pub const DST_PORT: u16 = 11;
+    pub const DST_V4: u16 = 12;
+    pub const EGRESS_IF: u16 = 14;
+    pub const LAST_SWITCHED: u16 = 21;
+    pub const SRC_V6: u16 = 27;
+    pub const DST_V6: u16 = 28;
+    pub const SAMPLING_INTERVAL: u16 = 34;
+    pub const SAMPLER_ID: u16 = 48;
+    pub const SAMPLER_RANDOM_INTERVAL: u16 = 50;
+    pub const DIRECTION: u16 = 61;
+    pub const OCTET_TOTAL: u16 = 85;
+    pub const PACKET_TOTAL: u16 = 86;
+    pub const FLOW_END_SECONDS: u16 = 151;
+    pub const FLOW_END_MILLISECONDS: u16 = 153;
+    pub const SELECTOR_ID: u16 = 302;
+    pub const SAMPLING_PACKET_INTERVAL: u16 = 305;
+    pub const SAMPLING_PACKET_SPACE: u16 = 306;
+}
+
+/// What a field of a template is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum Slot {
+    Skip,
+    Bytes,
+    BytesTotal,
+    Packets,
+    PacketsTotal,
+    Protocol,
+    SrcPort,
+    DstPort,
+    Src,
+    Dst,
+    InIf,
+    OutIf,
+    LastSwitched,
+    EndSeconds,
+    EndMillis,
+    Direction,
+    SamplerId,
+    SamplingInterval,
+    PacketInterval,
+    PacketSpace,
+}
+
+fn slot(ie: u16, enterprise: u32, len: u16) -> Slot {
+    if enterprise != 0 {
+        return Slot::Skip;
+    }
+    match (ie, len) {
+        (ie::OCTET_DELTA, 1..=8) => Slot::Bytes,
+        (ie::OCTET_TOTAL, 1..=8) => Slot::BytesTotal,
+        (ie::PACKET_DELTA, 1..=8) => Slot::Packets,
+        (ie::PACKET_TOTAL, 1..=8) => Slot::PacketsTotal,
+        (ie::PROTOCOL, 1) => Slot::Protocol,
+        (ie::SRC_PORT, 2) => Slot::SrcPort,
+        (ie::DST_PORT, 2) => Slot::DstPort,
+        (ie::SRC_V4, 4) | (ie::SRC_V6, 16) => Slot::Src,
+        (ie::DST_V4, 4) | (ie::DST_V6, 16) => Slot::Dst,
+        (ie::INGRESS_IF, 1..=4) => Slot::InIf,
+        (ie::EGRESS_IF, 1..=4) => Slot::OutIf,
+        (ie::LAST_SWITCHED, 4) => Slot::LastSwitched,
+        (ie::FLOW_END_SECONDS, 4) => Slot::EndSeconds,
+        (ie::FLOW_END_MILLISECONDS, 8) => Slot::EndMillis,
+        (ie::DIRECTION, 1) => Slot::Direction,
+        (ie::SAMPLER_ID | ie::SELECTOR_ID, 1..=8) => Slot::SamplerId,
+        (ie::SAMPLING_INTERVAL | ie::SAMPLER_RANDOM_INTERVAL, 1..=4) => Slot::SamplingInterval,
+        (ie::SAMPLING_PACKET_INTERVAL, 1..=4) => Slot::PacketInterval,
+        (ie::SAMPLING_PACKET_SPACE, 1..=4) => Slot::PacketSpace,
+        _ => Slot::Skip,
+    }
+}
+
+/// One field as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Field {
+    ie: u16,
+    enterprise: u32,
+    /// 65535 = variable length (IPFIX).
+    len: u16,
+    /// NetFlow v9 options scope fields use another number space.
+    scope: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Template {
+    fields: Vec<Field>,
+    options: bool,
+    /// Record length when no field is variable-length.
+    #[serde(skip)]
+    fixed_len: Option<usize>,
+    #[serde(skip)]
+    plan: Vec<(Slot, u16)>,
+}
+
+impl Template {
+    fn compile(fields: Vec<Field>, options: bool) -> Option<Template> {
+        let variable = fields.iter().any(|f| f.len == 65535);
+        let fixed_len = (!variable).then(|| fields.iter().map(|f| f.len as usize).sum());
+        if fixed_len == Some(0) {
+            return None;
+        }
+        let plan = fields
+            .iter()
+            .map(|f| {
+                (
+                    if f.scope {
+                        Slot::Skip
+                    } else {
+                        slot(f.ie, f.enterprise, f.len)
+                    },
+                    f.len,
+                )
+            })
+            .collect();
+        Some(Template {
+            fields,
+            options,
+            fixed_len,
+            plan,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Source {
+    exporter: IpAddr,
+    domain: u32,
+    ipfix: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct TemplateKey {
+    source: Source,
+    id: u16,
+}
+
+/// Sampling learned from options data records of one source.
+#[derive(Debug, Default, Clone)]
+struct Sampling {
+    by_sampler: HashMap<u64, u32>,
+    default: Option<u32>,
+}
+
+/// Header values a data set needs to timestamp its records.
+#[derive(Debug, Clone, Copy)]
+struct Export {
+    unix_secs: u32,
+    /// NetFlow v9 only: milliseconds since the exporter booted.
+    sys_uptime: Option<u32>,
+}
+
+struct Held {
+    key: TemplateKey,
+    export: Export,
+    arrived: u64,
+    data: Vec<u8>,
+}
+
+/// Bounds that keep a hostile exporter from exhausting memory.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Templates kept per source (a flood beyond is dropped and counted).
+    pub templates_per_source: usize,
+    /// How long data waits for its template, in seconds.
+    pub hold_secs: u64,
+    /// Bytes of data held for unknown templates, all sources together.
+    pub hold_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            templates_per_source: 512,
+            hold_secs: 30,
+            hold_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Counters of what was decoded and what was dropped, and why.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Stats {
+    pub datagrams: u64,
+    pub records: u64,
+    pub templates: u64,
+    pub options_records: u64,
+    /// Data sets decoded after waiting for their template.
+    pub held_then_decoded: u64,
+    pub drops: BTreeMap<Drop, u64>,
+}
+
+impl Stats {
+    pub(crate) fn drop(&mut self, why: Drop) {
+        *self.drops.entry(why).or_default() += 1;
+    }
+    pub fn dropped(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}
+
+/// NetFlow v5/v9 and IPFIX decoder with per-source template state.
+#[derive(Default)]
+pub struct Decoder {
+    templates: HashMap<TemplateKey, Arc<Template>>,
+    per_source: HashMap<Source, usize>,
+    sampling: HashMap<Source, Sampling>,
+    held: VecDeque<Held>,
+    held_bytes: usize,
+    /// Records decoded from held data, for the caller to take.
+    released: Vec<FlowRecord>,
+    pub limits: Limits,
+    pub stats: Stats,
+}
+
+/// Templates as persisted between runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedTemplate {
+    exporter: IpAddr,
+    domain: u32,
+    ipfix: bool,
+    id: u16,
+    template: Template,
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder {
+            limits,
+            ..Default::default()
+        }
+    }
+
+    /// Decodes one datagram from `exporter`, appending its flow records.
+    /// `now` (Unix seconds) times out data held for a missing template.
+    pub fn decode(&mut self, exporter: IpAddr, datagram: &[u8], now: u64, out: &mut Vec<FlowRecord>) {
+        self.stats.datagrams += 1;
+        self.expire(now);
+        let mut r = Reader::new(datagram);
+        let Some(version) = r.u16() else {
+            self.stats.drop(Drop::Truncated);
+            return;
+        };
+        match version {
+            5 => self.v5(exporter, datagram, out),
+            9 => self.v9(exporter, datagram, now, out),
+            10 => self.ipfix(exporter, datagram, now, out),
+            _ => self.stats.drop(Drop::UnknownVersion),
+        }
+        out.append(&mut self.released);
+    }
+
+    fn v5(&mut self, exporter: IpAddr, d: &[u8], out: &mut Vec<FlowRecord>) {
+        let mut r = Reader::new(d);
+        let header = (|| {
+            r.skip(2)?;
+            let count = r.u16()?;
+            let uptime = r.u32()?;
+            let secs = r.u32()?;
+            r.skip(8)?;
+            let engine = u32::from(r.u16()?);
+            let sampling = r.u16()?;
+            Some((count, uptime, secs, engine, sampling))
+        })();
+        let Some((count, uptime, secs, engine, sampling)) = header else {
+            self.stats.drop(Drop::Truncated);
+            return;
+        };
+        if count == 0 || count > 30 || r.remaining() < count as usize * 48 {
+            self.stats.drop(Drop::BadLength);
+            return;
+        }
+        // Low 14 bits: 1-in-N; 0 says nothing (many exporters never fill it).
+        let interval = u32::from(sampling & 0x3fff);
+        for _ in 0..count {
+            let rec = (|| {
+                let src = r.ipv4()?;
+                let dst = r.ipv4()?;
+                r.skip(4)?;
+                let input = r.u16()?;
+                let output = r.u16()?;
+                let packets = r.u32()?;
+                let bytes = r.u32()?;
+                r.skip(4)?;
+                let last = r.u32()?;
+                let src_port = r.u16()?;
+                let dst_port = r.u16()?;
+                r.skip(2)?;
+                let protocol = r.u8()?;
+                r.skip(11)?;
+                Some((
+                    src, dst, input, output, packets, bytes, last, src_port, dst_port, protocol,
+                ))
+            })();
+            let Some((src, dst, input, output, packets, bytes, last, src_port, dst_port, protocol)) = rec else {
+                self.stats.drop(Drop::Truncated);
+                return;
+            };
+            let record = FlowRecord {
+                time: end_time(secs, Some(uptime), Some(last)),
+                exporter,
+                domain: engine,
+                src: src.into(),
+                dst: dst.into(),
+                protocol,
+                src_port,
+                dst_port,
+                bytes: u64::from(bytes),
+                packets: u64::from(packets),
+                input_interface: u32::from(input),
+                output_interface: u32::from(output),
+                direction: None,
+                sampling: (interval > 0).then_some(interval),
+            };
+            self.push(record, out);
+        }
+    }
+
+    fn push(&mut self, record: FlowRecord, out: &mut Vec<FlowRecord>) {
+        // An IP packet is at most 65535 bytes: more per packet is a lie.
+        if record.packets == 0
+            || record.bytes > record.packets.saturating_mul(65535)
+            || record.bytes < record.packets * 20
+        {
+            self.stats.drop(Drop::AbsurdCount);
+            return;
+        }
+        self.stats.records += 1;
+        out.push(record);
+    }
+
+    fn v9(&mut self, exporter: IpAddr, d: &[u8], now: u64, out: &mut Vec<FlowRecord>) {
+        let mut r = Reader::new(d);
+        let header = (|| {
+            r.skip(4)?;
+            let uptime = r.u32()?;
+            let secs = r.u32()?;
+            r.skip(4)?;
+            let source_id = r.u32()?;
+            Some((uptime, secs, source_id))
+        })();
+        let Some((uptime, secs, source_id)) = header else {
+            self.stats.drop(Drop::Truncated);
+            return;
+        };
+        let source = Source {
+            exporter,
+            domain: source_id,
+            ipfix: false,
+        };
+        let export = Export {
+            unix_secs: secs,
+            sys_uptime: Some(uptime),
+        };
+        self.sets(source, export, r, now, out);
+    }
+
+    fn ipfix(&mut self, exporter: IpAddr, d: &[u8], now: u64, out: &mut Vec<FlowRecord>) {
+        let mut r = Reader::new(d);
+        let header = (|| {
+            r.skip(2)?;
+            let length = r.u16()?;
+            let secs = r.u32()?;
+            r.skip(4)?;
+            let domain = r.u32()?;
+            Some((length, secs, domain))
+        })();
+        let Some((length, secs, domain)) = header else {
+            self.stats.drop(Drop::Truncated);
+            return;
+        };
+        if usize::from(length) != d.len() {
+            self.stats.drop(Drop::BadLength);
+            return;
+        }
+        let source = Source {
+            exporter,
+            domain,
+            ipfix: true,
+        };
+        let export = Export {
+            unix_secs: secs,
+            sys_uptime: None,
+        };
+        self.sets(source, export, r, now, out);
+    }
+
+    /// The sets (flowsets) of one v9 or IPFIX message.
+    fn sets(&mut self, source: Source, export: Export, mut r: Reader<'_>, now: u64, out: &mut Vec<FlowRecord>) {
+        while r.remaining() >= 4 {
+            let (Some(id), Some(len)) = (r.u16(), r.u16()) else {
+                break;
+            };
+            let Some(body) = (len as usize).checked_sub(4).and_then(|n| r.take(n)) else {
+                self.stats.drop(Drop::BadLength);
+                return;
+            };
+            if len < 4 {
+                self.stats.drop(Drop::BadLength);
+                return;
+            }
+            match (source.ipfix, id) {
+                (false, 0) | (true, 2) => self.templates(source, body, false),
+                (false, 1) | (true, 3) => self.templates(source, body, true),
+                (_, 256..) => self.data(TemplateKey { source, id }, export, body, now, out),
+                _ => {}
+            }
+        }
+    }
+
+    fn templates(&mut self, source: Source, body: &[u8], options: bool) {
+        let mut r = Reader::new(body);
+        // Padding at the end of a set is shorter than a template header.
+        while r.remaining() >= 4 {
+            let parsed = if source.ipfix {
+                ipfix_template(&mut r, options)
+            } else {
+                v9_template(&mut r, options)
+            };
+            let Some((id, fields)) = parsed else {
+                self.stats.drop(Drop::BadTemplate);
+                return;
+            };
+            let key = TemplateKey { source, id };
+            if fields.is_empty() {
+                // IPFIX withdrawal.
+                if self.templates.remove(&key).is_some() {
+                    *self.per_source.entry(source).or_default() -= 1;
+                }
+                continue;
+            }
+            if id < 256 {
+                self.stats.drop(Drop::BadTemplate);
+                continue;
+            }
+            let Some(template) = Template::compile(fields, options) else {
+                self.stats.drop(Drop::BadTemplate);
+                continue;
+            };
+            if !self.templates.contains_key(&key) {
+                let count = self.per_source.entry(source).or_default();
+                if *count >= self.limits.templates_per_source {
+                    self.stats.drop(Drop::TemplateFlood);
+                    continue;
+                }
+                *count += 1;
+            }
+            self.stats.templates += 1;
+            self.templates.insert(key, Arc::new(template));
+            self.release(key);
+        }
+    }
+
+    fn data(&mut self, key: TemplateKey, export: Export, body: &[u8], now: u64, out: &mut Vec<FlowRecord>) {
+        let Some(template) = self.templates.get(&key).cloned() else {
+            self.hold(key, export, body, now);
+            return;
+        };
+        self.decode_set(&template, key, export, body, out);
+    }
+
+    fn hold(&mut self, key: TemplateKey, export: Export, body: &[u8], now: u64) {
+        if self.held_bytes + body.len() > self.limits.hold_bytes {
+            self.stats.drop(Drop::NoTemplate);
+            return;
+        }
+        self.held_bytes += body.len();
+        self.held.push_back(Held {
+            key,
+            export,
+            arrived: now,
+            data: body.to_vec(),
+        });
+    }
+
+    fn expire(&mut self, now: u64) {
+        while let Some(front) = self.held.front() {
+            if now.saturating_sub(front.arrived) < self.limits.hold_secs {
+                break;
+            }
+            let held = self.held.pop_front().expect("front exists");
+            self.held_bytes -= held.data.len();
+            self.stats.drop(Drop::NoTemplate);
+        }
+    }
+
+    /// Data held for `key`, decoded now that its template is known. The
+    /// records go out with the datagram that brought the template.
+    fn release(&mut self, key: TemplateKey) {
+        if !self.held.iter().any(|h| h.key == key) {
+            return;
+        }
+        let Some(template) = self.templates.get(&key).cloned() else {
+            return;
+        };
+        let mut keep = VecDeque::with_capacity(self.held.len());
+        let mut records = Vec::new();
+        for held in std::mem::take(&mut self.held) {
+            if held.key == key {
+                self.held_bytes -= held.data.len();
+                self.stats.held_then_decoded += 1;
+                self.decode_set(&template, key, held.export, &held.data, &mut records);
+            } else {
+                keep.push_back(held);
+            }
+        }
+        self.held = keep;
+        self.released.extend(records);
+    }
+
+    fn decode_set(
+        &mut self,
+        template: &Template,
+        key: TemplateKey,
+        export: Export,
+        body: &[u8],
+        out: &mut Vec<FlowRecord>,
+    ) {
+        let mut r = Reader::new(body);
+        let min_len = template.fixed_len.unwrap_or(1);
+        while r.remaining() >= min_len {
+            let Some(fields) = record_fields(template, &mut r) else {
+                self.stats.drop(Drop::Truncated);
+                return;
+            };
+            if template.options {
+                self.options_record(key.source, &fields);
+                continue;
+            }
+            if let Some(record) = self.flow_record(key.source, export, &fields) {
+                self.push(record, out);
+            }
+        }
+    }
+
+    fn options_record(&mut self, source: Source, fields: &[(Slot, &[u8])]) {
+        self.stats.options_records += 1;
+        let sampler = fields
+            .iter()
+            .find(|(s, _)| *s == Slot::SamplerId)
+            .map(|(_, v)| be_uint(v));
+        let Some(rate) = rate_of(fields) else { return };
+        let sampling = self.sampling.entry(source).or_default();
+        match sampler {
+            Some(id) => {
+                sampling.by_sampler.insert(id, rate);
+            }
+            None => sampling.default = Some(rate),
+        }
+    }
+
+    fn flow_record(&mut self, source: Source, export: Export, fields: &[(Slot, &[u8])]) -> Option<FlowRecord> {
+        let mut rec = FlowRecord {
+            time: u64::from(export.unix_secs),
+            exporter: source.exporter,
+            domain: source.domain,
+            src: IpAddr::from([0u8; 4]),
+            dst: IpAddr::from([0u8; 4]),
+            protocol: 0,
+            src_port: 0,
+            dst_port: 0,
+            bytes: 0,
+            packets: 0,
+            input_interface: 0,
+            output_interface: 0,
+            direction: None,
+            sampling: None,
+        };
+        let (mut src, mut dst) = (None, None);
+        let (mut bytes_total, mut packets_total) = (None, None);
+        let mut sampler = None;
+        let mut last_switched = None;
+        for &(slot, value) in fields {
+            match slot {
+                Slot::Bytes => rec.bytes = be_uint(value),
+                Slot::BytesTotal => bytes_total = Some(be_uint(value)),
+                Slot::Packets => rec.packets = be_uint(value),
+                Slot::PacketsTotal => packets_total = Some(be_uint(value)),
+                Slot::Protocol => rec.protocol = value[0],
+                Slot::SrcPort => rec.src_port = be_uint(value) as u16,
+                Slot::DstPort => rec.dst_port = be_uint(value) as u16,
+                Slot::Src => src = address(value),
+                Slot::Dst => dst = address(value),
+                Slot::InIf => rec.input_interface = be_uint(value) as u32,
+                Slot::OutIf => rec.output_interface = be_uint(value) as u32,
+                Slot::LastSwitched => last_switched = Some(be_uint(value) as u32),
+                Slot::EndSeconds => rec.time = be_uint(value),
+                Slot::EndMillis => rec.time = be_uint(value) / 1000,
+                Slot::Direction => {
+                    rec.direction = Some(if value[0] == 1 {
+                        Direction::Egress
+                    } else {
+                        Direction::Ingress
+                    })
+                }
+                Slot::SamplerId => sampler = Some(be_uint(value)),
+                Slot::SamplingInterval | Slot::PacketInterval | Slot::PacketSpace | Slot::Skip => {}
+            }
+        }
+        if !source.ipfix && last_switched.is_some() {
+            rec.time = end_time(export.unix_secs, export.sys_uptime, last_switched);
+        }
+        if rec.bytes == 0 {
+            rec.bytes = bytes_total.unwrap_or(0);
+        }
+        if rec.packets == 0 {
+            rec.packets = packets_total.unwrap_or(0);
+        }
+        let (Some(src), Some(dst)) = (src, dst) else {
+            self.stats.drop(Drop::NoAddress);
+            return None;
+        };
+        if src.is_ipv4() != dst.is_ipv4() {
+            self.stats.drop(Drop::NoAddress);
+            return None;
+        }
+        rec.src = src;
+        rec.dst = dst;
+        let learned = self.sampling.get(&source);
+        rec.sampling = sampler
+            .and_then(|id| learned.and_then(|s| s.by_sampler.get(&id).copied()))
+            .or_else(|| rate_of(fields))
+            .or_else(|| learned.and_then(|s| s.default));
+        Some(rec)
+    }
+
+    /// Templates to keep across restarts (JSON).
+    pub fn save_templates(&self) -> serde_json::Value {
+        let saved: Vec<SavedTemplate> = self
+            .templates
+            .iter()
+            .map(|(key, t)| SavedTemplate {
+                exporter: key.source.exporter,
+                domain: key.source.domain,
+                ipfix: key.source.ipfix,
+                id: key.id,
+                template: (**t).clone(),
+            })
+            .collect();
+        serde_json::to_value(saved).unwrap_or_default()
+    }
+
+    /// Loads templates saved by [`Decoder::save_templates`]; returns how many.
+    pub fn load_templates(&mut self, saved: &serde_json::Value) -> usize {
+        let Ok(saved) = serde_json::from_value::<Vec<SavedTemplate>>(saved.clone()) else {
+            return 0;
+        };
+        let mut loaded = 0;
+        for s in saved {
+            let source = Source {
+                exporter: s.exporter,
+                domain: s.domain,
+                ipfix: s.ipfix,
+            };
+            if let Some(t) = Template::compile(s.template.fields, s.template.options) {
+                let key = TemplateKey { source, id: s.id };
+                if self.templates.insert(key, Arc::new(t)).is_none() {
+                    *self.per_source.entry(source).or_default() += 1;
+                }
+                loaded += 1;
+            }
+        }
+        loaded
+    }
+}
+
+/// A sampling rate from an options or data record's own fields.
+fn rate_of(fields: &[(Slot, &[u8])]) -> Option<u32> {
+    let get = |slot: Slot| fields.iter().find(|(s, _)| *s == slot).map(|(_, v)| be_uint(v));
+    if let Some(n) = get(Slot::SamplingInterval).filter(|&n| n > 0) {
+        return u32::try_from(n).ok();
+    }
+    // 1 packet selected, then `space` skipped: 1 in interval + space.
+    let interval = get(Slot::PacketInterval).filter(|&n| n > 0)?;
+    let space = get(Slot::PacketSpace).unwrap_or(0);
+    u32::try_from((interval + space) / interval).ok()
+}
+
+fn address(value: &[u8]) -> Option<IpAddr> {
+    match value.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(value).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(value).ok()?)),
+        _ => None,
+    }
+}
+
+/// Flow end in Unix seconds from a v5/v9 header and the record's
+/// LAST_SWITCHED (milliseconds of exporter uptime).
+fn end_time(unix_secs: u32, uptime: Option<u32>, last: Option<u32>) -> u64 {
+    match (uptime, last) {
+        (Some(up), Some(last)) if last <= up => u64::from(unix_secs).saturating_sub(u64::from((up - last) / 1000)),
+        _ => u64::from(unix_secs),
+    }
+}
+
+/// Splits one data record into (slot, value) pairs per the template.
+fn record_fields<'a>(template: &Template, r: &mut Reader<'a>) -> Option<Vec<(Slot, &'a [u8])>> {
+    let mut fields = Vec::with_capacity(template.plan.len());
+    for &(slot, len) in &template.plan {
+        let len = if len == 65535 {
+            match r.u8()? {
+                255 => r.u16()? as usize,
+                n => n as usize,
+            }
+        } else {
+            len as usize
+        };
+        let value = r.take(len)?;
+        if slot != Slot::Skip {
+            fields.push((slot, value));
+        }
+    }
+    Some(fields)
+}
+
+fn v9_template(r: &mut Reader<'_>, options: bool) -> Option<(u16, Vec<Field>)> {
+    let id = r.u16()?;
+    let mut fields = Vec::new();
+    if options {
+        let scope_len = r.u16()? as usize;
+        let option_len = r.u16()? as usize;
+        if !scope_len.is_multiple_of(4) || !option_len.is_multiple_of(4) {
+            return None;
+        }
+        for i in 0..(scope_len + option_len) / 4 {
+            let ie = r.u16()?;
+            let len = r.u16()?;
+            fields.push(Field {
+                ie,
+                enterprise: 0,
+                len,
+                scope: i < scope_len / 4,
+            });
+        }
+        // Options templates are padded to 4 bytes.
+        let used = 6 + scope_len + option_len;
+        r.skip((4 - used % 4) % 4.min(r.remaining()))?;
+    } else {
+        let count = r.u16()?;
+        for _ in 0..count {
+            let ie = r.u16()?;
+            let len = r.u16()?;
+            fields.push(Field {
+                ie,
+                enterprise: 0,
+                len,
+                scope: false,
+            });
+        }
+        if count == 0 {
+            return None;
+        }
+    }
+    if fields.iter().any(|f| f.len == 65535) {
+        return None;
+    }
+    Some((id, fields))
+}
+
+fn ipfix_template(r: &mut Reader<'_>, options: bool) -> Option<(u16, Vec<Field>)> {
+    let id = r.u16()?;
+    let count = r.u16()?;
+    if count == 0 {
+        return Some((id, Vec::new()));
+    }
+    let scope_count = if options { r.u16()? } else { 0 };
+    if scope_count > count {
+        return None;
+    }
+    let mut fields = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let raw = r.u16()?;
+        let len = r.u16()?;
+        let enterprise = if raw & 0x8000 != 0 { r.u32()? } else { 0 };
+        fields.push(Field {
+            ie: raw & 0x7fff,
+            enterprise,
+            len,
+            // IPFIX scope fields are ordinary IEs (e.g. selectorId).
+            scope: false,
+        });
+    }
+    Some((id, fields))
+}
