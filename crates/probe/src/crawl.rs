@@ -115,6 +115,14 @@ impl HostGate {
     }
 }
 
+/// What the fetches of one crawl share: resolved hosts, the politeness
+/// gate, and (outside timed samples) idle connections for reuse.
+struct Session {
+    hosts: Arc<Shared<NameResolution>>,
+    gate: HostGate,
+    pool: Option<crate::web::ConnectionPool>,
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }
@@ -170,15 +178,18 @@ impl Prober {
             start_url: start_url.clone(),
             ..Default::default()
         };
-        let hosts: Arc<Shared<NameResolution>> = Arc::new(Shared::new());
-        let gate = Arc::new(HostGate::new(limits.per_host, limits.delay));
+        let session = Arc::new(Session {
+            hosts: Arc::new(Shared::new()),
+            gate: HostGate::new(limits.per_host, limits.delay),
+            pool: Some(Default::default()),
+        });
         let deadline = tokio::time::Instant::now() + limits.deadline;
         let Ok(start) = Url::parse(&start_url) else {
             obs.limits_reached.push(format!("bad start URL {start_url}"));
             return obs;
         };
         let robots = if limits.respect_robots {
-            self.robots(&start, vantage, &hosts, &gate).await
+            self.robots(&start, vantage, &session).await
         } else {
             None
         };
@@ -209,13 +220,12 @@ impl Prober {
                 level_urls.truncate(cap);
             }
             let jobs = futures::stream::iter(level_urls.drain(..).map(|url| {
-                let hosts = hosts.clone();
-                let gate = gate.clone();
+                let session = session.clone();
                 let site = site.clone();
                 async move {
                     let (v4, v6) = tokio::join!(
-                        self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, &gate, Some(&site)),
-                        self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, &gate, Some(&site))
+                        self.fetch_in_family(&url, Family::Ipv4, vantage, &session, Some(&site)),
+                        self.fetch_in_family(&url, Family::Ipv6, vantage, &session, Some(&site))
                     );
                     (url, v4, v6)
                 }
@@ -291,12 +301,11 @@ impl Prober {
             resource_urls.truncate(limits.resources);
         }
         let jobs = futures::stream::iter(resource_urls.into_iter().map(|url| {
-            let hosts = hosts.clone();
-            let gate = gate.clone();
+            let session = session.clone();
             async move {
                 let (v4, v6) = tokio::join!(
-                    self.fetch_in_family(&url, Family::Ipv4, vantage, &hosts, &gate, None),
-                    self.fetch_in_family(&url, Family::Ipv6, vantage, &hosts, &gate, None)
+                    self.fetch_in_family(&url, Family::Ipv4, vantage, &session, None),
+                    self.fetch_in_family(&url, Family::Ipv6, vantage, &session, None)
                 );
                 ResourceCrawl {
                     host: url.host_str().unwrap_or_default().to_string(),
@@ -333,7 +342,7 @@ impl Prober {
                 for family in [Family::Ipv4, Family::Ipv6] {
                     if vantage.has(family) {
                         obs.samples
-                            .push(self.sample(&home, &home_resources, family, &gate).await);
+                            .push(self.sample(&home, &home_resources, family, &session.gate).await);
                     }
                 }
             }
@@ -350,12 +359,11 @@ impl Prober {
         self: &Arc<Self>,
         start: &Url,
         vantage: &Vantage,
-        hosts: &Arc<Shared<NameResolution>>,
-        gate: &HostGate,
+        session: &Session,
     ) -> Option<crate::robots::Robots> {
         let url = start.join("/robots.txt").ok()?;
         for family in [Family::Ipv4, Family::Ipv6] {
-            if let Some(fetched) = self.fetch_in_family(&url, family, vantage, hosts, gate, None).await
+            if let Some(fetched) = self.fetch_in_family(&url, family, vantage, session, None).await
                 && fetched.fact.ok
             {
                 return fetched.page.map(|p| crate::robots::Robots::parse(&p.text, "v6scope"));
@@ -407,13 +415,18 @@ impl Prober {
         sample.error = fact.error;
         if sample.ok {
             // The page's objects load as a browser loads them: no politeness
-            // delay inside a timed sample (it would be timed too).
-            let burst = HostGate::new(gate.per_host, Duration::ZERO);
+            // delay inside a timed sample (it would be timed too), fresh
+            // connections.
+            let burst = Session {
+                hosts,
+                gate: HostGate::new(gate.per_host, Duration::ZERO),
+                pool: None,
+            };
             let both = Vantage::both();
             let loads = futures::future::join_all(
                 resources
                     .iter()
-                    .map(|r| self.fetch_in_family(r, family, &both, &hosts, &burst, None)),
+                    .map(|r| self.fetch_in_family(r, family, &both, &burst, None)),
             )
             .await;
             sample.full_page_ms = Some(ms(started.elapsed()));
@@ -431,8 +444,7 @@ impl Prober {
         url: &Url,
         family: Family,
         vantage: &Vantage,
-        hosts: &Arc<Shared<NameResolution>>,
-        gate: &HostGate,
+        session: &Session,
         links_for: Option<&str>,
     ) -> Option<Fetched> {
         if !vantage.has(family) {
@@ -442,7 +454,10 @@ impl Prober {
         let address = match host.parse::<IpAddr>() {
             Ok(literal) => (Family::of(&literal) == family).then_some(literal),
             Err(_) => {
-                let resolution = hosts.get(&host, || self.resolve(&host, NameRole::RedirectHost)).await;
+                let resolution = session
+                    .hosts
+                    .get(&host, || self.resolve(&host, NameRole::RedirectHost))
+                    .await;
                 resolution
                     .addresses(family)
                     .iter()
@@ -462,9 +477,12 @@ impl Prober {
                 page: None,
             });
         };
-        let lookup = self.lookup_fn(hosts.clone());
-        let _permit = gate.enter(address).await;
-        let (fetch, page) = self.web.fetch_url(url, address, &lookup, links_for).await;
+        let lookup = self.lookup_fn(session.hosts.clone());
+        let _permit = session.gate.enter(address).await;
+        let (fetch, page) = self
+            .web
+            .fetch_url_pooled(url, address, &lookup, links_for, session.pool.as_ref())
+            .await;
         Some(Fetched {
             fact: url_fetch(family, &fetch),
             page,

@@ -30,6 +30,67 @@ use v6scope_model::{
     AddrInfo, ContentSummary, ErrorKind, Family, HttpFetch, HttpHop, ProbeError, Scheme, Timings, TlsObservation,
 };
 
+/// What one crawl reuses between fetches: idle HTTP/1.1 connections, per
+/// server address and port, host name and scheme (a TLS session is bound to
+/// its name); and analysed pages, so that the same body fetched for the same
+/// URL over the other family is not parsed twice. Fetches outside a crawl,
+/// and timed samples, never use one: they time a fresh connection.
+#[derive(Default)]
+pub struct ConnectionPool {
+    idle: std::sync::Mutex<std::collections::HashMap<PoolKey, Vec<Sender>>>,
+    pages: std::sync::Mutex<std::collections::HashMap<(String, u64), Page>>,
+}
+
+/// Analysed pages waiting for the other family's fetch of the same URL.
+const PAGES_KEPT: usize = 4096;
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+type PoolKey = (SocketAddr, String, bool);
+
+/// A connection taken for one request, returned once its response body has
+/// been read in full.
+struct Lease {
+    key: PoolKey,
+    sender: Sender,
+}
+
+/// How long a pooled connection may live (idle or not).
+const POOLED_LIFETIME: Duration = Duration::from_secs(60);
+
+impl ConnectionPool {
+    fn take(&self, key: &PoolKey) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let senders = idle.get_mut(key)?;
+        while let Some(sender) = senders.pop() {
+            if sender.is_ready() && !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// The page analysed for the same URL and body, taken (the other family
+    /// needs it once).
+    fn reuse_page(&self, key: &(String, u64)) -> Option<Page> {
+        self.pages.lock().unwrap_or_else(|e| e.into_inner()).remove(key)
+    }
+
+    fn keep_page(&self, key: (String, u64), page: &Page) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() < PAGES_KEPT {
+            pages.insert(key, page.clone());
+        }
+    }
+
+    fn put(&self, lease: Lease) {
+        if lease.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.entry(lease.key).or_default().push(lease.sender);
+    }
+}
+
 /// Redirect hops followed before giving up.
 pub const MAX_REDIRECTS: usize = 10;
 
@@ -199,6 +260,19 @@ impl WebClient {
         lookup: &HostLookup,
         links_for: Option<&str>,
     ) -> (HttpFetch, Option<Page>) {
+        self.fetch_url_pooled(url, address, lookup, links_for, None).await
+    }
+
+    /// As [`WebClient::fetch_url`], reusing idle connections of `pool`
+    /// (HTTP keep-alive) when one is given.
+    pub async fn fetch_url_pooled(
+        &self,
+        url: &Url,
+        address: IpAddr,
+        lookup: &HostLookup,
+        links_for: Option<&str>,
+        pool: Option<&ConnectionPool>,
+    ) -> (HttpFetch, Option<Page>) {
         let scheme = if url.scheme() == "https" {
             Scheme::Https
         } else {
@@ -210,7 +284,7 @@ impl WebClient {
         let deadline = self.config.deadline;
         let outcome = tokio::time::timeout(
             deadline,
-            self.follow(&mut fetch, url.clone(), lookup, links_for, started),
+            self.follow(&mut fetch, url.clone(), lookup, links_for, started, pool),
         )
         .await;
         fetch.timings.total_ms = Some(ms(started.elapsed()));
@@ -247,6 +321,7 @@ impl WebClient {
         lookup: &HostLookup,
         links_for: Option<&str>,
         started: Instant,
+        pool: Option<&ConnectionPool>,
     ) -> Result<Option<Page>, ProbeError> {
         let mut address = fetch.address;
         let mut seen: Vec<String> = Vec::new();
@@ -267,7 +342,7 @@ impl WebClient {
                 host_has_family: None,
                 tls_error: None,
             });
-            let response = self.request(fetch, &url, address, first, started).await?;
+            let (response, lease) = self.request(fetch, &url, address, first, started, pool).await?;
             let status = response.status().as_u16();
             let hop = fetch.hops.last_mut().expect("pushed above");
             hop.status = Some(status);
@@ -357,6 +432,11 @@ impl WebClient {
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.trim().to_ascii_lowercase());
             let (raw, truncated) = self.read_body(response.into_body(), &mut fetch.body_received).await?;
+            // A body read to its end leaves the connection ready for the next
+            // request; a truncated one does not.
+            if let (Some(pool), Some(lease), false) = (pool, lease, truncated) {
+                pool.put(lease);
+            }
             let raw_len = raw.len() as u64;
             let body = decompress(raw, encoding.as_deref(), self.config.body_cap)?;
             let is_html = content_type
@@ -374,12 +454,26 @@ impl WebClient {
                     ..Default::default()
                 })
             } else if is_html {
-                let (text, charset) = content::decode(&body, content_type.as_deref());
-                let mut page = content::analyse(&text, charset);
-                if let Some(site) = links_for {
-                    page.links = Some(crate::links::extract(&text, &url, site));
+                let key = pool.map(|_| {
+                    use std::hash::{Hash, Hasher};
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    (&body, content_type.as_deref(), links_for).hash(&mut hasher);
+                    (url.to_string(), hasher.finish())
+                });
+                match pool.zip(key.as_ref()).and_then(|(p, k)| p.reuse_page(k)) {
+                    Some(page) => Some(page),
+                    None => {
+                        let (text, charset) = content::decode(&body, content_type.as_deref());
+                        let mut page = content::analyse(&text, charset);
+                        if let Some(site) = links_for {
+                            page.links = Some(crate::links::extract(&text, &url, site));
+                        }
+                        if let (Some(pool), Some(key)) = (pool, key) {
+                            pool.keep_page(key, &page);
+                        }
+                        Some(page)
+                    }
                 }
-                Some(page)
             } else {
                 None
             };
@@ -397,7 +491,8 @@ impl WebClient {
         }
     }
 
-    /// One request on a fresh connection.
+    /// One request, on an idle pooled connection if there is one, else on a
+    /// fresh connection (kept for the pool when there is a pool).
     async fn request(
         &self,
         fetch: &mut HttpFetch,
@@ -405,9 +500,23 @@ impl WebClient {
         address: IpAddr,
         first: bool,
         started: Instant,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, ProbeError> {
+        pool: Option<&ConnectionPool>,
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, Option<Lease>), ProbeError> {
         let port = url.port_or_known_default().unwrap_or(80);
         let socket = SocketAddr::new(address, port);
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
+        let key: PoolKey = (socket, host.clone(), url.scheme() == "https");
+        if let Some(mut sender) = pool.and_then(|p| p.take(&key)) {
+            if first {
+                fetch.tcp_connected = true;
+            }
+            // A server may close an idle connection at any time: a failed
+            // send on a reused connection falls back to a fresh one.
+            if let Ok(response) = sender.send_request(self.build_request(url, false)?).await {
+                self.note_ttfb(fetch, &response, started);
+                return Ok((response, Some(Lease { key, sender })));
+            }
+        }
         let connect_started = Instant::now();
         let tcp = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(socket))
             .await
@@ -426,7 +535,6 @@ impl WebClient {
             fetch.tcp_connected = true;
             fetch.timings.connect_ms = Some(ms(connect_started.elapsed()));
         }
-        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
         let stream: Box<dyn Stream> = if url.scheme() == "https" {
             let tls_started = Instant::now();
             let server_name = ServerName::try_from(host.clone())
@@ -458,11 +566,34 @@ impl WebClient {
             .await
             .map_err(|e| ProbeError::new(ErrorKind::Http, format!("HTTP handshake with {socket}: {e}")))?;
         // Bounded even if the server never closes: no task or socket outlives
-        // its fetch by more than the fetch deadline.
-        let deadline = self.config.deadline;
+        // its fetch by more than the fetch deadline (a pooled one, its
+        // lifetime; it also ends when the pool drops it).
+        let lifetime = if pool.is_some() {
+            POOLED_LIFETIME
+        } else {
+            self.config.deadline
+        };
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(deadline, connection).await;
+            let _ = tokio::time::timeout(lifetime, connection).await;
         });
+        let response = sender
+            .send_request(self.build_request(url, pool.is_none())?)
+            .await
+            .map_err(|e| http_error(&format!("HTTP request to {socket}"), &e))?;
+        self.note_ttfb(fetch, &response, started);
+        let lease = pool.is_some().then_some(Lease { key, sender });
+        Ok((response, lease))
+    }
+
+    fn note_ttfb(&self, fetch: &mut HttpFetch, response: &hyper::Response<hyper::body::Incoming>, started: Instant) {
+        // Time to first byte of the page itself: the first 2xx, after any
+        // redirects (the Chinese method's 首字节 to the first 200).
+        if response.status().is_success() && fetch.timings.ttfb_ms.is_none() {
+            fetch.timings.ttfb_ms = Some(ms(started.elapsed()));
+        }
+    }
+
+    fn build_request(&self, url: &Url, close: bool) -> Result<hyper::Request<Empty<Bytes>>, ProbeError> {
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
@@ -471,24 +602,14 @@ impl WebClient {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_string(),
         };
-        let request = hyper::Request::get(path)
+        hyper::Request::get(path)
             .header(hyper::header::HOST, host_header)
             .header(hyper::header::USER_AGENT, &self.config.user_agent)
             .header(hyper::header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
             .header(hyper::header::ACCEPT_ENCODING, "gzip, deflate")
-            .header(hyper::header::CONNECTION, "close")
+            .header(hyper::header::CONNECTION, if close { "close" } else { "keep-alive" })
             .body(Empty::<Bytes>::new())
-            .map_err(|e| ProbeError::new(ErrorKind::Http, format!("building request: {e}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| http_error(&format!("HTTP request to {socket}"), &e))?;
-        // Time to first byte of the page itself: the first 2xx, after any
-        // redirects (the Chinese method's 首字节 to the first 200).
-        if response.status().is_success() && fetch.timings.ttfb_ms.is_none() {
-            fetch.timings.ttfb_ms = Some(ms(started.elapsed()));
-        }
-        Ok(response)
+            .map_err(|e| ProbeError::new(ErrorKind::Http, format!("building request: {e}")))
     }
 
     fn observe_tls(&self, connection: &rustls::ClientConnection, server_name: &ServerName<'static>) -> TlsObservation {
