@@ -6,7 +6,13 @@
 //! the wire readers are bounds-checked and every length is validated
 //! against what is actually there.
 
+pub mod aggregate;
+pub mod enrich;
 pub mod netflow;
+pub mod packet;
+pub mod pcap;
+pub mod sflow;
+pub mod users;
 mod wire;
 
 use std::net::IpAddr;

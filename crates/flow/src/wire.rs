@@ -36,7 +36,6 @@ impl<'a> Reader<'a> {
     pub fn ipv4(&mut self) -> Option<Ipv4Addr> {
         self.take(4).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
     }
-    #[allow(dead_code)] // used by the sFlow decoder
     pub fn ipv6(&mut self) -> Option<Ipv6Addr> {
         let b: [u8; 16] = self.take(16)?.try_into().ok()?;
         Some(Ipv6Addr::from(b))

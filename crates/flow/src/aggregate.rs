@@ -1,0 +1,358 @@
+//! Flow records → indicator samples: sampling-corrected IPv4/IPv6 bytes,
+//! packets and exported records per interval, exporter, interface and
+//! network (AS, organisation, region); active IPv6 subscribers and
+//! addresses per day and organisation; bytes per named host for captures.
+
+use crate::enrich::{Network, PrefixTable};
+use crate::users::Sketch;
+use crate::{Direction, Family, FlowRecord};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+/// 1-in-N sampling per exporter: `defaults` apply when the exporter says
+/// nothing, `overrides` whatever it says. The longest matching prefix wins.
+#[derive(Debug, Clone, Default)]
+pub struct SamplingPolicy {
+    pub defaults: Vec<(IpNet, u32)>,
+    pub overrides: Vec<(IpNet, u32)>,
+}
+
+impl SamplingPolicy {
+    fn lookup(list: &[(IpNet, u32)], exporter: IpAddr) -> Option<u32> {
+        list.iter()
+            .filter(|(net, _)| net.contains(&exporter))
+            .max_by_key(|(net, _)| net.prefix_len())
+            .map(|&(_, rate)| rate)
+    }
+
+    /// The rate to scale by; none when nothing says (counted apart, never
+    /// silently scaled by 1).
+    pub fn rate(&self, exporter: IpAddr, reported: Option<u32>) -> Option<u32> {
+        Self::lookup(&self.overrides, exporter)
+            .or(reported.filter(|&r| r > 0))
+            .or_else(|| Self::lookup(&self.defaults, exporter))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    pub bytes: u64,
+    pub packets: u64,
+    /// Exported records (flows or samples), not scaled.
+    pub records: u64,
+}
+
+impl Counters {
+    fn add(&mut self, bytes: u64, packets: u64) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.packets = self.packets.saturating_add(packets);
+        self.records += 1;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrafficKey {
+    /// Interval start, Unix seconds.
+    pub start: u64,
+    pub exporter: IpAddr,
+    pub interface: u32,
+    pub asn: u32,
+    pub organisation: Arc<str>,
+    pub region: Arc<str>,
+    pub family: Family,
+}
+
+/// Distinct active IPv6 subscribers (prefixes) and addresses.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct UserSketches {
+    pub subscribers: Sketch,
+    pub addresses: Sketch,
+}
+
+pub struct Aggregator {
+    interval: u64,
+    sampling: SamplingPolicy,
+    table: Arc<PrefixTable>,
+    /// Count egress records too (each packet would then be counted twice
+    /// on a router exporting both directions).
+    pub count_egress: bool,
+    pub traffic: BTreeMap<TrafficKey, Counters>,
+    /// Records whose sampling rate nobody knows: (interval, exporter,
+    /// family) → unscaled counters.
+    pub unknown_rate: BTreeMap<(u64, IpAddr, Family), Counters>,
+    /// (UTC day "YYYY-MM-DD", organisation) → sketches.
+    pub users: BTreeMap<(String, String), UserSketches>,
+    pub egress_skipped: u64,
+    empty: Arc<str>,
+}
+
+impl Aggregator {
+    pub fn new(interval_secs: u64, sampling: SamplingPolicy, table: Arc<PrefixTable>) -> Self {
+        Aggregator {
+            interval: interval_secs.max(1),
+            sampling,
+            table,
+            count_egress: false,
+            traffic: BTreeMap::new(),
+            unknown_rate: BTreeMap::new(),
+            users: BTreeMap::new(),
+            egress_skipped: 0,
+            empty: Arc::from(""),
+        }
+    }
+
+    pub fn set_table(&mut self, table: Arc<PrefixTable>) {
+        self.table = table;
+    }
+
+    pub fn add(&mut self, rec: &FlowRecord) {
+        if rec.direction == Some(Direction::Egress) && !self.count_egress {
+            self.egress_skipped += 1;
+            return;
+        }
+        let family = rec.family();
+        let start = rec.time - rec.time % self.interval;
+        match self.sampling.rate(rec.exporter, rec.sampling) {
+            Some(rate) => {
+                let rate = u64::from(rate);
+                // The network of the traffic: the source's, else the destination's.
+                let network = self.table.lookup(rec.src).or_else(|| self.table.lookup(rec.dst));
+                let (asn, organisation, region) = match network {
+                    Some((_, n)) => (n.asn, Arc::from(n.organisation.as_str()), Arc::from(n.region.as_str())),
+                    None => (0, self.empty.clone(), self.empty.clone()),
+                };
+                let key = TrafficKey {
+                    start,
+                    exporter: rec.exporter,
+                    interface: rec.input_interface,
+                    asn,
+                    organisation,
+                    region,
+                    family,
+                };
+                self.traffic
+                    .entry(key)
+                    .or_default()
+                    .add(rec.bytes.saturating_mul(rate), rec.packets.saturating_mul(rate));
+            }
+            None => self
+                .unknown_rate
+                .entry((start, rec.exporter, family))
+                .or_default()
+                .add(rec.bytes, rec.packets),
+        }
+        if family == Family::Ipv6 && counts_for_users(rec) {
+            let day = day_of(rec.time);
+            for address in [rec.src, rec.dst] {
+                let IpAddr::V6(v6) = address else { continue };
+                if let Some((organisation, len)) = self.subscriber(v6) {
+                    let sketches = self.users.entry((day.clone(), organisation)).or_default();
+                    sketches.subscribers.insert(mask(v6, len));
+                    sketches.addresses.insert(u128::from(v6));
+                }
+            }
+        }
+    }
+
+    /// Whether `address` is a subscriber, and of which organisation with
+    /// which subscriber prefix length. With a prefix table, subscribers are
+    /// the addresses of `subscriber` networks (documentation prefixes too:
+    /// the operator said so); without one, every global unicast address.
+    fn subscriber(&self, address: Ipv6Addr) -> Option<(String, u8)> {
+        if !unicast(address) {
+            return None;
+        }
+        if self.table.is_empty() {
+            return global(address).then(|| (String::new(), 64));
+        }
+        let (_, network) = self.table.lookup(IpAddr::V6(address))?;
+        let Network {
+            organisation,
+            subscriber_len,
+            ..
+        } = &**network;
+        network.is_subscriber().then(|| (organisation.clone(), *subscriber_len))
+    }
+
+    /// Totals per family across everything aggregated (scaled).
+    pub fn totals(&self) -> BTreeMap<Family, Counters> {
+        let mut totals: BTreeMap<Family, Counters> = BTreeMap::new();
+        for (key, c) in &self.traffic {
+            let t = totals.entry(key.family).or_default();
+            t.bytes += c.bytes;
+            t.packets += c.packets;
+            t.records += c.records;
+        }
+        totals
+    }
+}
+
+/// ICMPv6 and DNS alone do not make an active user (Chinese definition).
+fn counts_for_users(rec: &FlowRecord) -> bool {
+    rec.protocol != 58 && rec.src_port != 53 && rec.dst_port != 53
+}
+
+fn unicast(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    !(a.is_unspecified()
+        || a.is_loopback()
+        || s[0] & 0xff00 == 0xff00 // multicast
+        || s[0] & 0xffc0 == 0xfe80 // link-local
+        || s[0] & 0xfe00 == 0xfc00) // ULA
+}
+
+/// Global unicast (2000::/3) outside the documentation prefix.
+fn global(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    s[0] & 0xe000 == 0x2000 && !(s[0] == 0x2001 && s[1] == 0x0db8)
+}
+
+fn mask(a: Ipv6Addr, len: u8) -> u128 {
+    let bits = u128::from(a);
+    match len {
+        0 => 0,
+        128.. => bits,
+        n => bits & !(u128::MAX >> n),
+    }
+}
+
+/// "YYYY-MM-DD" (UTC) of a Unix time.
+pub fn day_of(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Bytes per host (named by DNS/SNI from the capture where possible) and
+/// family: the "app IPv6 concentration" of a capture.
+#[derive(Debug, Default, Clone)]
+pub struct HostBytes {
+    pub by_host: HashMap<String, [u64; 2]>,
+}
+
+impl HostBytes {
+    /// `server` is the remote end of the packet, `name` its name if known.
+    pub fn add(&mut self, server: IpAddr, name: Option<&str>, bytes: u64) {
+        let host = name.map(str::to_string).unwrap_or_else(|| server.to_string());
+        let slot = match server {
+            IpAddr::V4(_) => 0,
+            IpAddr::V6(_) => 1,
+        };
+        self.by_host.entry(host).or_default()[slot] += bytes;
+    }
+
+    /// Hosts still carrying IPv4 bytes, largest first: (host, v4, v6).
+    pub fn ipv4_hosts(&self) -> Vec<(String, u64, u64)> {
+        let mut hosts: Vec<(String, u64, u64)> = self
+            .by_host
+            .iter()
+            .filter(|(_, b)| b[0] > 0)
+            .map(|(h, b)| (h.clone(), b[0], b[1]))
+            .collect();
+        hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        hosts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(src: &str, dst: &str, protocol: u8, dst_port: u16, bytes: u64, sampling: Option<u32>) -> FlowRecord {
+        FlowRecord {
+            time: 1_790_000_000,
+            exporter: "127.0.0.1".parse().unwrap(),
+            domain: 0,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            protocol,
+            src_port: 40000,
+            dst_port,
+            bytes,
+            packets: 2,
+            input_interface: 1,
+            output_interface: 2,
+            direction: None,
+            sampling,
+        }
+    }
+
+    #[test]
+    fn sampling_scales_known_rates_and_sets_unknown_apart() {
+        let table = Arc::new(PrefixTable::default());
+        let mut agg = Aggregator::new(60, SamplingPolicy::default(), table);
+        agg.add(&record("2001:db8::1", "2001:db8::2", 6, 443, 1000, Some(100)));
+        agg.add(&record("192.0.2.1", "192.0.2.2", 6, 443, 500, None));
+        let totals = agg.totals();
+        assert_eq!(totals[&Family::Ipv6].bytes, 100_000);
+        assert_eq!(totals[&Family::Ipv6].packets, 200);
+        assert_eq!(totals[&Family::Ipv6].records, 1);
+        assert!(!totals.contains_key(&Family::Ipv4));
+        assert_eq!(agg.unknown_rate.values().next().unwrap().bytes, 500);
+        let policy = SamplingPolicy {
+            defaults: vec![("127.0.0.0/8".parse().unwrap(), 1)],
+            overrides: vec![],
+        };
+        assert_eq!(policy.rate("127.0.0.1".parse().unwrap(), None), Some(1));
+        assert_eq!(policy.rate("127.0.0.1".parse().unwrap(), Some(10)), Some(10));
+        let policy = SamplingPolicy {
+            defaults: vec![],
+            overrides: vec![("127.0.0.1/32".parse().unwrap(), 1000)],
+        };
+        assert_eq!(policy.rate("127.0.0.1".parse().unwrap(), Some(10)), Some(1000));
+    }
+
+    #[test]
+    fn users_are_subscriber_prefixes_with_more_than_icmpv6_or_dns() {
+        let mut table = PrefixTable::default();
+        table.insert(
+            "2001:db8:a::/48".parse().unwrap(),
+            Network {
+                organisation: "Mobile".into(),
+                subscriber_len: 64,
+                role: "subscriber".into(),
+                ..Default::default()
+            },
+        );
+        table.insert(
+            "2001:db8:b::/48".parse().unwrap(),
+            Network {
+                organisation: "Fixed".into(),
+                subscriber_len: 56,
+                role: "subscriber".into(),
+                ..Default::default()
+            },
+        );
+        let mut agg = Aggregator::new(60, SamplingPolicy::default(), Arc::new(table));
+        let server = "2001:db8:ffff::80";
+        // Two addresses in one /64: one subscriber, two addresses.
+        agg.add(&record("2001:db8:a:1::1", server, 6, 443, 100, Some(1)));
+        agg.add(&record("2001:db8:a:1::2", server, 6, 443, 100, Some(1)));
+        // ICMPv6-only and DNS-only subscribers do not count.
+        agg.add(&record("2001:db8:a:2::1", server, 58, 0, 100, Some(1)));
+        agg.add(&record("2001:db8:a:3::1", server, 17, 53, 100, Some(1)));
+        // Two /64s inside one /56 of the fixed network: one subscriber.
+        agg.add(&record("2001:db8:b:0::1", server, 6, 443, 100, Some(1)));
+        agg.add(&record("2001:db8:b:1::1", server, 6, 443, 100, Some(1)));
+        // Link-local is never a user.
+        agg.add(&record("fe80::1", server, 6, 443, 100, Some(1)));
+        let day = day_of(1_790_000_000);
+        assert_eq!(day, "2026-09-21");
+        let mobile = &agg.users[&(day.clone(), "Mobile".to_string())];
+        assert_eq!((mobile.subscribers.count(), mobile.addresses.count()), (1, 2));
+        let fixed = &agg.users[&(day, "Fixed".to_string())];
+        assert_eq!((fixed.subscribers.count(), fixed.addresses.count()), (1, 2));
+        assert_eq!(agg.users.len(), 2);
+    }
+}
