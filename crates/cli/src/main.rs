@@ -1,5 +1,6 @@
 //! The `v6scope` command line.
 
+mod collect;
 mod render;
 mod targets;
 
@@ -124,6 +125,23 @@ enum Command {
     Runs(StoreArgs),
     /// List the built-in profiles.
     Profiles,
+    /// Measure IPv4/IPv6 traffic and active IPv6 users from NetFlow/IPFIX/sFlow,
+    /// pcap files or access logs into the store.
+    Collect(collect::CollectArgs),
+    /// IPv4/IPv6 traffic totals from the store per minute, hour, day or month.
+    Traffic(TrafficArgs),
+}
+
+#[derive(Args)]
+struct TrafficArgs {
+    /// minute, hour, day or month.
+    #[arg(long, default_value = "day")]
+    by: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// JSON Lines output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -358,7 +376,7 @@ impl std::fmt::Display for UsageError {
 }
 impl std::error::Error for UsageError {}
 
-fn usage(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
@@ -411,6 +429,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Assess(args) => reassess(args),
         Command::Dns(args) => bulk_dns(args, cli.quiet).await,
         Command::Runs(args) => runs(args),
+        Command::Collect(args) => collect::collect(args).await,
+        Command::Traffic(args) => traffic(args),
         Command::Profiles => {
             for p in Profile::builtin() {
                 println!("{:<12} {}", p.name, p.title);
@@ -1026,6 +1046,48 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
     );
     for (status, n) in tally {
         eprintln!("  {status}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn traffic(args: TrafficArgs) -> Result<ExitCode> {
+    if !args.store.db.exists() {
+        bail!(usage(format!("no store at {}", args.store.db.display())));
+    }
+    if !matches!(args.by.as_str(), "minute" | "hour" | "day" | "month") {
+        bail!(usage(format!("--by {}: minute, hour, day or month", args.by)));
+    }
+    let store = Store::open(&args.store.db)?;
+    let mut periods: BTreeMap<String, [(i64, i64, i64); 2]> = BTreeMap::new();
+    for t in store.traffic_by(&args.by)? {
+        let slot = usize::from(t.family == 6);
+        periods.entry(t.period).or_default()[slot] = (t.bytes, t.packets, t.records);
+    }
+    if !args.json {
+        println!(
+            "{:<16}  {:>16}  {:>16}  {:>9}  {:>14}  {:>14}",
+            args.by, "IPv4 bytes", "IPv6 bytes", "IPv6 %", "IPv4 packets", "IPv6 packets"
+        );
+    }
+    for (period, [v4, v6]) in &periods {
+        let share = if v4.0 + v6.0 > 0 {
+            v6.0 as f64 * 100.0 / (v4.0 + v6.0) as f64
+        } else {
+            0.0
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"period": period, "ipv4_bytes": v4.0, "ipv6_bytes": v6.0,
+                    "ipv4_packets": v4.1, "ipv6_packets": v6.1, "ipv4_records": v4.2, "ipv6_records": v6.2,
+                    "ipv6_byte_share": (share * 100.0).round() / 10_000.0})
+            );
+        } else {
+            println!(
+                "{period:<16}  {:>16}  {:>16}  {share:>8.2}%  {:>14}  {:>14}",
+                v4.0, v6.0, v4.1, v6.1
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -103,8 +103,12 @@ impl Aggregator {
         }
     }
 
-    pub fn set_table(&mut self, table: Arc<PrefixTable>) {
-        self.table = table;
+    pub fn sampling(&self) -> &SamplingPolicy {
+        &self.sampling
+    }
+
+    pub fn table(&self) -> &Arc<PrefixTable> {
+        &self.table
     }
 
     pub fn add(&mut self, rec: &FlowRecord) {

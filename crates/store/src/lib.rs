@@ -57,7 +57,62 @@ CREATE TABLE IF NOT EXISTS verdicts (
     PRIMARY KEY (run_id, idx, profile)
 );
 CREATE INDEX IF NOT EXISTS verdicts_by_status ON verdicts (run_id, profile, status);
+CREATE TABLE IF NOT EXISTS traffic (
+    start        INTEGER NOT NULL,
+    seconds      INTEGER NOT NULL,
+    source       TEXT NOT NULL,
+    exporter     TEXT NOT NULL,
+    interface    INTEGER NOT NULL,
+    asn          INTEGER NOT NULL,
+    organisation TEXT NOT NULL,
+    region       TEXT NOT NULL,
+    family       INTEGER NOT NULL,
+    bytes        INTEGER NOT NULL,
+    packets      INTEGER NOT NULL,
+    records      INTEGER NOT NULL,
+    scaled       INTEGER NOT NULL,
+    PRIMARY KEY (start, seconds, source, exporter, interface, asn, organisation, region, family, scaled)
+);
+CREATE TABLE IF NOT EXISTS sketches (
+    day          TEXT NOT NULL,
+    organisation TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    sketch       BLOB NOT NULL,
+    PRIMARY KEY (day, organisation, kind)
+);
 "#;
+
+/// Totals of one period and family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficTotal {
+    pub period: String,
+    /// 4 or 6.
+    pub family: i64,
+    pub bytes: i64,
+    pub packets: i64,
+    pub records: i64,
+}
+
+/// Traffic counters of one interval and group, added to what is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficRow {
+    pub start: i64,
+    pub seconds: i64,
+    /// `udp://...`, `pcap:FILE` or `log:FILE`.
+    pub source: String,
+    pub exporter: String,
+    pub interface: i64,
+    pub asn: i64,
+    pub organisation: String,
+    pub region: String,
+    /// 4 or 6.
+    pub family: i64,
+    pub bytes: i64,
+    pub packets: i64,
+    pub records: i64,
+    /// False for records whose sampling rate is unknown (not scaled).
+    pub scaled: bool,
+}
 
 const INSERT_VERDICT: &str = "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -152,6 +207,97 @@ impl Store {
             ))
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Adds traffic counters (a row for the same interval and group is
+    /// summed), in one transaction.
+    pub fn add_traffic(&mut self, rows: &[TrafficRow]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut upsert = tx.prepare(
+                "INSERT INTO traffic (start, seconds, source, exporter, interface, asn, organisation, region, family, \
+                 bytes, packets, records, scaled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                 ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes, packets = packets + excluded.packets, \
+                 records = records + excluded.records",
+            )?;
+            for r in rows {
+                upsert.execute(params![
+                    r.start,
+                    r.seconds,
+                    r.source,
+                    r.exporter,
+                    r.interface,
+                    r.asn,
+                    r.organisation,
+                    r.region,
+                    r.family,
+                    r.bytes,
+                    r.packets,
+                    r.records,
+                    r.scaled
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// IPv4 and IPv6 totals per period (`hour`, `day`, `month`, or
+    /// `minute`), scaled rows only.
+    pub fn traffic_by(&self, period: &str) -> Result<Vec<TrafficTotal>> {
+        let format = match period {
+            "minute" => "%Y-%m-%dT%H:%M",
+            "hour" => "%Y-%m-%dT%H",
+            "month" => "%Y-%m",
+            _ => "%Y-%m-%d",
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT strftime(?1, start, 'unixepoch') AS p, family, SUM(bytes), SUM(packets), SUM(records) \
+             FROM traffic WHERE scaled GROUP BY p, family ORDER BY p, family",
+        )?;
+        let rows = stmt.query_map(params![format], |r| {
+            Ok(TrafficTotal {
+                period: r.get(0)?,
+                family: r.get(1)?,
+                bytes: r.get(2)?,
+                packets: r.get(3)?,
+                records: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The stored sketch of a day, organisation and kind (`subscribers`,
+    /// `addresses`, ...), to merge into.
+    pub fn sketch(&self, day: &str, organisation: &str, kind: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sketch FROM sketches WHERE day = ?1 AND organisation = ?2 AND kind = ?3",
+                params![day, organisation, kind],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Sketches between two days (inclusive), for rolling windows.
+    pub fn sketches(&self, first_day: &str, last_day: &str, kind: &str) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT day, organisation, sketch FROM sketches WHERE day >= ?1 AND day <= ?2 AND kind = ?3 ORDER BY day",
+        )?;
+        let rows = stmt.query_map(params![first_day, last_day, kind], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Replaces a sketch (the caller merged it with the stored one).
+    pub fn put_sketch(&mut self, day: &str, organisation: &str, kind: &str, sketch: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sketches (day, organisation, kind, sketch) VALUES (?1, ?2, ?3, ?4)",
+            params![day, organisation, kind, sketch],
+        )?;
+        Ok(())
     }
 
     /// Stores a batch of finished targets atomically.

@@ -1,0 +1,576 @@
+//! `v6scope collect`: flow telemetry, packet captures and access logs into
+//! IPv4/IPv6 traffic and active-IPv6-user indicators in the store.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use v6scope_flow::aggregate::{Aggregator, HostBytes, SamplingPolicy};
+use v6scope_flow::enrich::PrefixTable;
+use v6scope_flow::logs::LogReport;
+use v6scope_flow::users::Sketch;
+use v6scope_flow::{Family, FlowRecord, netflow, pcap, sflow};
+use v6scope_store::{Store, TrafficRow};
+
+#[derive(Args)]
+pub struct CollectArgs {
+    /// UDP listener for NetFlow v5/v9, IPFIX and sFlow v5 (repeatable), e.g.
+    /// udp://[::]:2055. One socket may carry several exporters and protocols.
+    #[arg(long = "listen", value_name = "udp://ADDR:PORT")]
+    listen: Vec<String>,
+    /// pcap or pcapng file (repeatable; several captures of one app are
+    /// averaged in the concentration report).
+    #[arg(long = "pcap", value_name = "FILE")]
+    pcaps: Vec<PathBuf>,
+    /// Web server access log, combined or JSON lines (repeatable).
+    #[arg(long = "access-log", value_name = "FILE")]
+    access_logs: Vec<PathBuf>,
+    /// Prefix table, CSV or TOML: prefix → asn, organisation, region,
+    /// subscriber_len, role (repeatable).
+    #[arg(long = "prefixes", value_name = "FILE")]
+    prefixes: Vec<PathBuf>,
+    /// Sampling rate for exporters that do not report one: PREFIX=N, e.g.
+    /// 192.0.2.0/24=1000 or 127.0.0.1=1 (repeatable).
+    #[arg(long = "sampling-default", value_name = "PREFIX=N")]
+    sampling_default: Vec<String>,
+    /// Sampling rate that replaces whatever the exporter reports: PREFIX=N.
+    #[arg(long = "sampling-override", value_name = "PREFIX=N")]
+    sampling_override: Vec<String>,
+    /// Interval of the traffic counters, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    interval: u64,
+    /// Count egress records too (by default each packet is counted once, on
+    /// ingress).
+    #[arg(long)]
+    count_egress: bool,
+    /// SQLite store file the indicators are added to.
+    #[arg(long, default_value = "v6scope.db", env = "V6SCOPE_DB")]
+    db: PathBuf,
+    /// Where templates are kept across restarts.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Stop listening after this many seconds (default: until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+    /// Stop listening after this many seconds without a datagram.
+    #[arg(long, value_name = "SECS")]
+    idle_exit: Option<u64>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn rates(specs: &[String], flag: &str) -> Result<Vec<(IpNet, u32)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (prefix, rate) = spec
+                .split_once('=')
+                .with_context(|| format!("{flag} {spec}: expected PREFIX=N"))?;
+            let prefix: IpNet = prefix
+                .parse()
+                .or_else(|_| prefix.parse::<IpAddr>().map(IpNet::from))
+                .with_context(|| format!("{flag} {spec}: bad prefix"))?;
+            let rate: u32 = rate.parse().with_context(|| format!("{flag} {spec}: bad rate"))?;
+            if rate == 0 {
+                bail!("{flag} {spec}: the rate is 1 in N, N >= 1");
+            }
+            Ok((prefix, rate))
+        })
+        .collect()
+}
+
+fn listen_addr(spec: &str) -> Result<SocketAddr> {
+    let addr = spec.strip_prefix("udp://").unwrap_or(spec);
+    addr.parse()
+        .with_context(|| format!("--listen {spec}: expected udp://ADDR:PORT, e.g. udp://[::]:2055"))
+}
+
+/// Decoders for everything that arrives on the listeners.
+struct Decoders {
+    netflow: netflow::Decoder,
+    sflow: sflow::Decoder,
+}
+
+impl Decoders {
+    fn decode(&mut self, from: IpAddr, datagram: &[u8], now: u64, out: &mut Vec<FlowRecord>) {
+        // sFlow starts with a 32-bit version 5; NetFlow/IPFIX with a 16-bit 5, 9 or 10.
+        if datagram.len() >= 4 && datagram[..4] == [0, 0, 0, 5] {
+            self.sflow.decode(datagram, now, out);
+        } else {
+            self.netflow.decode(from, datagram, now, out);
+        }
+    }
+}
+
+pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
+    if args.listen.is_empty() && args.pcaps.is_empty() && args.access_logs.is_empty() {
+        return Err(crate::usage("give --listen, --pcap or --access-log"));
+    }
+    let mut table = PrefixTable::default();
+    for path in &args.prefixes {
+        let n = table.load(path).map_err(|e| crate::usage(e.to_string()))?;
+        tracing::info!("{}: {n} prefixes", path.display());
+    }
+    let policy = SamplingPolicy {
+        defaults: rates(&args.sampling_default, "--sampling-default").map_err(|e| crate::usage(e.to_string()))?,
+        overrides: rates(&args.sampling_override, "--sampling-override").map_err(|e| crate::usage(e.to_string()))?,
+    };
+    let listeners: Vec<SocketAddr> = args
+        .listen
+        .iter()
+        .map(|l| listen_addr(l))
+        .collect::<Result<_>>()
+        .map_err(|e| crate::usage(e.to_string()))?;
+    let mut store = Store::open(&args.db).with_context(|| format!("opening store {}", args.db.display()))?;
+    let table = Arc::new(table);
+    let mut summary = serde_json::Map::new();
+
+    // Captures: traffic, users, and each capture's app IPv6 concentration.
+    let mut concentrations = Vec::new();
+    for path in &args.pcaps {
+        let mut agg = Aggregator::new(args.interval, policy.clone(), table.clone());
+        agg.count_egress = true; // a capture sees each packet once
+        let mut names = pcap::Names::default();
+        let mut hosts = HostBytes::default();
+        let stats = pcap::read(path, |time, p| {
+            names.observe(p);
+            let record = FlowRecord {
+                time,
+                exporter: IpAddr::from([0u8; 4]),
+                domain: 0,
+                src: p.src,
+                dst: p.dst,
+                protocol: p.protocol,
+                src_port: p.src_port,
+                dst_port: p.dst_port,
+                bytes: u64::from(p.l3_len),
+                packets: 1,
+                input_interface: 0,
+                output_interface: 0,
+                direction: None,
+                sampling: Some(1),
+            };
+            agg.add(&record);
+            // The remote end: the named one, else the lower (service) port.
+            let server = if names.name(&p.dst).is_some() || (p.src_port >= p.dst_port && names.name(&p.src).is_none()) {
+                p.dst
+            } else {
+                p.src
+            };
+            hosts.add(server, names.name(&server), u64::from(p.l3_len));
+        })
+        .map_err(|e| crate::usage(e.to_string()))?;
+        if stats.truncated_tail {
+            eprintln!(
+                "{}: the capture ends mid-packet; the packets before count",
+                path.display()
+            );
+        }
+        let totals = agg.totals();
+        let v4 = totals.get(&Family::Ipv4).map(|c| c.bytes).unwrap_or(0);
+        let v6 = totals.get(&Family::Ipv6).map(|c| c.bytes).unwrap_or(0);
+        let share = if v4 + v6 > 0 { v6 as f64 / (v4 + v6) as f64 } else { 0.0 };
+        concentrations.push(share);
+        let ipv4_hosts: Vec<serde_json::Value> = hosts
+            .ipv4_hosts()
+            .into_iter()
+            .take(20)
+            .map(|(h, b4, b6)| serde_json::json!({"host": h, "ipv4_bytes": b4, "ipv6_bytes": b6}))
+            .collect();
+        let source = format!("pcap:{}", path.display());
+        save(&mut store, &agg, &source, args.interval)?;
+        summary.insert(
+            source,
+            serde_json::json!({
+                "capture": stats,
+                "traffic": totals_json(&agg),
+                "users": users_json(&agg),
+                "ipv6_concentration": round4(share),
+                "ipv4_hosts": ipv4_hosts,
+            }),
+        );
+    }
+    if concentrations.len() > 1 {
+        let mean = concentrations.iter().sum::<f64>() / concentrations.len() as f64;
+        summary.insert(
+            "ipv6_concentration_mean".into(),
+            serde_json::json!({"captures": concentrations.len(), "mean": round4(mean)}),
+        );
+    }
+
+    // Access logs: requests and distinct clients per hour and family.
+    for path in &args.access_logs {
+        let file = std::fs::File::open(path).map_err(|e| crate::usage(format!("{}: {e}", path.display())))?;
+        let mut report = LogReport::default();
+        report
+            .read(std::io::BufReader::new(file))
+            .with_context(|| format!("reading {}", path.display()))?;
+        if report.bad_lines > 0 {
+            eprintln!(
+                "{}: {} line(s) not understood (first at line(s) {:?})",
+                path.display(),
+                report.bad_lines,
+                report.first_bad
+            );
+        }
+        let hours: Vec<serde_json::Value> = report
+            .hours
+            .iter()
+            .map(|(start, h)| {
+                let clients = [h.clients[0].count(), h.clients[1].count()];
+                serde_json::json!({
+                    "hour": start,
+                    "requests_v4": h.requests[0],
+                    "requests_v6": h.requests[1],
+                    "ipv6_request_share": round4(ratio(h.requests[1], h.requests[0] + h.requests[1])),
+                    "clients_v4": clients[0],
+                    "clients_v6": clients[1],
+                    "ipv6_client_share": round4(ratio(clients[1], clients[0] + clients[1])),
+                })
+            })
+            .collect();
+        summary.insert(
+            format!("log:{}", path.display()),
+            serde_json::json!({"lines": report.lines, "bad_lines": report.bad_lines, "hours": hours}),
+        );
+    }
+
+    // UDP listeners until --duration, --idle-exit or Ctrl-C.
+    if !listeners.is_empty() {
+        let result = listen(&args, &listeners, policy, table, &mut store).await?;
+        summary.insert("udp".into(), result);
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn listen(
+    args: &CollectArgs,
+    listeners: &[SocketAddr],
+    policy: SamplingPolicy,
+    table: Arc<PrefixTable>,
+    store: &mut Store,
+) -> Result<serde_json::Value> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(IpAddr, Vec<u8>)>(65_536);
+    for &addr in listeners {
+        let socket = bind(addr).with_context(|| format!("listening on udp://{addr}"))?;
+        eprintln!("listening on udp://{}", socket.local_addr()?);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match socket.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        if tx.send((from.ip(), buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!("udp receive: {e}"),
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut decoders = Decoders {
+        netflow: netflow::Decoder::default(),
+        sflow: sflow::Decoder::default(),
+    };
+    let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));
+    if let Some(path) = &state
+        && let Ok(text) = std::fs::read_to_string(path)
+        && let Ok(saved) = serde_json::from_str(&text)
+    {
+        let n = decoders.netflow.load_templates(&saved);
+        eprintln!("{n} template(s) restored from {}", path.display());
+    }
+    let source = format!(
+        "udp://{}",
+        listeners.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
+    );
+    let mut agg = Aggregator::new(args.interval, policy.clone(), table.clone());
+    agg.count_egress = args.count_egress;
+    let mut all = Aggregator::new(args.interval, policy, table);
+    all.count_egress = args.count_egress;
+    let started = tokio::time::Instant::now();
+    let stop_at = args.duration.map(|d| started + Duration::from_secs(d));
+    let idle = args.idle_exit.map(Duration::from_secs);
+    let mut flush = tokio::time::interval(Duration::from_secs(args.interval.clamp(1, 60)));
+    let mut records = Vec::with_capacity(1024);
+    let mut last_datagram = tokio::time::Instant::now();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let stop = async {
+            match stop_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = rx.recv() => {
+                let Some((from, datagram)) = received else { break };
+                last_datagram = tokio::time::Instant::now();
+                decoders.decode(from, &datagram, now(), &mut records);
+                for r in records.drain(..) {
+                    agg.add(&r);
+                    all.add(&r);
+                }
+            }
+            _ = flush.tick() => {
+                save(store, &agg, &source, args.interval)?;
+                agg = Aggregator::new(args.interval, all.sampling().clone(), all.table().clone());
+                agg.count_egress = args.count_egress;
+                if let Some(path) = &state {
+                    save_templates(path, &decoders.netflow)?;
+                }
+                if let Some(idle) = idle && last_datagram.elapsed() >= idle {
+                    break;
+                }
+            }
+            _ = stop => break,
+            _ = &mut ctrl_c => break,
+        }
+    }
+    save(store, &agg, &source, args.interval)?;
+    if let Some(path) = &state {
+        save_templates(path, &decoders.netflow)?;
+    }
+    let mut drops: BTreeMap<String, u64> = BTreeMap::new();
+    for (why, n) in decoders
+        .netflow
+        .stats
+        .drops
+        .iter()
+        .chain(decoders.sflow.stats.drops.iter())
+    {
+        *drops.entry(why.to_string()).or_default() += n;
+    }
+    let unknown: u64 = all.unknown_rate.values().map(|c| c.records).sum();
+    Ok(serde_json::json!({
+        "datagrams": decoders.netflow.stats.datagrams + decoders.sflow.stats.datagrams,
+        "records": decoders.netflow.stats.records + decoders.sflow.stats.records,
+        "templates": decoders.netflow.stats.templates,
+        "held_then_decoded": decoders.netflow.stats.held_then_decoded,
+        "drops": drops,
+        "egress_skipped": all.egress_skipped,
+        "unknown_sampling_records": unknown,
+        "unknown_sampling": unknown_json(&all),
+        "traffic": totals_json(&all),
+        "users": users_json(&all),
+    }))
+}
+
+fn bind(addr: SocketAddr) -> Result<tokio::net::UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // [::] takes IPv4 exporters too.
+        let _ = socket.set_only_v6(false);
+    }
+    // Bursts of export packets must not overflow the kernel buffer.
+    let _ = socket.set_recv_buffer_size(32 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(tokio::net::UdpSocket::from_std(socket.into())?)
+}
+
+fn save_templates(path: &std::path::Path, decoder: &netflow::Decoder) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&decoder.save_templates())?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Adds an aggregator's counters and sketches to the store.
+fn save(store: &mut Store, agg: &Aggregator, source: &str, interval: u64) -> Result<()> {
+    let family = |f: Family| if f == Family::Ipv4 { 4 } else { 6 };
+    let mut rows: Vec<TrafficRow> = agg
+        .traffic
+        .iter()
+        .map(|(k, c)| TrafficRow {
+            start: k.start as i64,
+            seconds: interval as i64,
+            source: source.to_string(),
+            exporter: k.exporter.to_string(),
+            interface: i64::from(k.interface),
+            asn: i64::from(k.asn),
+            organisation: k.organisation.to_string(),
+            region: k.region.to_string(),
+            family: family(k.family),
+            bytes: c.bytes as i64,
+            packets: c.packets as i64,
+            records: c.records as i64,
+            scaled: true,
+        })
+        .collect();
+    rows.extend(agg.unknown_rate.iter().map(|((start, exporter, f), c)| TrafficRow {
+        start: *start as i64,
+        seconds: interval as i64,
+        source: source.to_string(),
+        exporter: exporter.to_string(),
+        interface: 0,
+        asn: 0,
+        organisation: String::new(),
+        region: String::new(),
+        family: family(*f),
+        bytes: c.bytes as i64,
+        packets: c.packets as i64,
+        records: c.records as i64,
+        scaled: false,
+    }));
+    store.add_traffic(&rows).context("saving traffic")?;
+    for ((day, organisation), sketches) in &agg.users {
+        for (kind, sketch) in [
+            ("subscribers", &sketches.subscribers),
+            ("addresses", &sketches.addresses),
+        ] {
+            let mut merged = sketch.clone();
+            if let Some(stored) = store.sketch(day, organisation, kind)? {
+                match Sketch::from_bytes(&stored) {
+                    Ok(old) => merged.merge(&old)?,
+                    Err(e) => tracing::warn!("stored sketch {day} {organisation} {kind} replaced: {e}"),
+                }
+            }
+            store.put_sketch(day, organisation, kind, &merged.to_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn totals_json(agg: &Aggregator) -> serde_json::Value {
+    let totals = agg.totals();
+    let get = |f: Family| totals.get(&f).copied().unwrap_or_default();
+    let (v4, v6) = (get(Family::Ipv4), get(Family::Ipv6));
+    serde_json::json!({
+        "ipv4": v4,
+        "ipv6": v6,
+        "ipv6_byte_share": round4(ratio(v6.bytes, v4.bytes + v6.bytes)),
+        "ipv6_packet_share": round4(ratio(v6.packets, v4.packets + v6.packets)),
+    })
+}
+
+fn unknown_json(agg: &Aggregator) -> serde_json::Value {
+    let mut by_exporter: BTreeMap<String, u64> = BTreeMap::new();
+    for ((_, exporter, _), c) in &agg.unknown_rate {
+        *by_exporter.entry(exporter.to_string()).or_default() += c.records;
+    }
+    serde_json::json!(by_exporter)
+}
+
+fn users_json(agg: &Aggregator) -> serde_json::Value {
+    let users: Vec<serde_json::Value> = agg
+        .users
+        .iter()
+        .map(|((day, org), s)| {
+            serde_json::json!({
+                "day": day,
+                "organisation": org,
+                "subscribers": s.subscribers.count(),
+                "addresses": s.addresses.count(),
+            })
+        })
+        .collect();
+    serde_json::json!(users)
+}
+
+fn print_summary(summary: &serde_json::Map<String, serde_json::Value>) {
+    for (source, v) in summary {
+        println!("{source}");
+        if let Some(t) = v.get("traffic") {
+            println!(
+                "  IPv4 {} bytes, {} packets, {} records; IPv6 {} bytes, {} packets, {} records",
+                t["ipv4"]["bytes"],
+                t["ipv4"]["packets"],
+                t["ipv4"]["records"],
+                t["ipv6"]["bytes"],
+                t["ipv6"]["packets"],
+                t["ipv6"]["records"]
+            );
+            println!(
+                "  IPv6 share: {:.2} % of bytes, {:.2} % of packets",
+                t["ipv6_byte_share"].as_f64().unwrap_or(0.0) * 100.0,
+                t["ipv6_packet_share"].as_f64().unwrap_or(0.0) * 100.0
+            );
+        }
+        if let Some(n) = v.get("unknown_sampling_records").and_then(|n| n.as_u64())
+            && n > 0
+        {
+            println!(
+                "  {n} record(s) with an unknown sampling rate, not scaled (by exporter: {}); set --sampling-default",
+                v["unknown_sampling"]
+            );
+        }
+        if let Some(users) = v.get("users").and_then(|u| u.as_array()) {
+            for u in users {
+                println!(
+                    "  active IPv6 users {} {}: {} subscribers, {} addresses",
+                    u["day"],
+                    if u["organisation"] == "" {
+                        "(all)".into()
+                    } else {
+                        u["organisation"].to_string()
+                    },
+                    u["subscribers"],
+                    u["addresses"]
+                );
+            }
+        }
+        if let Some(c) = v.get("ipv6_concentration") {
+            println!("  app IPv6 concentration: {:.2} %", c.as_f64().unwrap_or(0.0) * 100.0);
+            for h in v["ipv4_hosts"].as_array().into_iter().flatten() {
+                println!("    still on IPv4: {} ({} bytes over IPv4)", h["host"], h["ipv4_bytes"]);
+            }
+        }
+        if let Some(drops) = v.get("drops").and_then(|d| d.as_object())
+            && !drops.is_empty()
+        {
+            println!("  dropped: {}", serde_json::Value::Object(drops.clone()));
+        }
+        if let Some(hours) = v.get("hours").and_then(|h| h.as_array()) {
+            for h in hours {
+                println!(
+                    "  hour {}: IPv6 {:.2} % of requests, {:.2} % of clients",
+                    h["hour"],
+                    h["ipv6_request_share"].as_f64().unwrap_or(0.0) * 100.0,
+                    h["ipv6_client_share"].as_f64().unwrap_or(0.0) * 100.0
+                );
+            }
+        }
+        if let Some(m) = v.get("mean") {
+            println!(
+                "  mean over {} captures: {:.2} %",
+                v["captures"],
+                m.as_f64().unwrap_or(0.0) * 100.0
+            );
+        }
+    }
+}
