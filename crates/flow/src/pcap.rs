@@ -97,6 +97,10 @@ pub fn read(path: &Path, mut each: impl FnMut(u64, &Packet<'_>)) -> Result<Captu
                 reader.consume(size);
             }
             Err(PcapError::Eof) => break,
+            Err(PcapError::UnexpectedEof) => {
+                stats.truncated_tail = true;
+                break;
+            }
             Err(PcapError::Incomplete(_)) => {
                 // Incomplete right after a refill: the file ends mid-block
                 // (a capture cut off while being written). What came before
@@ -105,11 +109,20 @@ pub fn read(path: &Path, mut each: impl FnMut(u64, &Packet<'_>)) -> Result<Captu
                     stats.truncated_tail = true;
                     break;
                 }
-                reader.refill().map_err(|e| CaptureError::Damaged {
-                    path: name.clone(),
-                    offset,
-                    reason: format!("{e:?}"),
-                })?;
+                match reader.refill() {
+                    Ok(()) => {}
+                    Err(PcapError::UnexpectedEof) => {
+                        stats.truncated_tail = true;
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(CaptureError::Damaged {
+                            path: name,
+                            offset,
+                            reason: format!("{e:?}"),
+                        });
+                    }
+                }
                 stalled = true;
                 continue;
             }
