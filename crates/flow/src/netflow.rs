@@ -309,7 +309,7 @@ impl Decoder {
                 let dst_port = r.u16()?;
                 r.skip(2)?;
                 let protocol = r.u8()?;
-                r.skip(11)?;
+                r.skip(9)?; // tos, src/dst AS, masks, pad
                 Some((
                     src, dst, input, output, packets, bytes, last, src_port, dst_port, protocol,
                 ))
@@ -803,4 +803,210 @@ fn ipfix_template(r: &mut Reader<'_>, options: bool) -> Option<(u16, Vec<Field>)
         });
     }
     Some((id, fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPORTER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    fn be16(v: &mut Vec<u8>, x: u16) {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    fn be32(v: &mut Vec<u8>, x: u32) {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+
+    /// An IPFIX message from sets (id, body).
+    fn ipfix(domain: u32, sets: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (id, set) in sets {
+            be16(&mut body, *id);
+            be16(&mut body, (set.len() + 4) as u16);
+            body.extend_from_slice(set);
+        }
+        let mut m = Vec::new();
+        be16(&mut m, 10);
+        be16(&mut m, (16 + body.len()) as u16);
+        be32(&mut m, 1_790_000_000);
+        be32(&mut m, 1);
+        be32(&mut m, domain);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    /// Template 256: src/dst IPv6, octets (8), packets (8), selectorId (2).
+    fn template_v6() -> Vec<u8> {
+        let mut t = Vec::new();
+        be16(&mut t, 256);
+        be16(&mut t, 5);
+        for (ie, len) in [(27u16, 16u16), (28, 16), (1, 8), (2, 8), (302, 2)] {
+            be16(&mut t, ie);
+            be16(&mut t, len);
+        }
+        t
+    }
+
+    fn data_v6(bytes: u64, packets: u64, selector: u16) -> Vec<u8> {
+        let mut d = Vec::new();
+        d.extend_from_slice(&"2001:db8:a:1::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        d.extend_from_slice(&"2001:db8:5e::10".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        d.extend_from_slice(&bytes.to_be_bytes());
+        d.extend_from_slice(&packets.to_be_bytes());
+        be16(&mut d, selector);
+        d
+    }
+
+    /// Options template 257: scope selectorId (2), samplingPacketInterval
+    /// (4), samplingPacketSpace (4).
+    fn options_template() -> Vec<u8> {
+        let mut t = Vec::new();
+        be16(&mut t, 257);
+        be16(&mut t, 3);
+        be16(&mut t, 1);
+        for (ie, len) in [(302u16, 2u16), (305, 4), (306, 4)] {
+            be16(&mut t, ie);
+            be16(&mut t, len);
+        }
+        t
+    }
+
+    #[test]
+    fn ipfix_data_before_its_template_is_held_then_decoded_with_the_sampler_rate() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(EXPORTER, &ipfix(7, &[(256, data_v6(3000, 2, 5))]), 100, &mut out);
+        assert!(out.is_empty());
+        // Sampler 5 selects 1 packet and skips 99: 1 in 100.
+        let mut option = Vec::new();
+        be16(&mut option, 5);
+        be32(&mut option, 1);
+        be32(&mut option, 99);
+        let message = ipfix(7, &[(3, options_template()), (257, option), (2, template_v6())]);
+        d.decode(EXPORTER, &message, 101, &mut out);
+        assert_eq!(out.len(), 1, "{:?}", d.stats);
+        assert_eq!((out[0].bytes, out[0].packets, out[0].sampling), (3000, 2, Some(100)));
+        assert_eq!(out[0].src, "2001:db8:a:1::1".parse::<IpAddr>().unwrap());
+        assert_eq!(d.stats.held_then_decoded, 1);
+        // Another observation domain does not share templates.
+        out.clear();
+        d.decode(EXPORTER, &ipfix(8, &[(256, data_v6(3000, 2, 5))]), 102, &mut out);
+        assert!(out.is_empty());
+        // Held data expires and is counted.
+        d.decode(EXPORTER, &ipfix(9, &[]), 200, &mut out);
+        assert_eq!(d.stats.drops.get(&Drop::NoTemplate), Some(&1));
+    }
+
+    #[test]
+    fn templates_survive_a_restart() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(EXPORTER, &ipfix(7, &[(2, template_v6())]), 100, &mut out);
+        let saved = d.save_templates();
+        let mut restarted = Decoder::default();
+        assert_eq!(restarted.load_templates(&saved), 1);
+        restarted.decode(EXPORTER, &ipfix(7, &[(256, data_v6(1500, 1, 0))]), 101, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn lying_and_absurd_input_is_counted_never_a_panic() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        // IPFIX length field that disagrees with the datagram.
+        let mut m = ipfix(7, &[(2, template_v6())]);
+        m[3] = m[3].wrapping_add(9);
+        d.decode(EXPORTER, &m, 100, &mut out);
+        assert_eq!(d.stats.drops.get(&Drop::BadLength), Some(&1));
+        // A set longer than the message.
+        let mut m = ipfix(7, &[(2, template_v6())]);
+        m[19] = 0xff;
+        d.decode(EXPORTER, &m, 100, &mut out);
+        assert_eq!(d.stats.drops.get(&Drop::BadLength), Some(&2));
+        // More bytes than 65535 per packet.
+        d.decode(EXPORTER, &ipfix(7, &[(2, template_v6())]), 100, &mut out);
+        d.decode(EXPORTER, &ipfix(7, &[(256, data_v6(10_000_000, 1, 0))]), 100, &mut out);
+        assert_eq!(d.stats.drops.get(&Drop::AbsurdCount), Some(&1));
+        // A template flood from one source stops at the cap.
+        let mut flood = Decoder::new(Limits {
+            templates_per_source: 10,
+            ..Limits::default()
+        });
+        for id in 256..300u16 {
+            let mut t = template_v6();
+            t[..2].copy_from_slice(&id.to_be_bytes());
+            flood.decode(EXPORTER, &ipfix(7, &[(2, t)]), 100, &mut out);
+        }
+        assert_eq!(flood.stats.drops.get(&Drop::TemplateFlood), Some(&34));
+        // Zero-length fields make an empty record: refused as a template.
+        let mut zero = Vec::new();
+        be16(&mut zero, 260);
+        be16(&mut zero, 1);
+        be16(&mut zero, 1);
+        be16(&mut zero, 0);
+        d.decode(EXPORTER, &ipfix(7, &[(2, zero)]), 100, &mut out);
+        assert_eq!(d.stats.drops.get(&Drop::BadTemplate), Some(&1));
+        // Pseudo-random garbage and every prefix of a valid message.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for n in 0..2000 {
+            let mut g = vec![0u8; n % 300];
+            for b in &mut g {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            if g.len() > 2 {
+                g[1] = [5, 9, 10][n % 3];
+                g[0] = 0;
+            }
+            d.decode(EXPORTER, &g, 100, &mut out);
+        }
+        let valid = ipfix(
+            7,
+            &[(3, options_template()), (2, template_v6()), (256, data_v6(1500, 1, 5))],
+        );
+        for cut in 0..valid.len() {
+            d.decode(EXPORTER, &valid[..cut], 100, &mut out);
+        }
+    }
+
+    #[test]
+    fn netflow_v5_records_and_header_sampling() {
+        let mut m = Vec::new();
+        be16(&mut m, 5);
+        be16(&mut m, 1);
+        be32(&mut m, 60_000); // uptime ms
+        be32(&mut m, 1_790_000_000);
+        be32(&mut m, 0);
+        be32(&mut m, 0);
+        m.extend_from_slice(&[0, 0]);
+        be16(&mut m, 0x4000 | 64); // mode 1, 1 in 64
+        m.extend_from_slice(&[192, 0, 2, 10, 198, 51, 100, 7, 0, 0, 0, 0]);
+        be16(&mut m, 3);
+        be16(&mut m, 4);
+        be32(&mut m, 10); // packets
+        be32(&mut m, 4000); // octets
+        be32(&mut m, 50_000); // first
+        be32(&mut m, 58_000); // last: 2 s before the export
+        be16(&mut m, 40000);
+        be16(&mut m, 443);
+        m.extend_from_slice(&[0, 0x18, 6, 0, 0, 0, 0, 0, 24, 24, 0, 0]);
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(EXPORTER, &m, 0, &mut out);
+        assert_eq!(out.len(), 1, "{:?}", d.stats);
+        let r = &out[0];
+        assert_eq!(
+            (r.bytes, r.packets, r.sampling, r.protocol, r.dst_port),
+            (4000, 10, Some(64), 6, 443)
+        );
+        assert_eq!(r.time, 1_790_000_000 - 2);
+        assert_eq!(r.input_interface, 3);
+        // A count that the datagram cannot hold.
+        m[3] = 2;
+        d.decode(EXPORTER, &m, 0, &mut out);
+        assert_eq!(d.stats.drops.get(&Drop::BadLength), Some(&1));
+    }
 }

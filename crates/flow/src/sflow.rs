@@ -184,3 +184,68 @@ fn sampled_ip(record: &[u8], v6: bool) -> Option<Facts> {
     let dst_port = r.u32()? as u16;
     Some((src, dst, protocol, src_port, dst_port, length))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn be32(v: &mut Vec<u8>, x: u32) {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+
+    /// One datagram with one compact flow sample holding a sampled IPv6
+    /// record (format 4) of a 1280-byte packet, 1 in 512.
+    fn datagram() -> Vec<u8> {
+        let mut record = Vec::new();
+        be32(&mut record, 1280);
+        be32(&mut record, 6);
+        record.extend_from_slice(&"2001:db8:a:1::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        record.extend_from_slice(&"2001:db8:5e::10".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        be32(&mut record, 40000);
+        be32(&mut record, 443);
+        be32(&mut record, 0x18);
+        be32(&mut record, 0);
+        let mut sample = Vec::new();
+        for x in [1u32, 3, 512, 5120, 0, 7, 9, 1] {
+            be32(&mut sample, x);
+        }
+        be32(&mut sample, 4);
+        be32(&mut sample, record.len() as u32);
+        sample.extend_from_slice(&record);
+        let mut d = Vec::new();
+        for x in [5u32, 1] {
+            be32(&mut d, x);
+        }
+        d.extend_from_slice(&[192, 0, 2, 1]);
+        for x in [0u32, 1, 1000, 1] {
+            be32(&mut d, x);
+        }
+        be32(&mut d, 1);
+        be32(&mut d, sample.len() as u32);
+        d.extend_from_slice(&sample);
+        d
+    }
+
+    #[test]
+    fn flow_sample_gives_one_record_with_its_rate_and_garbage_is_counted() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        let d = datagram();
+        decoder.decode(&d, 1_790_000_000, &mut out);
+        assert_eq!(out.len(), 1, "{:?}", decoder.stats);
+        let r = &out[0];
+        assert_eq!(
+            (r.bytes, r.packets, r.sampling, r.dst_port, r.input_interface),
+            (1280, 1, Some(512), 443, 7)
+        );
+        assert_eq!(r.exporter, "192.0.2.1".parse::<IpAddr>().unwrap());
+        for cut in 0..d.len() {
+            decoder.decode(&d[..cut], 0, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        let mut absurd = d.clone();
+        absurd[27] = 0xff; // 255 samples claimed
+        decoder.decode(&absurd, 0, &mut out);
+        assert!(decoder.stats.dropped() > 0);
+    }
+}
