@@ -13,7 +13,7 @@ use v6scope_flow::aggregate::{Aggregator, HostBytes, SamplingPolicy};
 use v6scope_flow::enrich::PrefixTable;
 use v6scope_flow::logs::LogReport;
 use v6scope_flow::users::Sketch;
-use v6scope_flow::{Family, FlowRecord, netflow, pcap, sflow};
+use v6scope_flow::{Decoders, Family, FlowRecord, netflow, pcap};
 use v6scope_store::{Store, TrafficRow};
 
 #[derive(Args)]
@@ -56,7 +56,8 @@ pub struct CollectArgs {
     /// Stop listening after this many seconds (default: until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     duration: Option<u64>,
-    /// Stop listening after this many seconds without a datagram.
+    /// Stop listening after this many seconds without a datagram, once one
+    /// has arrived.
     #[arg(long, value_name = "SECS")]
     idle_exit: Option<u64>,
     /// Print the summary as JSON.
@@ -95,23 +96,6 @@ fn listen_addr(spec: &str) -> Result<SocketAddr> {
     let addr = spec.strip_prefix("udp://").unwrap_or(spec);
     addr.parse()
         .with_context(|| format!("--listen {spec}: expected udp://ADDR:PORT, e.g. udp://[::]:2055"))
-}
-
-/// Decoders for everything that arrives on the listeners.
-struct Decoders {
-    netflow: netflow::Decoder,
-    sflow: sflow::Decoder,
-}
-
-impl Decoders {
-    fn decode(&mut self, from: IpAddr, datagram: &[u8], now: u64, out: &mut Vec<FlowRecord>) {
-        // sFlow starts with a 32-bit version 5; NetFlow/IPFIX with a 16-bit 5, 9 or 10.
-        if datagram.len() >= 4 && datagram[..4] == [0, 0, 0, 5] {
-            self.sflow.decode(datagram, now, out);
-        } else {
-            self.netflow.decode(from, datagram, now, out);
-        }
-    }
 }
 
 pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
@@ -288,10 +272,7 @@ async fn listen(
         });
     }
     drop(tx);
-    let mut decoders = Decoders {
-        netflow: netflow::Decoder::default(),
-        sflow: sflow::Decoder::default(),
-    };
+    let mut decoders = Decoders::default();
     let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));
     if let Some(path) = &state
         && let Ok(text) = std::fs::read_to_string(path)
@@ -312,8 +293,9 @@ async fn listen(
     let stop_at = args.duration.map(|d| started + Duration::from_secs(d));
     let idle = args.idle_exit.map(Duration::from_secs);
     let mut flush = tokio::time::interval(Duration::from_secs(args.interval.clamp(1, 60)));
+    let mut idle_check = tokio::time::interval(Duration::from_millis(250));
     let mut records = Vec::with_capacity(1024);
-    let mut last_datagram = tokio::time::Instant::now();
+    let mut last_datagram: Option<tokio::time::Instant> = None;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -326,7 +308,7 @@ async fn listen(
         tokio::select! {
             received = rx.recv() => {
                 let Some((from, datagram)) = received else { break };
-                last_datagram = tokio::time::Instant::now();
+                last_datagram = Some(tokio::time::Instant::now());
                 decoders.decode(from, &datagram, now(), &mut records);
                 for r in records.drain(..) {
                     agg.add(&r);
@@ -340,7 +322,9 @@ async fn listen(
                 if let Some(path) = &state {
                     save_templates(path, &decoders.netflow)?;
                 }
-                if let Some(idle) = idle && last_datagram.elapsed() >= idle {
+            }
+            _ = idle_check.tick() => {
+                if let (Some(idle), Some(last)) = (idle, last_datagram) && last.elapsed() >= idle {
                     break;
                 }
             }

@@ -102,3 +102,23 @@ impl std::fmt::Display for Drop {
         write!(f, "{}", s.as_ref().and_then(|v| v.as_str()).unwrap_or("drop"))
     }
 }
+
+/// The decoders behind one UDP collector: NetFlow v5/v9 and IPFIX, and
+/// sFlow v5, told apart by their first bytes.
+#[derive(Default)]
+pub struct Decoders {
+    pub netflow: netflow::Decoder,
+    pub sflow: sflow::Decoder,
+}
+
+impl Decoders {
+    /// Decodes one datagram from `from`; `now` is Unix seconds.
+    pub fn decode(&mut self, from: IpAddr, datagram: &[u8], now: u64, out: &mut Vec<FlowRecord>) {
+        // sFlow starts with a 32-bit version 5; NetFlow/IPFIX with a 16-bit 5, 9 or 10.
+        if datagram.len() >= 4 && datagram[..4] == [0, 0, 0, 5] {
+            self.sflow.decode(datagram, now, out);
+        } else {
+            self.netflow.decode(from, datagram, now, out);
+        }
+    }
+}

@@ -754,9 +754,8 @@ fn v9_template(r: &mut Reader<'_>, options: bool) -> Option<(u16, Vec<Field>)> {
                 scope: i < scope_len / 4,
             });
         }
-        // Options templates are padded to 4 bytes.
-        let used = 6 + scope_len + option_len;
-        r.skip((4 - used % 4) % 4.min(r.remaining()))?;
+        // The flowset's padding (RFC 3954 §6.1) is shorter than a template
+        // header: the caller's loop stops at it.
     } else {
         let count = r.u16()?;
         for _ in 0..count {
