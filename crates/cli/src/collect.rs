@@ -26,6 +26,17 @@ pub struct CollectArgs {
     /// averaged in the concentration report).
     #[arg(long = "pcap", value_name = "FILE")]
     pcaps: Vec<PathBuf>,
+    /// Exported datagrams recorded to a file (each a 4-byte big-endian length,
+    /// then the datagram, as lab/flows/udp-sink.py writes them), decoded as
+    /// if received from --datagrams-from (repeatable).
+    #[arg(long = "datagrams", value_name = "FILE")]
+    datagram_files: Vec<PathBuf>,
+    /// Exporter address for --datagrams.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    datagrams_from: IpAddr,
+    /// Decode each --datagrams file this many times (benchmarks).
+    #[arg(long, default_value_t = 1, value_name = "N", hide = true)]
+    repeat: u32,
     /// Web server access log, combined or JSON lines (repeatable).
     #[arg(long = "access-log", value_name = "FILE")]
     access_logs: Vec<PathBuf>,
@@ -99,8 +110,9 @@ fn listen_addr(spec: &str) -> Result<SocketAddr> {
 }
 
 pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
-    if args.listen.is_empty() && args.pcaps.is_empty() && args.access_logs.is_empty() {
-        return Err(crate::usage("give --listen, --pcap or --access-log"));
+    if args.listen.is_empty() && args.pcaps.is_empty() && args.access_logs.is_empty() && args.datagram_files.is_empty()
+    {
+        return Err(crate::usage("give --listen, --pcap, --datagrams or --access-log"));
     }
     let mut table = PrefixTable::default();
     for path in &args.prefixes {
@@ -192,6 +204,47 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
             "ipv6_concentration_mean".into(),
             serde_json::json!({"captures": concentrations.len(), "mean": round4(mean)}),
         );
+    }
+
+    // Recorded datagrams, decoded on this thread (one core).
+    for path in &args.datagram_files {
+        let bytes = std::fs::read(path).map_err(|e| crate::usage(format!("{}: {e}", path.display())))?;
+        let mut datagrams: Vec<&[u8]> = Vec::new();
+        let mut at = 0usize;
+        while at + 4 <= bytes.len() {
+            let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+            let Some(d) = bytes.get(at + 4..at + 4 + len) else {
+                eprintln!(
+                    "{}: the file ends inside a datagram; the ones before count",
+                    path.display()
+                );
+                break;
+            };
+            datagrams.push(d);
+            at += 4 + len;
+        }
+        let mut decoders = Decoders::default();
+        let mut agg = Aggregator::new(args.interval, policy.clone(), table.clone());
+        agg.count_egress = args.count_egress;
+        let mut records = Vec::with_capacity(1024);
+        let started = std::time::Instant::now();
+        let time = now();
+        for _ in 0..args.repeat.max(1) {
+            for d in &datagrams {
+                decoders.decode(args.datagrams_from, d, time, &mut records);
+                for r in records.drain(..) {
+                    agg.add(&r);
+                }
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let decoded = decoders.netflow.stats.records + decoders.sflow.stats.records;
+        let source = format!("datagrams:{}", path.display());
+        save(&mut store, &agg, &source, args.interval)?;
+        let mut result = listener_json(&decoders, &agg);
+        result["decode_seconds"] = serde_json::json!(round4(seconds));
+        result["records_per_second"] = serde_json::json!((decoded as f64 / seconds.max(1e-9)).round());
+        summary.insert(source, result);
     }
 
     // Access logs: requests and distinct clients per hour and family.
@@ -336,6 +389,11 @@ async fn listen(
     if let Some(path) = &state {
         save_templates(path, &decoders.netflow)?;
     }
+    Ok(listener_json(&decoders, &all))
+}
+
+/// What the decoders and aggregator of a stream of datagrams saw.
+fn listener_json(decoders: &Decoders, all: &Aggregator) -> serde_json::Value {
     let mut drops: BTreeMap<String, u64> = BTreeMap::new();
     for (why, n) in decoders
         .netflow
@@ -347,7 +405,7 @@ async fn listen(
         *drops.entry(why.to_string()).or_default() += n;
     }
     let unknown: u64 = all.unknown_rate.values().map(|c| c.records).sum();
-    Ok(serde_json::json!({
+    serde_json::json!({
         "datagrams": decoders.netflow.stats.datagrams + decoders.sflow.stats.datagrams,
         "records": decoders.netflow.stats.records + decoders.sflow.stats.records,
         "templates": decoders.netflow.stats.templates,
@@ -355,10 +413,10 @@ async fn listen(
         "drops": drops,
         "egress_skipped": all.egress_skipped,
         "unknown_sampling_records": unknown,
-        "unknown_sampling": unknown_json(&all),
-        "traffic": totals_json(&all),
-        "users": users_json(&all),
-    }))
+        "unknown_sampling": unknown_json(all),
+        "traffic": totals_json(all),
+        "users": users_json(all),
+    })
 }
 
 fn bind(addr: SocketAddr) -> Result<tokio::net::UdpSocket> {
