@@ -130,6 +130,25 @@ enum Command {
     Collect(collect::CollectArgs),
     /// IPv4/IPv6 traffic totals from the store per minute, hour, day or month.
     Traffic(TrafficArgs),
+    /// Active IPv6 users (subscribers and addresses) over a window of days,
+    /// per organisation, from the stored day sketches.
+    Users(UsersArgs),
+}
+
+#[derive(Args)]
+struct UsersArgs {
+    /// Window length in days ending with --until (1 = one day, 30 = the
+    /// rolling 30 days).
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Last day of the window, YYYY-MM-DD (UTC); default: the latest stored day.
+    #[arg(long, value_name = "DAY")]
+    until: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -431,6 +450,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(args) => runs(args),
         Command::Collect(args) => collect::collect(args).await,
         Command::Traffic(args) => traffic(args),
+        Command::Users(args) => users(args),
         Command::Profiles => {
             for p in Profile::builtin() {
                 println!("{:<12} {}", p.name, p.title);
@@ -1046,6 +1066,58 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
     );
     for (status, n) in tally {
         eprintln!("  {status}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn users(args: UsersArgs) -> Result<ExitCode> {
+    use v6scope_flow::aggregate::{day_of, day_start};
+    use v6scope_flow::users::Sketch;
+    if !args.store.db.exists() {
+        bail!(usage(format!("no store at {}", args.store.db.display())));
+    }
+    let store = Store::open(&args.store.db)?;
+    let until = match &args.until {
+        Some(day) => day.clone(),
+        None => match store.sketches("0000-00-00", "9999-99-99", "subscribers")?.last() {
+            Some((day, _, _)) => day.clone(),
+            None => bail!(usage("the store holds no user sketches (run v6scope collect)")),
+        },
+    };
+    let end = day_start(&until).ok_or_else(|| usage(format!("--until {until}: expected YYYY-MM-DD")))?;
+    let first = day_of(end.saturating_sub(u64::from(args.days.max(1) - 1) * 86_400));
+    // Per organisation, and all organisations together ("").
+    let mut merged: BTreeMap<(String, &str), Sketch> = BTreeMap::new();
+    for kind in ["subscribers", "addresses"] {
+        for (day, organisation, bytes) in store.sketches(&first, &until, kind)? {
+            let sketch = Sketch::from_bytes(&bytes).with_context(|| format!("sketch {day} {organisation} {kind}"))?;
+            for key in [organisation.clone(), "(all)".to_string()] {
+                merged.entry((key, kind)).or_default().merge(&sketch)?;
+            }
+        }
+    }
+    let mut rows: BTreeMap<String, [u64; 2]> = BTreeMap::new();
+    for ((organisation, kind), sketch) in &merged {
+        rows.entry(organisation.clone()).or_default()[usize::from(*kind == "addresses")] = sketch.count();
+    }
+    if args.json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(o, [s, a])| serde_json::json!({"organisation": o, "subscribers": s, "addresses": a}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"first_day": first, "last_day": until, "days": args.days, "organisations": list})
+        );
+    } else {
+        println!("active IPv6 users {first} .. {until} ({} day(s))", args.days);
+        println!("{:<32}  {:>12}  {:>12}", "organisation", "subscribers", "addresses");
+        for (o, [s, a]) in &rows {
+            println!(
+                "{:<32}  {s:>12}  {a:>12}",
+                if o.is_empty() { "(no organisation)" } else { o }
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

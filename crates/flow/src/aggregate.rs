@@ -238,6 +238,23 @@ pub fn day_of(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Unix seconds at the start of a "YYYY-MM-DD" (UTC) day.
+pub fn day_start(day: &str) -> Option<u64> {
+    let mut parts = day.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from((era * 146_097 + doe - 719_468) * 86_400).ok()
+}
+
 /// Bytes per host (named by DNS/SNI from the capture where possible) and
 /// family: the "app IPv6 concentration" of a capture.
 #[derive(Debug, Default, Clone)]
@@ -353,6 +370,9 @@ mod tests {
         agg.add(&record("fe80::1", server, 6, 443, 100, Some(1)));
         let day = day_of(1_790_000_000);
         assert_eq!(day, "2026-09-21");
+        assert_eq!(day_start(&day), Some(1_790_000_000 - 1_790_000_000 % 86_400));
+        assert_eq!(day_of(day_start("2024-02-29").unwrap()), "2024-02-29");
+        assert_eq!(day_start("2024-13-01"), None);
         let mobile = &agg.users[&(day.clone(), "Mobile".to_string())];
         assert_eq!((mobile.subscribers.count(), mobile.addresses.count()), (1, 2));
         let fixed = &agg.users[&(day, "Fixed".to_string())];
