@@ -640,7 +640,16 @@ impl Decoder {
         rec.dst = dst;
         let learned = self.sampling.get(&source);
         rec.sampling = sampler
-            .and_then(|id| learned.and_then(|s| s.by_sampler.get(&id).copied()))
+            .and_then(|id| {
+                learned.and_then(|s| s.by_sampler.get(&id).copied()).or_else(|| {
+                    // Some exporters send the sampler options under another
+                    // observation domain than the data: same exporter, same ID.
+                    self.sampling
+                        .iter()
+                        .filter(|(other, _)| other.exporter == source.exporter && other.ipfix == source.ipfix)
+                        .find_map(|(_, s)| s.by_sampler.get(&id).copied())
+                })
+            })
             .or_else(|| rate_of(fields))
             .or_else(|| learned.and_then(|s| s.default));
         Some(rec)
@@ -888,11 +897,17 @@ mod tests {
         assert_eq!((out[0].bytes, out[0].packets, out[0].sampling), (3000, 2, Some(100)));
         assert_eq!(out[0].src, "2001:db8:a:1::1".parse::<IpAddr>().unwrap());
         assert_eq!(d.stats.held_then_decoded, 1);
-        // Another observation domain does not share templates.
+        // Another observation domain does not share templates...
         out.clear();
         d.decode(EXPORTER, &ipfix(8, &[(256, data_v6(3000, 2, 5))]), 102, &mut out);
         assert!(out.is_empty());
+        // ...but a sampler ID announced under one domain serves the exporter's
+        // other domains when they announce none.
+        d.decode(EXPORTER, &ipfix(8, &[(2, template_v6())]), 103, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].sampling, Some(100));
         // Held data expires and is counted.
+        d.decode(EXPORTER, &ipfix(9, &[(256, data_v6(3000, 2, 5))]), 104, &mut out);
         d.decode(EXPORTER, &ipfix(9, &[]), 200, &mut out);
         assert_eq!(d.stats.drops.get(&Drop::NoTemplate), Some(&1));
     }
