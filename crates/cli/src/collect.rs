@@ -351,6 +351,9 @@ async fn listen(
     let mut last_datagram: Option<tokio::time::Instant> = None;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // SIGHUP reloads the prefix tables without stopping the listeners.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     loop {
         let stop = async {
             match stop_at {
@@ -379,6 +382,19 @@ async fn listen(
             _ = idle_check.tick() => {
                 if let (Some(idle), Some(last)) = (idle, last_datagram) && last.elapsed() >= idle {
                     break;
+                }
+            }
+            _ = hangup.recv() => {
+                let mut table = PrefixTable::default();
+                let loaded: Result<usize, _> = args.prefixes.iter().map(|p| table.load(p)).sum();
+                match loaded {
+                    Ok(n) => {
+                        let table = Arc::new(table);
+                        agg.set_table(table.clone());
+                        all.set_table(table);
+                        eprintln!("prefix tables reloaded: {n} entries");
+                    }
+                    Err(e) => eprintln!("prefix tables not reloaded, the old ones stay: {e}"),
                 }
             }
             _ = stop => break,

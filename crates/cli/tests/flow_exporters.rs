@@ -174,3 +174,58 @@ fn nfreplay_stream_agrees_with_nfdump_on_it() {
         .collect();
     assert_eq!(totals(&udp).to_vec(), nfdump);
 }
+
+#[test]
+fn sighup_reloads_the_prefix_table_without_stopping() {
+    let dir = captures().join("reload");
+    std::fs::create_dir_all(&dir).unwrap();
+    let table = dir.join("prefixes.csv");
+    std::fs::write(&table, "prefix,organisation\n2001:db8::/32,Before\n").unwrap();
+    let mut collector = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["collect", "--json", "--listen", "udp://127.0.0.1:0", "--idle-exit", "8"])
+        .args(["--duration", "120", "--count-egress", "--db"])
+        .arg(dir.join("reload.db"))
+        .arg("--prefixes")
+        .arg(&table)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(collector.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let export = || {
+        let out = Command::new(repo_root().join("lab/flows/export"))
+            .args(["-q", "softflowd-ipfix"])
+            .arg(captures().join("mix.pcap"))
+            .arg(&port)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    export();
+    std::fs::write(&table, "prefix,organisation\n2001:db8::/32,After\n").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &collector.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    line.clear();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("prefix tables reloaded"), "{line}");
+    export();
+    let output = collector.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let organisations: Vec<&str> = summary["udp"]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["organisation"].as_str().unwrap())
+        .collect();
+    assert!(
+        organisations.contains(&"Before") && organisations.contains(&"After"),
+        "{organisations:?}"
+    );
+}

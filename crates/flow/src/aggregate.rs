@@ -111,6 +111,11 @@ impl Aggregator {
         &self.table
     }
 
+    /// A reloaded table applies from the next record on.
+    pub fn set_table(&mut self, table: Arc<PrefixTable>) {
+        self.table = table;
+    }
+
     pub fn add(&mut self, rec: &FlowRecord) {
         if rec.direction == Some(Direction::Egress) && !self.count_egress {
             self.egress_skipped += 1;
@@ -122,11 +127,16 @@ impl Aggregator {
             Some(rate) => {
                 let rate = u64::from(rate);
                 // The network of the traffic: the source's, else the destination's.
-                let network = self.table.lookup(rec.src).or_else(|| self.table.lookup(rec.dst));
-                let (asn, organisation, region) = match network {
-                    Some((_, n)) => (n.asn, Arc::from(n.organisation.as_str()), Arc::from(n.region.as_str())),
-                    None => (0, self.empty.clone(), self.empty.clone()),
-                };
+                let mut label = self.table.label(rec.src);
+                if label.asn == 0 && label.organisation.is_empty() {
+                    label = self.table.label(rec.dst);
+                }
+                let text = |s: &str, empty: &Arc<str>| if s.is_empty() { empty.clone() } else { Arc::from(s) };
+                let (asn, organisation, region) = (
+                    label.asn,
+                    text(label.organisation, &self.empty),
+                    text(label.region, &self.empty),
+                );
                 let key = TrafficKey {
                     start,
                     exporter: rec.exporter,

@@ -1,7 +1,11 @@
 //! The prefix table: longest-prefix match from an address to the AS,
 //! organisation, region, subscriber prefix length and role of the network
-//! it belongs to. Loaded from CSV or TOML; reloading builds a new table and
-//! swaps it in (the collector never stops).
+//! it belongs to. The operator's own table (CSV or TOML) says which
+//! networks hold subscribers; registry data — IP-range CSVs such as
+//! ip-location-db's `asn` and `asn-country`, or MMDB files — fills in AS,
+//! organisation and country where the operator's table says nothing. MMDB
+//! and range files are flattened into prefixes at load. Reloading builds a
+//! new table and swaps it in (the collector never stops).
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -46,13 +50,49 @@ pub enum TableError {
     Read { path: String, source: std::io::Error },
     #[error("{path}:{line}: {reason}")]
     Bad { path: String, line: usize, reason: String },
+    #[error("{path}: {reason}")]
+    Mmdb { path: String, reason: String },
+}
+
+/// An AS from registry data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsInfo {
+    pub asn: u32,
+    pub organisation: String,
+}
+
+/// What is known of an address: the operator's network, else registry data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Label<'a> {
+    pub asn: u32,
+    pub organisation: &'a str,
+    pub region: &'a str,
 }
 
 #[derive(Default)]
 pub struct PrefixTable {
     v4: PrefixMap<Ipv4Net, Arc<Network>>,
     v6: PrefixMap<Ipv6Net, Arc<Network>>,
+    asn_v4: PrefixMap<Ipv4Net, Arc<AsInfo>>,
+    asn_v6: PrefixMap<Ipv6Net, Arc<AsInfo>>,
+    region_v4: PrefixMap<Ipv4Net, Arc<str>>,
+    region_v6: PrefixMap<Ipv6Net, Arc<str>>,
     entries: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct MmdbCountry {
+    iso_code: Option<String>,
+}
+
+/// The fields v6scope reads from an MMDB record (GeoLite2-ASN, GeoLite2
+/// Country, ip-location-db and iptoasn layouts).
+#[derive(serde::Deserialize)]
+struct MmdbRecord {
+    autonomous_system_number: Option<u32>,
+    autonomous_system_organization: Option<String>,
+    country_code: Option<String>,
+    country: Option<MmdbCountry>,
 }
 
 #[derive(serde::Deserialize)]
@@ -90,6 +130,72 @@ impl PrefixTable {
         }
     }
 
+    fn insert_asn(&mut self, prefix: IpNet, info: AsInfo) {
+        let info = Arc::new(info);
+        self.entries += 1;
+        match prefix.trunc() {
+            IpNet::V4(p) => {
+                self.asn_v4.insert(p, info);
+            }
+            IpNet::V6(p) => {
+                self.asn_v6.insert(p, info);
+            }
+        }
+    }
+
+    fn insert_region(&mut self, prefix: IpNet, region: &str) {
+        let region: Arc<str> = Arc::from(region);
+        self.entries += 1;
+        match prefix.trunc() {
+            IpNet::V4(p) => {
+                self.region_v4.insert(p, region);
+            }
+            IpNet::V6(p) => {
+                self.region_v6.insert(p, region);
+            }
+        }
+    }
+
+    /// AS, organisation and region of `address`: the operator's network's
+    /// where it names them, else the registry data's.
+    pub fn label(&self, address: IpAddr) -> Label<'_> {
+        let network = self.lookup(address).map(|(_, n)| &**n);
+        let (registry_as, registry_region) = match address {
+            IpAddr::V4(a) => (
+                self.asn_v4.get_lpm(&Ipv4Net::from(a)).map(|(_, i)| &**i),
+                self.region_v4.get_lpm(&Ipv4Net::from(a)).map(|(_, r)| &**r),
+            ),
+            IpAddr::V6(a) => (
+                self.asn_v6.get_lpm(&Ipv6Net::from(a)).map(|(_, i)| &**i),
+                self.region_v6.get_lpm(&Ipv6Net::from(a)).map(|(_, r)| &**r),
+            ),
+        };
+        let mut label = Label::default();
+        if let Some(n) = network {
+            label = Label {
+                asn: n.asn,
+                organisation: &n.organisation,
+                region: &n.region,
+            };
+        }
+        if label.asn == 0
+            && let Some(i) = registry_as
+        {
+            label.asn = i.asn;
+        }
+        if label.organisation.is_empty()
+            && let Some(i) = registry_as
+        {
+            label.organisation = &i.organisation;
+        }
+        if label.region.is_empty()
+            && let Some(r) = registry_region
+        {
+            label.region = r;
+        }
+        label
+    }
+
     /// The most specific network holding `address`.
     pub fn lookup(&self, address: IpAddr) -> Option<(IpNet, &Arc<Network>)> {
         match address {
@@ -103,11 +209,17 @@ impl PrefixTable {
     /// naming `prefix` and any of those columns.
     pub fn load(&mut self, path: &Path) -> Result<usize, TableError> {
         let name = path.display().to_string();
+        if path.extension().is_some_and(|e| e == "mmdb") {
+            return self.load_mmdb(path);
+        }
         let text = std::fs::read_to_string(path).map_err(|source| TableError::Read {
             path: name.clone(),
             source,
         })?;
         let before = self.entries;
+        if is_range_file(&text) {
+            return self.load_ranges(&name, &text);
+        }
         if path.extension().is_some_and(|e| e == "toml") {
             let table: TomlTable = toml::from_str(&text).map_err(|e| TableError::Bad {
                 path: name.clone(),
@@ -185,6 +297,100 @@ impl PrefixTable {
     }
 }
 
+impl PrefixTable {
+    /// Headerless IP-range CSV (ip-location-db): `start,end,asn,organisation`
+    /// or `start,end,country`. Ranges become the prefixes that cover them.
+    fn load_ranges(&mut self, name: &str, text: &str) -> Result<usize, TableError> {
+        let before = self.entries;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for (i, row) in reader.records().enumerate() {
+            let bad = |reason: String| TableError::Bad {
+                path: name.to_string(),
+                line: i + 1,
+                reason,
+            };
+            let row = row.map_err(|e| bad(e.to_string()))?;
+            let field = |n: usize| row.get(n).map(str::trim).unwrap_or("");
+            let (Ok(start), Ok(end)) = (field(0).parse::<IpAddr>(), field(1).parse::<IpAddr>()) else {
+                return Err(bad(format!("'{},{}' is not an address range", field(0), field(1))));
+            };
+            let prefixes: Vec<IpNet> = match (start, end) {
+                (IpAddr::V4(s), IpAddr::V4(e)) if s <= e => ipnet::Ipv4Subnets::new(s, e, 0).map(IpNet::V4).collect(),
+                (IpAddr::V6(s), IpAddr::V6(e)) if s <= e => ipnet::Ipv6Subnets::new(s, e, 0).map(IpNet::V6).collect(),
+                _ => return Err(bad(format!("range {start} .. {end} is empty or mixes families"))),
+            };
+            match field(2).parse::<u32>() {
+                Ok(asn) => {
+                    for p in prefixes {
+                        self.insert_asn(
+                            p,
+                            AsInfo {
+                                asn,
+                                organisation: field(3).to_string(),
+                            },
+                        );
+                    }
+                }
+                Err(_) if !field(2).is_empty() => {
+                    for p in prefixes {
+                        self.insert_region(p, field(2));
+                    }
+                }
+                Err(_) => return Err(bad("neither an AS number nor a region in the third column".into())),
+            }
+        }
+        Ok(self.entries - before)
+    }
+
+    /// An MMDB file (AS and/or country records), every network flattened in.
+    fn load_mmdb(&mut self, path: &Path) -> Result<usize, TableError> {
+        let name = path.display().to_string();
+        let err = |reason: String| TableError::Mmdb {
+            path: name.clone(),
+            reason,
+        };
+        let reader = maxminddb::Reader::open_readfile(path).map_err(|e| err(e.to_string()))?;
+        let before = self.entries;
+        for item in reader.networks(Default::default()).map_err(|e| err(e.to_string()))? {
+            let item = item.map_err(|e| err(e.to_string()))?;
+            let network = item.network().map_err(|e| err(e.to_string()))?;
+            let Ok(prefix) = network.to_string().parse::<IpNet>() else {
+                continue;
+            };
+            let Some(record) = item.decode::<MmdbRecord>().map_err(|e| err(e.to_string()))? else {
+                continue;
+            };
+            if let Some(asn) = record.autonomous_system_number {
+                self.insert_asn(
+                    prefix,
+                    AsInfo {
+                        asn,
+                        organisation: record.autonomous_system_organization.unwrap_or_default(),
+                    },
+                );
+            }
+            if let Some(region) = record.country_code.or(record.country.and_then(|c| c.iso_code)) {
+                self.insert_region(prefix, &region);
+            }
+        }
+        Ok(self.entries - before)
+    }
+}
+
+/// Whether a CSV is a headerless range file: its first line starts with two
+/// addresses.
+fn is_range_file(text: &str) -> bool {
+    let first = text.lines().next().unwrap_or("");
+    let mut fields = first.split(',');
+    matches!(
+        (fields.next().map(str::trim), fields.next().map(str::trim)),
+        (Some(a), Some(b)) if a.parse::<IpAddr>().is_ok() && b.parse::<IpAddr>().is_ok()
+    )
+}
+
 fn check(network: &Network) -> Result<(), String> {
     if network.subscriber_len == 0 || network.subscriber_len > 128 {
         return Err(format!("subscriber_len {} is not 1..=128", network.subscriber_len));
@@ -230,6 +436,29 @@ mod tests {
         let mut table = PrefixTable::default();
         table.load(&toml).unwrap();
         assert!(!table.lookup("203.0.113.9".parse().unwrap()).unwrap().1.is_subscriber());
+        // ip-location-db range files fill in what the operator's table lacks.
+        let asn = dir.join("asn-ipv4.csv");
+        std::fs::write(
+            &asn,
+            "203.0.113.0,203.0.113.127,64511,\"Lab Cloud, Inc.\"\n198.51.100.0,198.51.100.10,64512,X\n",
+        )
+        .unwrap();
+        let country = dir.join("asn-country-ipv6.csv");
+        std::fs::write(&country, "2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,CN\n").unwrap();
+        assert_eq!(
+            table.load(&asn).unwrap(),
+            1 + 3,
+            "198.51.100.0 .. .10 is a /29 and a /31 and a /32"
+        );
+        assert_eq!(table.load(&country).unwrap(), 1);
+        let label = table.label("203.0.113.9".parse().unwrap());
+        assert_eq!((label.asn, label.organisation), (64511, "Lab Cloud"));
+        let label = table.label("198.51.100.10".parse().unwrap());
+        assert_eq!((label.asn, label.organisation), (64512, "X"));
+        assert_eq!(table.label("2001:db8::1".parse().unwrap()).region, "CN");
+        assert_eq!(table.label("192.0.2.1".parse().unwrap()).asn, 0);
+        std::fs::write(&country, "2001:db8::,192.0.2.1,CN\n").unwrap();
+        assert!(table.load(&country).unwrap_err().to_string().contains(":1: range"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
