@@ -42,7 +42,7 @@ WEB_KEYS = {"page", "status", "redirect", "cert", "ports", "https_redirect", "de
 PAGES = {"default", "alt", "gb18030", "huge", "slow", "big", "tree", "stub"}
 # [scenario.tree]: the generated page tree served by `page = "tree"` (see README)
 TREE_DEFAULTS = {"level2": 20, "level3": 10, "offsite": 0, "offsite_base": None, "assets": "",
-                 "charset": "utf-8", "forms": False, "robots": "", "big_asset": 0}
+                 "charset": "utf-8", "forms": False, "robots": "", "big_asset": 0, "video": ""}
 TREE_CHARSETS = {"utf-8", "gbk"}
 DNS_MODES = {"auth", "refused", "recursive"}
 RULE_ACTIONS = {"drop", "reset", "drop-tcp53", "pmtu-blackhole", "delay", "rate", "flap"}
@@ -263,6 +263,8 @@ def build(s):
         if tree["offsite"] and not (isinstance(tree["offsite_base"], str)
                                     and re.fullmatch(r"(https?:)?//[a-z0-9.-]+", tree["offsite_base"])):
             die(f"{where}: tree.offsite needs offsite_base like \"http://old.{name}.test\"")
+        if tree["video"] and not re.fullmatch(r"(https?:)?//[a-z0-9.-]+", tree["video"]):
+            die(f"{where}: tree.video must be \"\" or a base like \"//video.example.test\"")
         if tree["assets"] and not re.fullmatch(r"(https?:)?//[a-z0-9.-]+", tree["assets"]):
             die(f"{where}: tree.assets must be \"\" or a base like \"https://img.example.test\"")
         if tree["charset"] not in TREE_CHARSETS:
@@ -527,6 +529,8 @@ def gen_tree(d, s):
         body = f'<h1>{esc(title)}</h1>\n<img src="{a}/static/logo.png" alt="logo" width="16" height="16">\n'
         if tree["big_asset"]:
             body += f'<img src="{a}/static/photo.png" alt="photo">\n'
+        if tree["video"] and path == "/index.html":
+            body += f'<video src="{tree["video"]}/media/intro.mp4" controls></video>\n'
         body += "".join(f"<p>{esc(p)}</p>\n" for p in paras)
         body += "<ul>\n" + "".join(f'<li><a href="{esc(h)}">{esc(t)}</a></li>\n' for h, t in links) + "</ul>\n"
         html = f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n{body}</body></html>\n"
@@ -556,6 +560,12 @@ def gen_tree(d, s):
                   ("/", "this page (absolute path)"), (home, "this page (protocol-relative)"),
                   ("/l2/1.html#again", "level-2 page 1 again"),
                   ("http://site-good.test/", "another site (external)")]
+    if tree["video"]:
+        # The homepage's video, from its own host: the bulk of the page's bytes.
+        os.makedirs(f"{d}/media", exist_ok=True)
+        with open(f"{d}/media/intro.mp4", "wb") as fh:
+            fh.write(random.Random(11).randbytes(200_000))
+        os.chmod(f"{d}/media/intro.mp4", 0o644)
     page("/index.html", tx["home"].format(name=name), links,
          [s["description"]] + list(tx["paras"]), base="/l2/" if tree["forms"] else None)
     l3 = (lambda i, j: f"../l3/{i}-{j}.html") if tree["forms"] else (lambda i, j: f"/l3/{i}-{j}.html")
@@ -654,7 +664,7 @@ def nginx_server(out, s, addr, port, web, offset=0):
         L += ["    location / {", "        try_files /index.html =404;", "    }", "}"]
         return "\n".join(L) + "\n"
     if web["page"] == "tree":
-        L += ["    types { text/html html; text/css css; image/png png; application/javascript js; }",
+        L += ["    types { text/html html; text/css css; image/png png; application/javascript js; video/mp4 mp4; }",
               "    default_type text/html;", f"    charset {s['tree']['charset']};"]
     for prefix in web["deny"]:
         L += [f"    location ^~ {prefix} {{", "        return 404;", "    }"]

@@ -264,9 +264,16 @@ fn coverage(site: &SiteObservation) -> Outcome {
             .iter()
             .map(|(host, (n, bytes))| format!("not over IPv6: {host} ({n} request(s), {bytes} bytes over IPv4)")),
     );
-    let rate = served as f64 / total as f64;
+    // A video over IPv4 weighs more than an icon: the smaller of the request
+    // and byte shares is earned.
+    let request_share = served as f64 / total as f64;
+    let byte_share = if bytes_all > 0 {
+        bytes_v6 as f64 / bytes_all as f64
+    } else {
+        request_share
+    };
     let mut outcome = Outcome::new(if served == total { Status::Pass } else { Status::Fail }, evidence);
-    outcome.points = Some(round3(rate));
+    outcome.points = Some(round3(request_share.min(byte_share)));
     outcome
 }
 

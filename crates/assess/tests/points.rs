@@ -174,7 +174,7 @@ fn site(level2_ok: usize, level2: usize, cdn_v6: bool) -> v6scope_model::SiteObs
             url: "http://img.cdn.test/a.png".into(),
             host: "img.cdn.test".into(),
             v4: fetch(Ipv4, true, 50_000),
-            v6: fetch(Ipv6, cdn_v6, 0),
+            v6: fetch(Ipv6, cdn_v6, if cdn_v6 { 50_000 } else { 0 }),
         }],
         samples: [Ipv4, Ipv6, Ipv4, Ipv6]
             .into_iter()
