@@ -156,6 +156,9 @@ struct TrafficArgs {
     /// minute, hour, day or month.
     #[arg(long, default_value = "day")]
     by: String,
+    /// Also per exporter, interface, asn, organisation, region or source.
+    #[arg(long, value_name = "DIMENSION")]
+    group: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     /// JSON Lines output.
@@ -1129,34 +1132,46 @@ fn traffic(args: TrafficArgs) -> Result<ExitCode> {
     if !matches!(args.by.as_str(), "minute" | "hour" | "day" | "month") {
         bail!(usage(format!("--by {}: minute, hour, day or month", args.by)));
     }
-    let store = Store::open(&args.store.db)?;
-    let mut periods: BTreeMap<String, [(i64, i64, i64); 2]> = BTreeMap::new();
-    for t in store.traffic_by(&args.by)? {
-        let slot = usize::from(t.family == 6);
-        periods.entry(t.period).or_default()[slot] = (t.bytes, t.packets, t.records);
+    if let Some(g) = &args.group
+        && !matches!(
+            g.as_str(),
+            "exporter" | "interface" | "asn" | "organisation" | "region" | "source"
+        )
+    {
+        bail!(usage(format!(
+            "--group {g}: exporter, interface, asn, organisation, region or source"
+        )));
     }
+    let store = Store::open(&args.store.db)?;
+    let mut periods: BTreeMap<(String, String), [(i64, i64, i64); 2]> = BTreeMap::new();
+    for t in store.traffic_by(&args.by, args.group.as_deref())? {
+        let slot = usize::from(t.family == 6);
+        periods.entry((t.period, t.group)).or_default()[slot] = (t.bytes, t.packets, t.records);
+    }
+    let group = args.group.as_deref().unwrap_or("");
     if !args.json {
         println!(
-            "{:<16}  {:>16}  {:>16}  {:>9}  {:>14}  {:>14}",
-            args.by, "IPv4 bytes", "IPv6 bytes", "IPv6 %", "IPv4 packets", "IPv6 packets"
+            "{:<16}  {:<24}  {:>16}  {:>16}  {:>9}  {:>14}  {:>14}",
+            args.by, group, "IPv4 bytes", "IPv6 bytes", "IPv6 %", "IPv4 packets", "IPv6 packets"
         );
     }
-    for (period, [v4, v6]) in &periods {
+    for ((period, value), [v4, v6]) in &periods {
         let share = if v4.0 + v6.0 > 0 {
             v6.0 as f64 * 100.0 / (v4.0 + v6.0) as f64
         } else {
             0.0
         };
         if args.json {
-            println!(
-                "{}",
-                serde_json::json!({"period": period, "ipv4_bytes": v4.0, "ipv6_bytes": v6.0,
-                    "ipv4_packets": v4.1, "ipv6_packets": v6.1, "ipv4_records": v4.2, "ipv6_records": v6.2,
-                    "ipv6_byte_share": (share * 100.0).round() / 10_000.0})
-            );
+            let mut row = serde_json::json!({"period": period, "ipv4_bytes": v4.0, "ipv6_bytes": v6.0,
+                "ipv4_packets": v4.1, "ipv6_packets": v6.1, "ipv4_records": v4.2, "ipv6_records": v6.2,
+                "ipv6_byte_share": (share * 100.0).round() / 10_000.0});
+            if !group.is_empty() {
+                row[group] = serde_json::json!(value);
+            }
+            println!("{row}");
         } else {
             println!(
-                "{period:<16}  {:>16}  {:>16}  {share:>8.2}%  {:>14}  {:>14}",
+                "{period:<16}  {value:<24}  {:>16}  {:>16}  {share:>8.2}%  {:>14}  {:>14}",
                 v4.0, v6.0, v4.1, v6.1
             );
         }

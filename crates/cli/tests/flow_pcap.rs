@@ -113,6 +113,38 @@ fn capture_totals_minutes_and_active_users_equal_the_ground_truth() {
         assert_eq!(found["addresses"], org["active_addresses"], "{}", org["name"]);
     }
 
+    // Per organisation (the subscriber side of each packet): every packet
+    // once, so the groups add up to the totals; the capture's IPv4 traffic
+    // never crosses organisations, so each one's IPv4 bytes are the truth's.
+    let output = v6scope(&[
+        "traffic",
+        "--group",
+        "organisation",
+        "--json",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let groups: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sum = |k: &str| groups.iter().map(|g| g[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("ipv4_bytes"), t["ipv4_bytes"].as_u64().unwrap());
+    assert_eq!(sum("ipv6_bytes"), t["ipv6_bytes"].as_u64().unwrap());
+    for org in truth["orgs"].as_object().unwrap().values() {
+        if org["subscriber_prefix_len"].is_null() {
+            continue;
+        }
+        let row = groups.iter().find(|g| g["organisation"] == org["name"]).unwrap();
+        assert_eq!(row["ipv4_bytes"], org["ipv4_bytes"], "{}", org["name"]);
+    }
+
     // Collecting the same capture again (a second collector, or a rerun)
     // merges the day's sketches: the same users, not twice as many.
     collect(&dir, &db, &["mix.pcap"]);

@@ -126,8 +126,15 @@ impl Aggregator {
         match self.sampling.rate(rec.exporter, rec.sampling) {
             Some(rate) => {
                 let rate = u64::from(rate);
-                // The network of the traffic: the source's, else the destination's.
-                let mut label = self.table.label(rec.src);
+                // The network of the traffic: the subscriber side's (either
+                // direction of a subscriber's traffic is that network's),
+                // else the source's, else the destination's.
+                let subscriber = |a: IpAddr| self.table.lookup(a).is_some_and(|(_, n)| n.is_subscriber());
+                let mut label = if !subscriber(rec.src) && subscriber(rec.dst) {
+                    self.table.label(rec.dst)
+                } else {
+                    self.table.label(rec.src)
+                };
                 if label.asn == 0 && label.organisation.is_empty() {
                     label = self.table.label(rec.dst);
                 }

@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS sketches (
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrafficTotal {
     pub period: String,
+    /// The group's value (empty without a group).
+    pub group: String,
     /// 4 or 6.
     pub family: i64,
     pub bytes: i64,
@@ -243,25 +245,37 @@ impl Store {
     }
 
     /// IPv4 and IPv6 totals per period (`hour`, `day`, `month`, or
-    /// `minute`), scaled rows only.
-    pub fn traffic_by(&self, period: &str) -> Result<Vec<TrafficTotal>> {
+    /// `minute`), optionally per `group` (`exporter`, `interface`, `asn`,
+    /// `organisation`, `region` or `source`), scaled rows only.
+    pub fn traffic_by(&self, period: &str, group: Option<&str>) -> Result<Vec<TrafficTotal>> {
         let format = match period {
             "minute" => "%Y-%m-%dT%H:%M",
             "hour" => "%Y-%m-%dT%H",
             "month" => "%Y-%m",
             _ => "%Y-%m-%d",
         };
-        let mut stmt = self.conn.prepare(
-            "SELECT strftime(?1, start, 'unixepoch') AS p, family, SUM(bytes), SUM(packets), SUM(records) \
-             FROM traffic WHERE scaled GROUP BY p, family ORDER BY p, family",
-        )?;
+        // The column name comes from a fixed list, never from the caller's text.
+        let column = match group {
+            Some("exporter") => "exporter",
+            Some("interface") => "CAST(interface AS TEXT)",
+            Some("asn") => "CAST(asn AS TEXT)",
+            Some("organisation") => "organisation",
+            Some("region") => "region",
+            Some("source") => "source",
+            _ => "''",
+        };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT strftime(?1, start, 'unixepoch') AS p, {column} AS g, family, SUM(bytes), SUM(packets), \
+             SUM(records) FROM traffic WHERE scaled GROUP BY p, g, family ORDER BY p, g, family"
+        ))?;
         let rows = stmt.query_map(params![format], |r| {
             Ok(TrafficTotal {
                 period: r.get(0)?,
-                family: r.get(1)?,
-                bytes: r.get(2)?,
-                packets: r.get(3)?,
-                records: r.get(4)?,
+                group: r.get(1)?,
+                family: r.get(2)?,
+                bytes: r.get(3)?,
+                packets: r.get(4)?,
+                records: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
