@@ -1143,7 +1143,9 @@ fn traffic(args: TrafficArgs) -> Result<ExitCode> {
         )));
     }
     let store = Store::open(&args.store.db)?;
-    let mut periods: BTreeMap<(String, String), [(i64, i64, i64); 2]> = BTreeMap::new();
+    // (period, group) → [IPv4, IPv6] (bytes, packets, records).
+    type Counts = [(i64, i64, i64); 2];
+    let mut periods: BTreeMap<(String, String), Counts> = BTreeMap::new();
     for t in store.traffic_by(&args.by, args.group.as_deref())? {
         let slot = usize::from(t.family == 6);
         periods.entry((t.period, t.group)).or_default()[slot] = (t.bytes, t.packets, t.records);
