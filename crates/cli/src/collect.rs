@@ -13,7 +13,7 @@ use v6scope_flow::aggregate::{Aggregator, HostBytes, SamplingPolicy};
 use v6scope_flow::enrich::PrefixTable;
 use v6scope_flow::logs::LogReport;
 use v6scope_flow::users::Sketch;
-use v6scope_flow::{Decoders, Family, FlowRecord, netflow, pcap};
+use v6scope_flow::{Decoders, Family, FlowRecord, pcap};
 use v6scope_store::{Store, TrafficRow};
 
 #[derive(Args)]
@@ -224,6 +224,14 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
             at += 4 + len;
         }
         let mut decoders = Decoders::default();
+        let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));
+        if let Some(saved) = state
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+        {
+            decoders.netflow.load_templates(&saved);
+        }
         let mut agg = Aggregator::new(args.interval, policy.clone(), table.clone());
         agg.count_egress = args.count_egress;
         let mut records = Vec::with_capacity(1024);
@@ -238,6 +246,9 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
             }
         }
         let seconds = started.elapsed().as_secs_f64();
+        if let Some(path) = &state {
+            save_templates(path, &BTreeMap::from([(0, decoders.netflow.save_templates())]))?;
+        }
         let decoded = decoders.netflow.stats.records + decoders.sflow.stats.records;
         let source = format!("datagrams:{}", path.display());
         save(&mut store, &agg, &source, args.interval)?;
@@ -298,6 +309,97 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// What a receiving thread hands the main loop every few hundred
+/// milliseconds: the counters since the last hand-over.
+struct Delta {
+    thread: usize,
+    agg: Aggregator,
+    datagrams: u64,
+    /// At the end: the thread's decoders (statistics, templates).
+    last: Option<Box<Decoders>>,
+    templates: Option<serde_json::Value>,
+}
+
+/// One thread per socket: blocking receive into one reused buffer, decode
+/// and aggregate in place (no per-datagram allocation or hand-off), and a
+/// hand-over of the counters every 250 ms.
+#[allow(clippy::too_many_arguments)] // one thread's whole world, passed once
+fn receive(
+    thread: usize,
+    socket: std::net::UdpSocket,
+    mut decoders: Decoders,
+    fresh: impl Fn() -> Aggregator,
+    table: Arc<std::sync::RwLock<(u64, Arc<PrefixTable>)>>,
+    keep_templates: bool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tx: tokio::sync::mpsc::UnboundedSender<Delta>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut buf = vec![0u8; 65_536];
+    let mut records = Vec::with_capacity(1024);
+    let mut agg = fresh();
+    let (mut generation, mut current) = match table.read() {
+        Ok(t) => (t.0, t.1.clone()),
+        Err(_) => (0, agg.table().clone()),
+    };
+    let mut datagrams = 0u64;
+    let mut handed = std::time::Instant::now();
+    let mut templates_sent = std::time::Instant::now();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping || handed.elapsed() >= Duration::from_millis(250) {
+            let templates =
+                (keep_templates && (stopping || templates_sent.elapsed() >= Duration::from_secs(10))).then(|| {
+                    templates_sent = std::time::Instant::now();
+                    decoders.netflow.save_templates()
+                });
+            let mut next = fresh();
+            next.set_table(current.clone());
+            let delta = Delta {
+                thread,
+                agg: std::mem::replace(&mut agg, next),
+                datagrams: std::mem::take(&mut datagrams),
+                last: None,
+                templates,
+            };
+            if tx.send(delta).is_err() {
+                return;
+            }
+            handed = std::time::Instant::now();
+            if stopping {
+                let _ = tx.send(Delta {
+                    thread,
+                    agg: fresh(),
+                    datagrams: 0,
+                    last: Some(Box::new(decoders)),
+                    templates: None,
+                });
+                return;
+            }
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                // A reloaded prefix table applies from the next datagram on
+                // (an uncontended read lock: tens of nanoseconds).
+                if let Ok(shared) = table.read()
+                    && shared.0 != generation
+                {
+                    generation = shared.0;
+                    current = shared.1.clone();
+                    agg.set_table(current.clone());
+                }
+                datagrams += 1;
+                decoders.decode(from.ip(), &buf[..n], now(), &mut records);
+                for r in records.drain(..) {
+                    agg.add(&r);
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => tracing::warn!("udp receive: {e}"),
+        }
+    }
+}
+
 async fn listen(
     args: &CollectArgs,
     listeners: &[SocketAddr],
@@ -305,83 +407,96 @@ async fn listen(
     table: Arc<PrefixTable>,
     store: &mut Store,
 ) -> Result<serde_json::Value> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(IpAddr, Vec<u8>)>(65_536);
-    for &addr in listeners {
+    let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));
+    let saved: Option<serde_json::Value> = state
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let shared_table = Arc::new(std::sync::RwLock::new((0u64, table.clone())));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Delta>();
+    let mut threads = Vec::new();
+    for (thread, &addr) in listeners.iter().enumerate() {
         let socket = bind(addr).with_context(|| format!("listening on udp://{addr}"))?;
         eprintln!("listening on udp://{}", socket.local_addr()?);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                match socket.recv_from(&mut buf).await {
-                    Ok((n, from)) => {
-                        if tx.send((from.ip(), buf[..n].to_vec())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::warn!("udp receive: {e}"),
-                }
-            }
-        });
+        let mut decoders = Decoders::default();
+        if let Some(saved) = &saved {
+            let n = decoders.netflow.load_templates(saved);
+            eprintln!("{n} template(s) restored");
+        }
+        let (interval, policy, table, count_egress) = (args.interval, policy.clone(), table.clone(), args.count_egress);
+        let fresh = move || {
+            let mut agg = Aggregator::new(interval, policy.clone(), table.clone());
+            agg.count_egress = count_egress;
+            agg
+        };
+        let (shared_table, stop, tx, keep) = (shared_table.clone(), stop.clone(), tx.clone(), state.is_some());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("udp {addr}"))
+                .spawn(move || receive(thread, socket, decoders, fresh, shared_table, keep, stop, tx))?,
+        );
     }
     drop(tx);
-    let mut decoders = Decoders::default();
-    let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));
-    if let Some(path) = &state
-        && let Ok(text) = std::fs::read_to_string(path)
-        && let Ok(saved) = serde_json::from_str(&text)
-    {
-        let n = decoders.netflow.load_templates(&saved);
-        eprintln!("{n} template(s) restored from {}", path.display());
-    }
     let source = format!(
         "udp://{}",
         listeners.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
     );
-    let mut agg = Aggregator::new(args.interval, policy.clone(), table.clone());
-    agg.count_egress = args.count_egress;
-    let mut all = Aggregator::new(args.interval, policy, table);
-    all.count_egress = args.count_egress;
+    let fresh = || {
+        let mut agg = Aggregator::new(args.interval, policy.clone(), table.clone());
+        agg.count_egress = args.count_egress;
+        agg
+    };
+    // `pending` is what the next flush writes; `all` feeds the summary.
+    let mut pending = fresh();
+    let mut all = fresh();
+    let mut finals: Vec<Decoders> = Vec::new();
+    let mut templates: BTreeMap<usize, serde_json::Value> = BTreeMap::new();
     let started = tokio::time::Instant::now();
     let stop_at = args.duration.map(|d| started + Duration::from_secs(d));
     let idle = args.idle_exit.map(Duration::from_secs);
     let mut flush = tokio::time::interval(Duration::from_secs(args.interval.clamp(1, 60)));
-    let mut idle_check = tokio::time::interval(Duration::from_millis(250));
-    let mut records = Vec::with_capacity(1024);
     let mut last_datagram: Option<tokio::time::Instant> = None;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     // SIGHUP reloads the prefix tables without stopping the listeners.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
+    let mut stopping = false;
     loop {
-        let stop = async {
+        let stop_timer = async {
             match stop_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
+                Some(at) if !stopping => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
             }
         };
         tokio::select! {
-            received = rx.recv() => {
-                let Some((from, datagram)) = received else { break };
-                last_datagram = Some(tokio::time::Instant::now());
-                decoders.decode(from, &datagram, now(), &mut records);
-                for r in records.drain(..) {
-                    agg.add(&r);
-                    all.add(&r);
+            delta = rx.recv() => {
+                let Some(delta) = delta else { break };
+                if delta.datagrams > 0 {
+                    last_datagram = Some(tokio::time::Instant::now());
+                }
+                if let Some(t) = delta.templates {
+                    templates.insert(delta.thread, t);
+                }
+                if let Some(decoders) = delta.last {
+                    finals.push(*decoders);
+                }
+                all.merge(&delta.agg)?;
+                pending.merge(&delta.agg)?;
+                if let (Some(idle), Some(last)) = (idle, last_datagram)
+                    && last.elapsed() >= idle
+                    && !stopping
+                {
+                    stopping = true;
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             _ = flush.tick() => {
-                save(store, &agg, &source, args.interval)?;
-                agg = Aggregator::new(args.interval, all.sampling().clone(), all.table().clone());
-                agg.count_egress = args.count_egress;
-                if let Some(path) = &state {
-                    save_templates(path, &decoders.netflow)?;
-                }
-            }
-            _ = idle_check.tick() => {
-                if let (Some(idle), Some(last)) = (idle, last_datagram) && last.elapsed() >= idle {
-                    break;
+                save(store, &pending, &source, args.interval)?;
+                pending = fresh();
+                if let Some(path) = &state && !templates.is_empty() {
+                    save_templates(path, &templates)?;
                 }
             }
             _ = hangup.recv() => {
@@ -389,23 +504,39 @@ async fn listen(
                 let loaded: Result<usize, _> = args.prefixes.iter().map(|p| table.load(p)).sum();
                 match loaded {
                     Ok(n) => {
-                        let table = Arc::new(table);
-                        agg.set_table(table.clone());
-                        all.set_table(table);
+                        if let Ok(mut shared) = shared_table.write() {
+                            *shared = (shared.0 + 1, Arc::new(table));
+                        }
                         eprintln!("prefix tables reloaded: {n} entries");
                     }
                     Err(e) => eprintln!("prefix tables not reloaded, the old ones stay: {e}"),
                 }
             }
-            _ = stop => break,
-            _ = &mut ctrl_c => break,
+            _ = stop_timer, if !stopping => {
+                stopping = true;
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ = &mut ctrl_c, if !stopping => {
+                stopping = true;
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
-    save(store, &agg, &source, args.interval)?;
-    if let Some(path) = &state {
-        save_templates(path, &decoders.netflow)?;
+    for t in threads {
+        let _ = t.join();
     }
-    Ok(listener_json(&decoders, &all))
+    save(store, &pending, &source, args.interval)?;
+    if let Some(path) = &state
+        && !templates.is_empty()
+    {
+        save_templates(path, &templates)?;
+    }
+    let mut totals = Decoders::default();
+    for d in &finals {
+        totals.netflow.stats.absorb(&d.netflow.stats);
+        totals.sflow.stats.absorb(&d.sflow.stats);
+    }
+    Ok(listener_json(&totals, &all))
 }
 
 /// What the decoders and aggregator of a stream of datagrams saw.
@@ -435,7 +566,7 @@ fn listener_json(decoders: &Decoders, all: &Aggregator) -> serde_json::Value {
     })
 }
 
-fn bind(addr: SocketAddr) -> Result<tokio::net::UdpSocket> {
+fn bind(addr: SocketAddr) -> Result<std::net::UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -444,18 +575,23 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::UdpSocket> {
     }
     // Bursts of export packets must not overflow the kernel buffer.
     let _ = socket.set_recv_buffer_size(32 << 20);
-    socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    Ok(tokio::net::UdpSocket::from_std(socket.into())?)
+    // A short timeout so the receiving thread sees stop requests.
+    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    Ok(socket.into())
 }
 
-fn save_templates(path: &std::path::Path, decoder: &netflow::Decoder) -> Result<()> {
+/// Writes the templates of every receiving thread (the latest of each).
+fn save_templates(path: &std::path::Path, per_thread: &BTreeMap<usize, serde_json::Value>) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let all: Vec<serde_json::Value> = per_thread
+        .values()
+        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .collect();
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&decoder.save_templates())?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec(&all)?).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -197,6 +197,30 @@ impl Aggregator {
         network.is_subscriber().then(|| (organisation.clone(), *subscriber_len))
     }
 
+    /// Adds another aggregator's counters and sketches (another thread's,
+    /// or another collector's).
+    pub fn merge(&mut self, other: &Aggregator) -> Result<(), crate::users::SketchError> {
+        for (key, c) in &other.traffic {
+            let mine = self.traffic.entry(key.clone()).or_default();
+            mine.bytes = mine.bytes.saturating_add(c.bytes);
+            mine.packets = mine.packets.saturating_add(c.packets);
+            mine.records += c.records;
+        }
+        for (key, c) in &other.unknown_rate {
+            let mine = self.unknown_rate.entry(*key).or_default();
+            mine.bytes = mine.bytes.saturating_add(c.bytes);
+            mine.packets = mine.packets.saturating_add(c.packets);
+            mine.records += c.records;
+        }
+        for (key, sketches) in &other.users {
+            let mine = self.users.entry(key.clone()).or_default();
+            mine.subscribers.merge(&sketches.subscribers)?;
+            mine.addresses.merge(&sketches.addresses)?;
+        }
+        self.egress_skipped += other.egress_skipped;
+        Ok(())
+    }
+
     /// Totals per family across everything aggregated (scaled).
     pub fn totals(&self) -> BTreeMap<Family, Counters> {
         let mut totals: BTreeMap<Family, Counters> = BTreeMap::new();

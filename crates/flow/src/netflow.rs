@@ -219,6 +219,18 @@ impl Stats {
     pub fn dropped(&self) -> u64 {
         self.drops.values().sum()
     }
+
+    /// Adds another decoder's counters (several receiving threads).
+    pub fn absorb(&mut self, other: &Stats) {
+        self.datagrams += other.datagrams;
+        self.records += other.records;
+        self.templates += other.templates;
+        self.options_records += other.options_records;
+        self.held_then_decoded += other.held_then_decoded;
+        for (why, n) in &other.drops {
+            *self.drops.entry(*why).or_default() += n;
+        }
+    }
 }
 
 /// NetFlow v5/v9 and IPFIX decoder with per-source template state.
