@@ -120,7 +120,15 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 fn to_unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, offset_secs: i64) -> Option<u64> {
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    // Found by fuzzing: a year of 10^15 overflowed the arithmetic below.
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&mi)
+        || !(0..=60).contains(&s)
+        || offset_secs.abs() > 86_400
+    {
         return None;
     }
     let t = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_secs;
@@ -206,5 +214,11 @@ this is not a log line\n\
         let hour = report.hours.values().next().unwrap();
         assert_eq!(hour.requests, [2, 3]);
         assert_eq!([hour.clients[0].count(), hour.clients[1].count()], [2, 2]);
+        // Absurd dates are bad lines, not an overflow.
+        let mut report = LogReport::default();
+        report
+            .read("192.0.2.7 - - [26/Nov/999999999999999:12:00:01 +0000] \"GET /\" 200 1\n".as_bytes())
+            .unwrap();
+        assert_eq!(report.bad_lines, 1);
     }
 }

@@ -354,7 +354,7 @@ impl Decoder {
         // An IP packet is at most 65535 bytes: more per packet is a lie.
         if record.packets == 0
             || record.bytes > record.packets.saturating_mul(65535)
-            || record.bytes < record.packets * 20
+            || record.bytes < record.packets.saturating_mul(20)
         {
             self.stats.drop(Drop::AbsurdCount);
             return;
@@ -950,10 +950,17 @@ mod tests {
         m[19] = 0xff;
         d.decode(EXPORTER, &m, 100, &mut out);
         assert_eq!(d.stats.drops.get(&Drop::BadLength), Some(&2));
-        // More bytes than 65535 per packet.
+        // More bytes than 65535 per packet; packet counts near 2^64 (found
+        // by fuzzing: the plausibility check itself overflowed).
         d.decode(EXPORTER, &ipfix(7, &[(2, template_v6())]), 100, &mut out);
         d.decode(EXPORTER, &ipfix(7, &[(256, data_v6(10_000_000, 1, 0))]), 100, &mut out);
-        assert_eq!(d.stats.drops.get(&Drop::AbsurdCount), Some(&1));
+        d.decode(
+            EXPORTER,
+            &ipfix(7, &[(256, data_v6(1, u64::MAX / 3, 0))]),
+            100,
+            &mut out,
+        );
+        assert_eq!(d.stats.drops.get(&Drop::AbsurdCount), Some(&2));
         // A template flood from one source stops at the cap.
         let mut flood = Decoder::new(Limits {
             templates_per_source: 10,
