@@ -686,8 +686,8 @@ fn users_json(agg: &Aggregator) -> serde_json::Value {
         .iter()
         .map(|((day, org), s)| {
             serde_json::json!({
-                "day": day,
-                "organisation": org,
+                "day": &**day,
+                "organisation": &**org,
                 "subscribers": s.subscribers.count(),
                 "addresses": s.addresses.count(),
             })

@@ -83,9 +83,21 @@ pub struct Aggregator {
     /// family) → unscaled counters.
     pub unknown_rate: BTreeMap<(u64, IpAddr, Family), Counters>,
     /// (UTC day "YYYY-MM-DD", organisation) → sketches.
-    pub users: BTreeMap<(String, String), UserSketches>,
+    pub users: BTreeMap<(Arc<str>, Arc<str>), UserSketches>,
     pub egress_skipped: u64,
-    empty: Arc<str>,
+    /// Organisation and region names shared by every key that uses them
+    /// (no allocation per record).
+    names: std::collections::HashSet<Arc<str>>,
+    last_day: Option<(u64, Arc<str>)>,
+}
+
+fn intern(names: &mut std::collections::HashSet<Arc<str>>, s: &str) -> Arc<str> {
+    if let Some(known) = names.get(s) {
+        return known.clone();
+    }
+    let name: Arc<str> = Arc::from(s);
+    names.insert(name.clone());
+    name
 }
 
 impl Aggregator {
@@ -99,7 +111,8 @@ impl Aggregator {
             unknown_rate: BTreeMap::new(),
             users: BTreeMap::new(),
             egress_skipped: 0,
-            empty: Arc::from(""),
+            names: Default::default(),
+            last_day: None,
         }
     }
 
@@ -123,34 +136,32 @@ impl Aggregator {
         }
         let family = rec.family();
         let start = rec.time - rec.time % self.interval;
+        // Each endpoint's network, looked up once for labels and users.
+        let table = self.table.clone();
+        let src_net = table.lookup(rec.src).map(|(_, n)| &**n);
+        let dst_net = table.lookup(rec.dst).map(|(_, n)| &**n);
         match self.sampling.rate(rec.exporter, rec.sampling) {
             Some(rate) => {
                 let rate = u64::from(rate);
                 // The network of the traffic: the subscriber side's (either
                 // direction of a subscriber's traffic is that network's),
                 // else the source's, else the destination's.
-                let subscriber = |a: IpAddr| self.table.lookup(a).is_some_and(|(_, n)| n.is_subscriber());
-                let mut label = if !subscriber(rec.src) && subscriber(rec.dst) {
-                    self.table.label(rec.dst)
+                let is_subscriber = |n: Option<&Network>| n.is_some_and(Network::is_subscriber);
+                let mut label = if !is_subscriber(src_net) && is_subscriber(dst_net) {
+                    table.label_with(rec.dst, dst_net)
                 } else {
-                    self.table.label(rec.src)
+                    table.label_with(rec.src, src_net)
                 };
                 if label.asn == 0 && label.organisation.is_empty() {
-                    label = self.table.label(rec.dst);
+                    label = table.label_with(rec.dst, dst_net);
                 }
-                let text = |s: &str, empty: &Arc<str>| if s.is_empty() { empty.clone() } else { Arc::from(s) };
-                let (asn, organisation, region) = (
-                    label.asn,
-                    text(label.organisation, &self.empty),
-                    text(label.region, &self.empty),
-                );
                 let key = TrafficKey {
                     start,
                     exporter: rec.exporter,
                     interface: rec.input_interface,
-                    asn,
-                    organisation,
-                    region,
+                    asn: label.asn,
+                    organisation: intern(&mut self.names, label.organisation),
+                    region: intern(&mut self.names, label.region),
                     family,
                 };
                 self.traffic
@@ -165,36 +176,49 @@ impl Aggregator {
                 .add(rec.bytes, rec.packets),
         }
         if family == Family::Ipv6 && counts_for_users(rec) {
-            let day = day_of(rec.time);
-            for address in [rec.src, rec.dst] {
+            for (address, network) in [(rec.src, src_net), (rec.dst, dst_net)] {
                 let IpAddr::V6(v6) = address else { continue };
-                if let Some((organisation, len)) = self.subscriber(v6) {
-                    let sketches = self.users.entry((day.clone(), organisation)).or_default();
-                    sketches.subscribers.insert(mask(v6, len));
-                    sketches.addresses.insert(u128::from(v6));
-                }
+                let Some((organisation, len)) = self.subscriber(v6, network) else {
+                    continue;
+                };
+                let day = self.day(rec.time);
+                let organisation = intern(&mut self.names, organisation);
+                let sketches = self.users.entry((day, organisation)).or_default();
+                sketches.subscribers.insert(mask(v6, len));
+                sketches.addresses.insert(u128::from(v6));
             }
         }
     }
 
-    /// Whether `address` is a subscriber, and of which organisation with
-    /// which subscriber prefix length. With a prefix table, subscribers are
-    /// the addresses of `subscriber` networks (documentation prefixes too:
-    /// the operator said so); without one, every global unicast address.
-    fn subscriber(&self, address: Ipv6Addr) -> Option<(String, u8)> {
+    /// The day of a time, formatted once per day seen.
+    fn day(&mut self, time: u64) -> Arc<str> {
+        let number = time / 86_400;
+        match &self.last_day {
+            Some((n, day)) if *n == number => day.clone(),
+            _ => {
+                let day: Arc<str> = Arc::from(day_of(time));
+                self.last_day = Some((number, day.clone()));
+                day
+            }
+        }
+    }
+
+    /// Whether `address` (in `network`, if the table has it) is a
+    /// subscriber, and of which organisation with which subscriber prefix
+    /// length. With a prefix table, subscribers are the addresses of
+    /// `subscriber` networks (documentation prefixes too: the operator said
+    /// so); without one, every global unicast address.
+    fn subscriber<'n>(&self, address: Ipv6Addr, network: Option<&'n Network>) -> Option<(&'n str, u8)> {
         if !unicast(address) {
             return None;
         }
         if self.table.is_empty() {
-            return global(address).then(|| (String::new(), 64));
+            return global(address).then_some(("", 64));
         }
-        let (_, network) = self.table.lookup(IpAddr::V6(address))?;
-        let Network {
-            organisation,
-            subscriber_len,
-            ..
-        } = &**network;
-        network.is_subscriber().then(|| (organisation.clone(), *subscriber_len))
+        let network = network?;
+        network
+            .is_subscriber()
+            .then_some((network.organisation.as_str(), network.subscriber_len))
     }
 
     /// Adds another aggregator's counters and sketches (another thread's,
@@ -414,9 +438,10 @@ mod tests {
         assert_eq!(day_start(&day), Some(1_790_000_000 - 1_790_000_000 % 86_400));
         assert_eq!(day_of(day_start("2024-02-29").unwrap()), "2024-02-29");
         assert_eq!(day_start("2024-13-01"), None);
-        let mobile = &agg.users[&(day.clone(), "Mobile".to_string())];
+        let key = |org: &str| (Arc::<str>::from(day.as_str()), Arc::<str>::from(org));
+        let mobile = &agg.users[&key("Mobile")];
         assert_eq!((mobile.subscribers.count(), mobile.addresses.count()), (1, 2));
-        let fixed = &agg.users[&(day, "Fixed".to_string())];
+        let fixed = &agg.users[&key("Fixed")];
         assert_eq!((fixed.subscribers.count(), fixed.addresses.count()), (1, 2));
         assert_eq!(agg.users.len(), 2);
     }

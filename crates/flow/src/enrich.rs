@@ -159,7 +159,23 @@ impl PrefixTable {
     /// AS, organisation and region of `address`: the operator's network's
     /// where it names them, else the registry data's.
     pub fn label(&self, address: IpAddr) -> Label<'_> {
-        let network = self.lookup(address).map(|(_, n)| &**n);
+        self.label_with(address, self.lookup(address).map(|(_, n)| &**n))
+    }
+
+    /// As [`PrefixTable::label`], with the operator's network already looked up.
+    pub fn label_with<'a>(&'a self, address: IpAddr, network: Option<&'a Network>) -> Label<'a> {
+        let mut label = Label::default();
+        if let Some(n) = network {
+            label = Label {
+                asn: n.asn,
+                organisation: &n.organisation,
+                region: &n.region,
+            };
+        }
+        let complete = label.asn != 0 && !label.organisation.is_empty() && !label.region.is_empty();
+        if complete || !self.has_registry() {
+            return label;
+        }
         let (registry_as, registry_region) = match address {
             IpAddr::V4(a) => (
                 self.asn_v4.get_lpm(&Ipv4Net::from(a)).map(|(_, i)| &**i),
@@ -170,14 +186,6 @@ impl PrefixTable {
                 self.region_v6.get_lpm(&Ipv6Net::from(a)).map(|(_, r)| &**r),
             ),
         };
-        let mut label = Label::default();
-        if let Some(n) = network {
-            label = Label {
-                asn: n.asn,
-                organisation: &n.organisation,
-                region: &n.region,
-            };
-        }
         if label.asn == 0
             && let Some(i) = registry_as
         {
@@ -194,6 +202,10 @@ impl PrefixTable {
             label.region = r;
         }
         label
+    }
+
+    fn has_registry(&self) -> bool {
+        !(self.asn_v4.is_empty() && self.asn_v6.is_empty() && self.region_v4.is_empty() && self.region_v6.is_empty())
     }
 
     /// The most specific network holding `address`.
