@@ -184,7 +184,9 @@ fn zone_offset(z: &str) -> Option<i64> {
         b'-' => (-1, &z[1..]),
         _ => return None,
     };
-    if digits.len() != 4 {
+    // Four ASCII digits (found by fuzzing: a multi-byte character made a
+    // four-byte string that cannot be cut at byte 2).
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let h: i64 = digits[..2].parse().ok()?;
@@ -214,11 +216,14 @@ this is not a log line\n\
         let hour = report.hours.values().next().unwrap();
         assert_eq!(hour.requests, [2, 3]);
         assert_eq!([hour.clients[0].count(), hour.clients[1].count()], [2, 2]);
-        // Absurd dates are bad lines, not an overflow.
+        // Absurd dates and zones are bad lines, not an overflow or a panic.
         let mut report = LogReport::default();
         report
             .read("192.0.2.7 - - [26/Nov/999999999999999:12:00:01 +0000] \"GET /\" 200 1\n".as_bytes())
             .unwrap();
-        assert_eq!(report.bad_lines, 1);
+        report
+            .read("192.0.2.7 - - [26/Nov/2026:12:00:01 +0\u{fffd}] \"GET /\" 200 1\n".as_bytes())
+            .unwrap();
+        assert_eq!(report.bad_lines, 2);
     }
 }
