@@ -403,6 +403,12 @@ pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 fn main() -> ExitCode {
+    // `v6scope ... | head` ends quietly, as Unix tools do, instead of
+    // panicking on a closed pipe.
+    // SAFETY: restoring a default signal disposition before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args: Vec<String> = std::env::args().collect();
     if let Err(e) = apply_config_file(&args) {
         eprintln!("error: {e:#}");
