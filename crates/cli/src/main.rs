@@ -133,6 +133,20 @@ enum Command {
     /// Active IPv6 users (subscribers and addresses) over a window of days,
     /// per organisation, from the stored day sketches.
     Users(UsersArgs),
+    /// List the built-in plans, or one plan's milestones (name or TOML file).
+    Plans(PlansArgs),
+}
+
+#[derive(Args)]
+struct PlansArgs {
+    /// cn-2017-action-plan, cn-2024-work-plan, or a TOML file.
+    plan: Option<String>,
+    /// Language of the milestone texts: zh-CN or en.
+    #[arg(long, default_value = "en")]
+    lang: String,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -460,6 +474,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Collect(args) => collect::collect(args).await,
         Command::Traffic(args) => traffic(args),
         Command::Users(args) => users(args),
+        Command::Plans(args) => plans(args),
         Command::Profiles => {
             for p in Profile::builtin() {
                 println!("{:<12} {}", p.name, p.title);
@@ -1075,6 +1090,50 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
     );
     for (status, n) in tally {
         eprintln!("  {status}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plans(args: PlansArgs) -> Result<ExitCode> {
+    use v6scope_report::plan::{Plan, builtin_names};
+    let zh = match args.lang.as_str() {
+        "zh-CN" | "zh" => true,
+        "en" => false,
+        other => bail!(usage(format!("--lang {other}: zh-CN or en"))),
+    };
+    let Some(name) = &args.plan else {
+        for name in builtin_names() {
+            let plan = Plan::load(name)?;
+            println!("{name:<24}  {}", if zh { &plan.title_zh } else { &plan.title_en });
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let plan = Plan::load(name).map_err(|e| usage(e.to_string()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} ({}, {})",
+        if zh { &plan.title_zh } else { &plan.title_en },
+        plan.issued,
+        plan.source
+    );
+    for m in &plan.milestones {
+        let target = match (m.target, m.indicator.is_share()) {
+            (Some(t), true) => format!("{:.0} %", t * 100.0),
+            (Some(t), false) => format!("{t}"),
+            (None, _) => "-".into(),
+        };
+        let indicator = serde_json::to_value(m.indicator)?;
+        println!(
+            "  {}  {:<22} {:<24} {:>12}  {}",
+            m.deadline,
+            indicator.as_str().unwrap_or_default(),
+            m.category.as_deref().unwrap_or(""),
+            target,
+            if zh { &m.zh } else { &m.en }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -106,3 +106,28 @@ fn config_file_sets_defaults_and_rejects_unknown_keys() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key 'resolvr'"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn plans_list_their_milestones_in_either_language_and_unknown_plans_are_usage_errors() {
+    let out = v6scope(&["plans"]);
+    assert_eq!(out.status.code(), Some(0));
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("cn-2017-action-plan") && list.contains("cn-2024-work-plan"),
+        "{list}"
+    );
+    let out = v6scope(&["plans", "cn-2017-action-plan", "--lang", "zh-CN"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("2018-12-31") && text.contains("IPv6活跃用户数达到2亿"),
+        "{text}"
+    );
+    let out = v6scope(&["plans", "cn-2024-work-plan", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["milestone"][1]["indicator"], "mobile_traffic_share");
+    assert_eq!(plan["milestone"][1]["target"], 0.65);
+    let out = v6scope(&["plans", "no-such-plan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no built-in plan"));
+}

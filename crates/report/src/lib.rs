@@ -1,0 +1,5 @@
+//! Plans as data: a plan's milestones (indicator, target, deadline) and the
+//! judgement of a measured indicator against one: met, on track, behind,
+//! with the gap.
+
+pub mod plan;
