@@ -135,6 +135,23 @@ enum Command {
     Users(UsersArgs),
     /// List the built-in plans, or one plan's milestones (name or TOML file).
     Plans(PlansArgs),
+    /// Campaigns: named target lists with categories, organisations and regions.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Create or replace a campaign from a targets file (CSV with
+    /// domain,category,organisation,region, or a domain per line).
+    Import {
+        name: String,
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the campaigns in the store.
+    List(StoreArgs),
 }
 
 #[derive(Args)]
@@ -349,6 +366,9 @@ struct ScanArgs {
     /// Finish an interrupted run instead of starting a new one.
     #[arg(long, value_name = "RUN")]
     resume: Option<i64>,
+    /// Scan a campaign's targets (v6scope campaign import) instead of a file.
+    #[arg(long, value_name = "NAME")]
+    campaign: Option<String>,
     #[command(flatten)]
     crawl: CrawlArgs,
     /// Write schema-versioned JSON Lines (observation + verdicts) to FILE ('-' for stdout).
@@ -475,6 +495,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Traffic(args) => traffic(args),
         Command::Users(args) => users(args),
         Command::Plans(args) => plans(args),
+        Command::Campaign(command) => campaign(command),
         Command::Profiles => {
             for p in Profile::builtin() {
                 println!("{:<12} {}", p.name, p.title);
@@ -777,6 +798,23 @@ fn open_output(path: &Option<PathBuf>) -> Result<Option<Box<dyn Write + Send>>> 
     })
 }
 
+/// A targets file, its bad lines and duplicates reported (never fatal).
+fn read_targets(file: &std::path::Path) -> Result<Vec<Target>> {
+    let bytes = std::fs::read(file).map_err(|e| usage(format!("reading {}: {e}", file.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let parsed = targets::parse(&text);
+    for bad in &parsed.bad {
+        eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.reason);
+    }
+    if parsed.duplicates > 0 {
+        eprintln!("{}: {} duplicate domain(s) skipped", file.display(), parsed.duplicates);
+    }
+    if parsed.targets.is_empty() {
+        return Err(usage(format!("{}: no valid targets", file.display())));
+    }
+    Ok(parsed.targets)
+}
+
 async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let mut store =
         Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
@@ -801,22 +839,27 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             (run, pending, profiles)
         }
         None => {
-            let Some(file) = &args.file else {
-                return Err(usage("give a targets FILE, or --resume RUN"));
-            };
             let profiles = load_profiles(&args.probe.profiles)?;
-            let bytes = std::fs::read(file).map_err(|e| usage(format!("reading {}: {e}", file.display())))?;
-            let text = String::from_utf8_lossy(&bytes);
-            let parsed = targets::parse(&text);
-            for bad in &parsed.bad {
-                eprintln!("{}:{}: skipped: {}", file.display(), bad.line, bad.reason);
-            }
-            if parsed.duplicates > 0 {
-                eprintln!("{}: {} duplicate domain(s) skipped", file.display(), parsed.duplicates);
-            }
-            if parsed.targets.is_empty() {
-                return Err(usage(format!("{}: no valid targets", file.display())));
-            }
+            let (source, targets) = match (&args.file, &args.campaign) {
+                (Some(file), None) => (file.display().to_string(), read_targets(file)?),
+                (None, Some(campaign)) => {
+                    let targets = store.campaign_targets(campaign)?.ok_or_else(|| {
+                        usage(format!(
+                            "no campaign '{campaign}' in the store (v6scope campaign import)"
+                        ))
+                    })?;
+                    if targets.is_empty() {
+                        return Err(usage(format!("campaign '{campaign}' has no targets")));
+                    }
+                    (format!("campaign:{campaign}"), targets)
+                }
+                (Some(_), Some(_)) => return Err(usage("give a targets FILE or --campaign NAME, not both")),
+                (None, None) => return Err(usage("give a targets FILE, --campaign NAME, or --resume RUN")),
+            };
+            let parsed = targets::Parsed {
+                targets,
+                ..Default::default()
+            };
             let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
             let config = serde_json::json!({
                 "resolvers": args.probe.resolvers,
@@ -825,7 +868,7 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 "vantage_probes": args.probe.vantage_probes,
                 "crawl": args.crawl,
             });
-            let run = store.create_run(&file.display().to_string(), &names, &config.to_string())?;
+            let run = store.create_run(&source, &names, &config.to_string())?;
             store.add_targets(run, &parsed.targets)?;
             let pending = parsed
                 .targets
@@ -1090,6 +1133,45 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
     );
     for (status, n) in tally {
         eprintln!("  {status}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn campaign(command: CampaignCommand) -> Result<ExitCode> {
+    match command {
+        CampaignCommand::Import { name, file, store } => {
+            if name.trim().is_empty() || name.len() > 200 {
+                bail!(usage("a campaign name of 1 to 200 characters"));
+            }
+            let targets = read_targets(&file)?;
+            let mut store = Store::open(&store.db).with_context(|| format!("opening store {}", store.db.display()))?;
+            store.put_campaign(&name, &targets)?;
+            let mut by_category: BTreeMap<String, usize> = BTreeMap::new();
+            for t in &targets {
+                *by_category.entry(t.category.clone().unwrap_or_default()).or_default() += 1;
+            }
+            println!("campaign {name}: {} targets", targets.len());
+            for (category, n) in by_category {
+                println!(
+                    "  {:<32} {n}",
+                    if category.is_empty() {
+                        "(no category)"
+                    } else {
+                        &category
+                    }
+                );
+            }
+        }
+        CampaignCommand::List(store) => {
+            if !store.db.exists() {
+                bail!(usage(format!("no store at {}", store.db.display())));
+            }
+            let store = Store::open(&store.db)?;
+            println!("{:<32}  {:<20}  {:>8}", "campaign", "created", "targets");
+            for (name, created, n) in store.campaigns()? {
+                println!("{name:<32}  {created:<20}  {n:>8}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

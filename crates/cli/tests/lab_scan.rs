@@ -265,3 +265,69 @@ fn scan_crawls_sites_for_the_cn_profiles_and_keeps_the_crawl_settings() {
     assert_eq!(config["crawl"]["pages_per_level"], 7);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_campaign_is_imported_once_and_scanned_by_name() {
+    let env = lab_env();
+    let dir = scratch("campaign");
+    let targets = dir.join("gov.csv");
+    std::fs::write(
+        &targets,
+        "domain,category,organisation,region\n\
+         dual-stack-good.test,省部级政府网站,Lab Ministry,North\n\
+         not a domain,x,y,z\n\
+         ipv4-only.test,市地级政府网站,Lab City,South\n",
+    )
+    .unwrap();
+    let db = dir.join("v6scope.db");
+    let db_arg = db.display().to_string();
+    let import = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args([
+            "campaign",
+            "import",
+            "gov-2026",
+            targets.to_str().unwrap(),
+            "--db",
+            &db_arg,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        import.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert!(String::from_utf8_lossy(&import.stderr).contains(":3: skipped"));
+    assert!(String::from_utf8_lossy(&import.stdout).contains("campaign gov-2026: 2 targets"));
+    let mut args: Vec<String> = ["scan", "--campaign", "gov-2026", "--db", &db_arg]
+        .map(String::from)
+        .to_vec();
+    args.extend(lab_flags(&env));
+    let output = v6scope_in_lab(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let store = Store::open(&db).unwrap();
+    let runs = store.runs().unwrap();
+    assert_eq!(runs[0].source, "campaign:gov-2026");
+    assert_eq!((runs[0].targets, runs[0].done), (2, 2));
+    let unknown = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args([
+            "scan",
+            "--campaign",
+            "no-such",
+            "--db",
+            &db_arg,
+            "--resolver",
+            "127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no campaign 'no-such'"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

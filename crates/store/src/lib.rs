@@ -73,6 +73,19 @@ CREATE TABLE IF NOT EXISTS traffic (
     scaled       INTEGER NOT NULL,
     PRIMARY KEY (start, seconds, source, exporter, interface, asn, organisation, region, family, scaled)
 );
+CREATE TABLE IF NOT EXISTS campaigns (
+    name        TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS campaign_targets (
+    campaign     TEXT NOT NULL REFERENCES campaigns(name),
+    idx          INTEGER NOT NULL,
+    domain       TEXT NOT NULL,
+    category     TEXT,
+    organisation TEXT,
+    region       TEXT,
+    PRIMARY KEY (campaign, idx)
+);
 CREATE TABLE IF NOT EXISTS sketches (
     day          TEXT NOT NULL,
     organisation TEXT NOT NULL,
@@ -312,6 +325,69 @@ impl Store {
             params![day, organisation, kind, sketch],
         )?;
         Ok(())
+    }
+
+    /// Creates or replaces a campaign's target list, in one transaction.
+    pub fn put_campaign(&mut self, name: &str, targets: &[Target]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO campaigns (name, created_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
+            params![name],
+        )?;
+        tx.execute("DELETE FROM campaign_targets WHERE campaign = ?1", params![name])?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO campaign_targets (campaign, idx, domain, category, organisation, region) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (idx, t) in targets.iter().enumerate() {
+                insert.execute(params![
+                    name,
+                    idx as i64,
+                    t.domain,
+                    t.category,
+                    t.organisation,
+                    t.region
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Campaigns with their number of targets.
+    pub fn campaigns(&self) -> Result<Vec<(String, String, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.name, c.created_at, (SELECT COUNT(*) FROM campaign_targets t WHERE t.campaign = c.name) \
+             FROM campaigns c ORDER BY c.name",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// A campaign's targets in order; none if there is no such campaign.
+    pub fn campaign_targets(&self, name: &str) -> Result<Option<Vec<Target>>> {
+        let exists: Option<String> = self
+            .conn
+            .query_row("SELECT name FROM campaigns WHERE name = ?1", params![name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT domain, category, organisation, region FROM campaign_targets WHERE campaign = ?1 ORDER BY idx",
+        )?;
+        let rows = stmt.query_map(params![name], |r| {
+            Ok(Target {
+                domain: r.get(0)?,
+                category: r.get(1)?,
+                organisation: r.get(2)?,
+                region: r.get(3)?,
+            })
+        })?;
+        Ok(Some(rows.collect::<std::result::Result<_, _>>()?))
     }
 
     /// Stores a batch of finished targets atomically.
