@@ -138,6 +138,33 @@ enum Command {
     /// Campaigns: named target lists with categories, organisations and regions.
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// A plan's milestones with what the store measured, judged met / on
+    /// track / behind (Markdown or JSON).
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Plan name or TOML file.
+    #[arg(long, default_value = "cn-2017-action-plan")]
+    plan: String,
+    /// Campaign whose latest runs give the site-support rates per category.
+    #[arg(long, value_name = "NAME")]
+    campaign: Option<String>,
+    /// Profile whose verdict "pass" counts as IPv6 support.
+    #[arg(long, default_value = "internetnl")]
+    profile: String,
+    /// zh-CN or en.
+    #[arg(long, default_value = "en")]
+    lang: String,
+    /// md or json.
+    #[arg(long, default_value = "md")]
+    format: String,
+    /// Write to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -496,6 +523,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Users(args) => users(args),
         Command::Plans(args) => plans(args),
         Command::Campaign(command) => campaign(command),
+        Command::Report(args) => report(args),
         Command::Profiles => {
             for p in Profile::builtin() {
                 println!("{:<12} {}", p.name, p.title);
@@ -1133,6 +1161,126 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
     );
     for (status, n) in tally {
         eprintln!("  {status}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: ReportArgs) -> Result<ExitCode> {
+    use v6scope_flow::aggregate::{day_of, day_start};
+    use v6scope_flow::users::Sketch;
+    use v6scope_report::plan::{Indicator, Plan, parse_day};
+    use v6scope_report::render::{Measurement, markdown, rows};
+    let zh = match args.lang.as_str() {
+        "zh-CN" | "zh" => true,
+        "en" => false,
+        other => bail!(usage(format!("--lang {other}: zh-CN or en"))),
+    };
+    if !matches!(args.format.as_str(), "md" | "json") {
+        bail!(usage(format!("--format {}: md or json", args.format)));
+    }
+    let plan = Plan::load(&args.plan).map_err(|e| usage(e.to_string()))?;
+    if !args.store.db.exists() {
+        bail!(usage(format!("no store at {}", args.store.db.display())));
+    }
+    let store = Store::open(&args.store.db)?;
+    // The campaign's last two runs: the latest value and the trend.
+    let runs: Vec<_> = match &args.campaign {
+        Some(c) => {
+            if store.campaign_targets(c)?.is_none() {
+                bail!(usage(format!("no campaign '{c}' in the store")));
+            }
+            let source = format!("campaign:{c}");
+            let mut runs: Vec<_> = store.runs()?.into_iter().filter(|r| r.source == source).collect();
+            runs.reverse();
+            runs.truncate(2);
+            runs
+        }
+        None => Vec::new(),
+    };
+    let mut support = Vec::new();
+    for run in &runs {
+        let day = parse_day(run.started_at.get(..10).unwrap_or_default()).unwrap_or(0);
+        support.push((day, store.support_by_category(run.id, &args.profile)?));
+    }
+    // Active users: the rolling 30 days up to the latest day collected.
+    let latest_day = store
+        .sketches("0000-00-00", "9999-99-99", "subscribers")?
+        .last()
+        .map(|(d, _, _)| d.clone());
+    let users = match &latest_day {
+        Some(day) => {
+            let end = day_start(day).unwrap_or(0);
+            let first = day_of(end.saturating_sub(29 * 86_400));
+            let mut all = Sketch::default();
+            for (_, _, bytes) in store.sketches(&first, day, "subscribers")? {
+                all.merge(&Sketch::from_bytes(&bytes)?)?;
+            }
+            Some((parse_day(day).unwrap_or(0), all.count()))
+        }
+        None => None,
+    };
+    let rows = rows(&plan, zh, |m| match m.indicator {
+        Indicator::SiteSupport => {
+            let category = m.category.as_deref().unwrap_or_default();
+            let value_in = |i: usize| {
+                support.get(i).and_then(|(day, cats)| {
+                    cats.iter()
+                        .find(|(c, _, _)| c == category)
+                        .map(|(_, n, pass)| (*day, *pass as f64 / (*n).max(1) as f64, *n))
+                })
+            };
+            match value_in(0) {
+                Some((day, v, n)) => Measurement {
+                    latest: Some((day, v)),
+                    earlier: value_in(1).map(|(d, v, _)| (d, v)),
+                    population: Some(n),
+                    note: format!("{n} targets, profile {}", args.profile),
+                },
+                None => Measurement {
+                    note: match &args.campaign {
+                        Some(c) => format!("no targets of this category in campaign {c}"),
+                        None => "give --campaign".into(),
+                    },
+                    ..Default::default()
+                },
+            }
+        }
+        Indicator::ActiveUsers => match users {
+            Some((day, n)) => Measurement {
+                latest: Some((day, n as f64)),
+                population: Some(n as i64),
+                note: "distinct subscribers in the collected flows, 30 days".into(),
+                ..Default::default()
+            },
+            None => Measurement {
+                note: "no flows collected".into(),
+                ..Default::default()
+            },
+        },
+        Indicator::ActiveUserShare => Measurement {
+            note: "needs the number of internet users".into(),
+            ..Default::default()
+        },
+        Indicator::MobileTrafficShare | Indicator::FixedTrafficShare => Measurement {
+            note: "needs the mobile/fixed split of the exporters".into(),
+            ..Default::default()
+        },
+        Indicator::Qualitative => Measurement::default(),
+    });
+    let title = match &args.campaign {
+        Some(c) if zh => format!("IPv6 监测报告：{c}"),
+        Some(c) => format!("IPv6 monitoring report: {c}"),
+        None if zh => "IPv6 监测报告".into(),
+        None => "IPv6 monitoring report".into(),
+    };
+    let text = if args.format == "json" {
+        serde_json::to_string_pretty(&serde_json::json!({"plan": plan.name, "title": title, "milestones": rows}))?
+    } else {
+        markdown(&plan, &rows, zh, &title)
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

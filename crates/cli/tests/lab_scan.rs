@@ -315,6 +315,52 @@ fn a_campaign_is_imported_once_and_scanned_by_name() {
     let runs = store.runs().unwrap();
     assert_eq!(runs[0].source, "campaign:gov-2026");
     assert_eq!((runs[0].targets, runs[0].done), (2, 2));
+    // The campaign against the 2017 plan: support per category from the run.
+    let report = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args([
+            "report",
+            "--campaign",
+            "gov-2026",
+            "--plan",
+            "cn-2017-action-plan",
+            "--format",
+            "json",
+        ])
+        .args(["--db", &db_arg])
+        .output()
+        .unwrap();
+    assert_eq!(
+        report.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let milestone = |category: &str| {
+        report["milestones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["category"] == category)
+            .unwrap()
+            .clone()
+    };
+    let provincial = milestone("省部级政府网站");
+    assert_eq!(provincial["measurement"]["latest"][1], 1.0);
+    assert_eq!(provincial["judgement"]["standing"], "met");
+    let municipal = milestone("市地级政府网站");
+    assert_eq!(municipal["measurement"]["latest"][1], 0.0);
+    assert_eq!(municipal["judgement"]["standing"], "behind");
+    let markdown = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["report", "--campaign", "gov-2026", "--lang", "zh-CN", "--db", &db_arg])
+        .output()
+        .unwrap();
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(
+        markdown.contains("| 里程碑 |") && markdown.contains("省部级以上政府外网网站系统全面支持IPv6"),
+        "{markdown}"
+    );
+
     let unknown = Command::new(env!("CARGO_BIN_EXE_v6scope"))
         .args([
             "scan",

@@ -3,3 +3,4 @@
 //! with the gap.
 
 pub mod plan;
+pub mod render;

@@ -473,6 +473,19 @@ impl Store {
         ids.into_iter().map(|id| self.run(id)).collect()
     }
 
+    /// Per category of a run's targets: (category, targets, targets whose
+    /// verdict under `profile` is pass). Targets without a verdict count as
+    /// not passing.
+    pub fn support_by_category(&self, run: i64, profile: &str) -> Result<Vec<(String, i64, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT COALESCE(t.category, ''), COUNT(*), COALESCE(SUM(v.status = 'pass'), 0) FROM targets t \
+             LEFT JOIN verdicts v ON v.run_id = t.run_id AND v.idx = t.idx AND v.profile = ?2 \
+             WHERE t.run_id = ?1 GROUP BY 1 ORDER BY 1",
+        )?;
+        let rows = stmt.query_map(params![run, profile], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Streams a run's observations in target order.
     pub fn for_each_observation(&self, run: i64, mut f: impl FnMut(i64, DomainObservation)) -> Result<()> {
         self.run(run)?;
