@@ -157,7 +157,7 @@ struct ReportArgs {
     /// zh-CN or en.
     #[arg(long, default_value = "en")]
     lang: String,
-    /// md or json.
+    /// md, json or html (one self-contained page with an inline SVG chart).
     #[arg(long, default_value = "md")]
     format: String,
     /// Write to FILE instead of standard output.
@@ -1169,14 +1169,14 @@ fn report(args: ReportArgs) -> Result<ExitCode> {
     use v6scope_flow::aggregate::{day_of, day_start};
     use v6scope_flow::users::Sketch;
     use v6scope_report::plan::{Indicator, Plan, parse_day};
-    use v6scope_report::render::{Measurement, markdown, rows};
+    use v6scope_report::render::{Measurement, html, markdown, rows};
     let zh = match args.lang.as_str() {
         "zh-CN" | "zh" => true,
         "en" => false,
         other => bail!(usage(format!("--lang {other}: zh-CN or en"))),
     };
-    if !matches!(args.format.as_str(), "md" | "json") {
-        bail!(usage(format!("--format {}: md or json", args.format)));
+    if !matches!(args.format.as_str(), "md" | "json" | "html") {
+        bail!(usage(format!("--format {}: md, json or html", args.format)));
     }
     let plan = Plan::load(&args.plan).map_err(|e| usage(e.to_string()))?;
     if !args.store.db.exists() {
@@ -1273,10 +1273,12 @@ fn report(args: ReportArgs) -> Result<ExitCode> {
         None if zh => "IPv6 监测报告".into(),
         None => "IPv6 monitoring report".into(),
     };
-    let text = if args.format == "json" {
-        serde_json::to_string_pretty(&serde_json::json!({"plan": plan.name, "title": title, "milestones": rows}))?
-    } else {
-        markdown(&plan, &rows, zh, &title)
+    let text = match args.format.as_str() {
+        "json" => {
+            serde_json::to_string_pretty(&serde_json::json!({"plan": plan.name, "title": title, "milestones": rows}))?
+        }
+        "html" => html(&plan, &rows, zh, &title),
+        _ => markdown(&plan, &rows, zh, &title),
     };
     match &args.out {
         Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,

@@ -356,6 +356,23 @@ fn a_campaign_is_imported_once_and_scanned_by_name() {
         .output()
         .unwrap();
     let markdown = String::from_utf8_lossy(&markdown.stdout);
+    let page = dir.join("report.html");
+    let html = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args([
+            "report",
+            "--campaign",
+            "gov-2026",
+            "--format",
+            "html",
+            "--out",
+            page.to_str().unwrap(),
+        ])
+        .args(["--db", &db_arg])
+        .output()
+        .unwrap();
+    assert_eq!(html.status.code(), Some(0), "{}", String::from_utf8_lossy(&html.stderr));
+    let page = std::fs::read_to_string(&page).unwrap();
+    assert!(page.contains("<svg") && page.contains("省部级政府网站"), "{page}");
     assert!(
         markdown.contains("| 里程碑 |") && markdown.contains("省部级以上政府外网网站系统全面支持IPv6"),
         "{markdown}"

@@ -137,3 +137,123 @@ mod tests {
         assert!(md.contains("未监测"));
     }
 }
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar per measured share: the value as a bar, the target as
+/// a line. Inline SVG: the report needs no network to be viewed or printed.
+fn share_chart(rows: &[Row], zh: bool) -> String {
+    let shares: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.indicator.is_share() && r.measurement.latest.is_some())
+        .collect();
+    if shares.is_empty() {
+        return String::new();
+    }
+    let (label_w, bar_w, row_h) = (320.0, 360.0, 26.0);
+    let height = row_h * shares.len() as f64 + 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{}\" height=\"{height}\" \
+         viewBox=\"0 0 {} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n<title>{}</title>\n",
+        label_w + bar_w + 60.0,
+        label_w + bar_w + 60.0,
+        if zh {
+            "监测值与目标"
+        } else {
+            "Measured against target"
+        }
+    );
+    for (i, r) in shares.iter().enumerate() {
+        let y = 10.0 + row_h * i as f64;
+        let value = r.measurement.latest.map(|(_, v)| v).unwrap_or(0.0).clamp(0.0, 1.0);
+        let target = r.target.unwrap_or(0.0).clamp(0.0, 1.0);
+        let met = value >= target;
+        let label = r.category.clone().unwrap_or_else(|| r.text.clone());
+        svg += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n\
+             <rect x=\"{label_w}\" y=\"{y}\" width=\"{bar_w}\" height=\"16\" fill=\"#eee\"/>\n\
+             <rect x=\"{label_w}\" y=\"{y}\" width=\"{:.1}\" height=\"16\" fill=\"{}\"/>\n\
+             <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{}\" y2=\"{}\" stroke=\"#000\" stroke-width=\"2\"/>\n\
+             <text x=\"{}\" y=\"{}\">{:.1} %</text>\n",
+            label_w - 8.0,
+            y + 12.0,
+            escape(&label),
+            bar_w * value,
+            if met { "#2a7d2a" } else { "#c0392b" },
+            label_w + bar_w * target,
+            label_w + bar_w * target,
+            y - 2.0,
+            y + 18.0,
+            label_w + bar_w + 6.0,
+            y + 12.0,
+            value * 100.0
+        );
+    }
+    svg + "</svg>\n"
+}
+
+/// The report as one self-contained HTML page (inline CSS and SVG).
+pub fn html(plan: &Plan, rows: &[Row], zh: bool, title: &str) -> String {
+    let md_table = markdown(plan, rows, zh, title);
+    let mut table = String::from("<table>\n");
+    for (i, line) in md_table.lines().filter(|l| l.starts_with('|')).enumerate() {
+        if i == 1 {
+            continue; // the Markdown separator row
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let tag = if i == 0 { "th" } else { "td" };
+        table += "<tr>";
+        for c in cells {
+            table += &format!("<{tag}>{}</{tag}>", escape(c));
+        }
+        table += "</tr>\n";
+    }
+    table += "</table>\n";
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title>\n\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #999;padding:.3em .5em;text-align:left;vertical-align:top}}\
+         @media print{{body{{margin:0}}}}</style></head>\n<body>\n<h1>{}</h1>\n<p>{}: {} ({})</p>\n{}{}</body></html>\n",
+        if zh { "zh-CN" } else { "en" },
+        escape(title),
+        escape(title),
+        if zh { "规划" } else { "Plan" },
+        escape(if zh { &plan.title_zh } else { &plan.title_en }),
+        escape(&plan.source),
+        share_chart(rows, zh),
+        table
+    )
+}
+
+#[cfg(test)]
+mod html_tests {
+    use super::*;
+
+    #[test]
+    fn html_report_is_self_contained_with_a_chart_of_measured_shares() {
+        let plan = Plan::load("cn-2017-action-plan").unwrap();
+        let day = parse_day("2026-10-31").unwrap();
+        let rows = rows(&plan, true, |m| match m.category.as_deref() {
+            Some("省部级政府网站") => Measurement {
+                latest: Some((day, 0.8)),
+                note: "10 targets <pass>".into(),
+                ..Default::default()
+            },
+            _ => Measurement::default(),
+        });
+        let page = html(&plan, &rows, true, "2026-10 监测报告");
+        assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<html lang=\"zh-CN\">"));
+        assert!(page.contains("<svg") && page.contains(">省部级政府网站</text>") && page.contains("80.0 %"));
+        assert!(page.contains("10 targets &lt;pass&gt;"), "notes are escaped");
+        assert!(
+            !page.contains("src=") && !page.contains("href="),
+            "no external resources"
+        );
+        assert_eq!(page.matches("<tr>").count(), plan.milestones.len() + 1);
+    }
+}
