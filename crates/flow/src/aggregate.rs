@@ -289,35 +289,12 @@ fn mask(a: Ipv6Addr, len: u8) -> u128 {
 
 /// "YYYY-MM-DD" (UTC) of a Unix time.
 pub fn day_of(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    v6scope_model::days::format((secs / 86_400) as i64)
 }
 
 /// Unix seconds at the start of a "YYYY-MM-DD" (UTC) day.
 pub fn day_start(day: &str) -> Option<u64> {
-    let mut parts = day.split('-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let d: i64 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    u64::try_from((era * 146_097 + doe - 719_468) * 86_400).ok()
+    u64::try_from(v6scope_model::days::parse(day)? * 86_400).ok()
 }
 
 /// Bytes per host (named by DNS/SNI from the capture where possible) and

@@ -109,16 +109,6 @@ fn parse_client(s: &str) -> Option<IpAddr> {
     host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn to_unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, offset_secs: i64) -> Option<u64> {
     // Found by fuzzing: a year of 10^15 overflowed the arithmetic below.
     if !(1970..=9999).contains(&y)
@@ -131,7 +121,7 @@ fn to_unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, offset_secs: i64) -
     {
         return None;
     }
-    let t = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_secs;
+    let t = v6scope_model::days::from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_secs;
     u64::try_from(t).ok()
 }
 

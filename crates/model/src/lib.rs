@@ -687,3 +687,55 @@ impl Verdict {
         self.checks.iter().find(|c| c.id == id)
     }
 }
+
+/// Calendar days (UTC, proleptic Gregorian) without a date-time crate:
+/// the few conversions the indicators need.
+pub mod days {
+    /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    pub fn from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// Days since 1970-01-01 of "YYYY-MM-DD" (years 1900–9999).
+    pub fn parse(day: &str) -> Option<i64> {
+        let mut parts = day.split('-');
+        let y: i64 = parts.next()?.parse().ok()?;
+        let m: i64 = parts.next()?.parse().ok()?;
+        let d: i64 = parts.next()?.parse().ok()?;
+        if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1900..=9999).contains(&y) {
+            return None;
+        }
+        Some(from_civil(y, m, d))
+    }
+
+    /// "YYYY-MM-DD" of a day number (days since 1970-01-01).
+    pub fn format(days: i64) -> String {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn round_trips() {
+            for day in ["1970-01-01", "2000-02-29", "2024-12-31", "2026-11-26"] {
+                assert_eq!(super::format(super::parse(day).unwrap()), day);
+            }
+            assert_eq!(super::parse("1970-01-02"), Some(1));
+            assert_eq!(super::parse("2024-13-01"), None);
+        }
+    }
+}

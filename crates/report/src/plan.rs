@@ -130,22 +130,7 @@ impl Plan {
     }
 }
 
-/// Days since 1970-01-01 of "YYYY-MM-DD".
-pub fn parse_day(day: &str) -> Option<i64> {
-    let mut parts = day.split('-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let d: i64 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1900..=9999).contains(&y) {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
+pub use v6scope_model::days::parse as parse_day;
 
 /// Where a measured indicator stands against a milestone.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
