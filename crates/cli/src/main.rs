@@ -884,10 +884,6 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 (Some(_), Some(_)) => return Err(usage("give a targets FILE or --campaign NAME, not both")),
                 (None, None) => return Err(usage("give a targets FILE, --campaign NAME, or --resume RUN")),
             };
-            let parsed = targets::Parsed {
-                targets,
-                ..Default::default()
-            };
             let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
             let config = serde_json::json!({
                 "resolvers": args.probe.resolvers,
@@ -897,13 +893,8 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 "crawl": args.crawl,
             });
             let run = store.create_run(&source, &names, &config.to_string())?;
-            store.add_targets(run, &parsed.targets)?;
-            let pending = parsed
-                .targets
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| (i as i64, t))
-                .collect();
+            store.add_targets(run, &targets)?;
+            let pending = targets.into_iter().enumerate().map(|(i, t)| (i as i64, t)).collect();
             eprintln!("run {run}: {} targets", store.run(run)?.targets);
             (run, pending, profiles)
         }
