@@ -6,50 +6,13 @@
 //! itself counts, as nfpcapd reassembles IPv4 fragments), and the active
 //! users those of the truth. Traffic goes to 127.0.0.1 only.
 
+mod common;
+
+use common::captures::captures;
+use common::repo_root;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn captures() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("v6scope-exporters-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let output = Command::new("/usr/bin/python3")
-            .arg(repo_root().join("lab/flows/gen_pcaps.py"))
-            .arg(&dir)
-            .output()
-            .expect("running lab/flows/gen_pcaps.py");
-        assert!(
-            output.status.success(),
-            "gen_pcaps.py (needs python3-scapy: lab/install-deps): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let manifest: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-        let mut csv = String::from("prefix,organisation,subscriber_len,role\n");
-        for org in manifest["orgs"].as_array().unwrap() {
-            for prefix in org["prefixes"].as_array().unwrap() {
-                let len = org["subscriber_prefix_len"].as_u64();
-                csv += &format!(
-                    "{},{},{},{}\n",
-                    prefix.as_str().unwrap(),
-                    org["name"].as_str().unwrap(),
-                    len.map(|l| l.to_string()).unwrap_or_default(),
-                    if len.is_some() { "subscriber" } else { "server" }
-                );
-            }
-        }
-        std::fs::write(dir.join("prefixes.csv"), csv).unwrap();
-        dir
-    })
-    .clone()
-}
 
 /// Runs a collector on a free loopback port, replays mix.pcap through
 /// `mode`, and returns the collector's JSON summary of the UDP listener.

@@ -4,56 +4,12 @@
 //! definition, the app IPv6 concentration over three runs, and damaged
 //! files. No network is used.
 
+mod common;
+
+use common::captures::{captures, read_json};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The captures and their truths, generated once per test process.
-fn captures() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("v6scope-pcaps-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let output = Command::new("/usr/bin/python3")
-            .arg(repo_root().join("lab/flows/gen_pcaps.py"))
-            .arg(&dir)
-            .output()
-            .expect("running lab/flows/gen_pcaps.py");
-        assert!(
-            output.status.success(),
-            "lab/flows/gen_pcaps.py failed (needs python3-scapy: lab/install-deps): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // The prefix table the truth is computed with.
-        let manifest: Value = read_json(&dir.join("manifest.json"));
-        let mut csv = String::from("prefix,asn,organisation,region,subscriber_len,role\n");
-        for (i, org) in manifest["orgs"].as_array().unwrap().iter().enumerate() {
-            for prefix in org["prefixes"].as_array().unwrap() {
-                let len = org["subscriber_prefix_len"].as_u64();
-                csv += &format!(
-                    "{},{},{},{},{},{}\n",
-                    prefix.as_str().unwrap(),
-                    64500 + i,
-                    org["name"].as_str().unwrap(),
-                    org["region"].as_str().unwrap(),
-                    len.map(|l| l.to_string()).unwrap_or_default(),
-                    if len.is_some() { "subscriber" } else { "server" }
-                );
-            }
-        }
-        std::fs::write(dir.join("prefixes.csv"), csv).unwrap();
-        dir
-    })
-    .clone()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 fn v6scope(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_v6scope")).args(args).output().unwrap()

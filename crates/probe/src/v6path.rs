@@ -259,20 +259,11 @@ impl Prober {
             if addresses.is_empty() {
                 glueless.push(server);
             }
-            for &address in addresses {
-                if tries == MAX_TRIES {
-                    break;
-                }
-                // Hostile glue (loopback, ULA, ...) is never a target.
-                if !self.policy.info(IpAddr::V6(address)).usable {
-                    problems.push(format!("{server} {address}: not a global address"));
-                    continue;
-                }
-                tries += 1;
-                match self.ask(address, name, rtype, zone).await {
-                    Ok(reply) => return Ok((address, reply)),
-                    Err(e) => problems.push(format!("{server} {address}: {}", e.message)),
-                }
+            if let Some(answered) = self
+                .try_addresses(server, addresses, (name, rtype, zone), &mut tries, &mut problems)
+                .await
+            {
+                return Ok(answered);
             }
         }
         for server in glueless {
@@ -307,19 +298,11 @@ impl Prober {
             if addresses.is_empty() {
                 problems.push(format!("{server}: no AAAA record"));
             }
-            for address in addresses {
-                if tries == MAX_TRIES {
-                    break;
-                }
-                if !self.policy.info(IpAddr::V6(address)).usable {
-                    problems.push(format!("{server} {address}: not a global address"));
-                    continue;
-                }
-                tries += 1;
-                match self.ask(address, name, rtype, zone).await {
-                    Ok(reply) => return Ok((address, reply)),
-                    Err(e) => problems.push(format!("{server} {address}: {}", e.message)),
-                }
+            if let Some(answered) = self
+                .try_addresses(server, &addresses, (name, rtype, zone), &mut tries, &mut problems)
+                .await
+            {
+                return Ok(answered);
             }
         }
         Err(ProbeError::new(
@@ -336,6 +319,34 @@ impl Prober {
                 }
             ),
         ))
+    }
+
+    /// Asks `server`'s addresses in turn, within the step's budget of
+    /// tries; the first usable reply wins, failures go to `problems`.
+    async fn try_addresses(
+        &self,
+        server: &str,
+        addresses: &[Ipv6Addr],
+        (name, rtype, zone): (&Name, RecordType, &Name),
+        tries: &mut usize,
+        problems: &mut Vec<String>,
+    ) -> Option<(Ipv6Addr, Reply)> {
+        for &address in addresses {
+            if *tries == MAX_TRIES {
+                break;
+            }
+            // Hostile glue (loopback, ULA, ...) is never a target.
+            if !self.policy.info(IpAddr::V6(address)).usable {
+                problems.push(format!("{server} {address}: not a global address"));
+                continue;
+            }
+            *tries += 1;
+            match self.ask(address, name, rtype, zone).await {
+                Ok(reply) => return Some((address, reply)),
+                Err(e) => problems.push(format!("{server} {address}: {}", e.message)),
+            }
+        }
+        None
     }
 
     /// One question to one server of `zone` (RD=0): an authoritative reply,

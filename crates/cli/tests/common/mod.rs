@@ -1,6 +1,8 @@
 //! Shared helpers for tests that run v6scope inside the network-namespace lab.
 #![allow(dead_code)]
 
+pub mod captures;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
