@@ -2,7 +2,6 @@
 
 mod collect;
 mod render;
-mod targets;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -17,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use v6scope_assess::{Profile, assess};
+use v6scope_model::targets;
 use v6scope_model::{DomainObservation, ErrorKind, ProbeError, SCHEMA_VERSION, Status, Target, Vantage, Verdict};
 use v6scope_probe::{ProbeConfig, Prober};
 use v6scope_store::{Store, TargetResult};
@@ -86,6 +86,10 @@ fn apply_config_file(args: &[String]) -> Result<()> {
     let text = std::fs::read_to_string(&path).map_err(|e| usage(format!("reading config {path}: {e}")))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| usage(format!("config {path}: {e}")))?;
     for (key, value) in table {
+        if key == "serve" {
+            // The server's own table, read by `serve`.
+            continue;
+        }
         let key = key.replace('_', "-");
         if !CONFIG_KEYS.contains(&key.as_str()) {
             return Err(usage(format!(
@@ -141,6 +145,63 @@ enum Command {
     /// A plan's milestones with what the store measured, judged met / on
     /// track / behind (Markdown or JSON).
     Report(ReportArgs),
+    /// The dashboard, JSON API (/api/openapi.json), /metrics and the
+    /// scheduler that runs campaigns on their schedules.
+    Serve(ServeArgs),
+    /// Generate a campaign judged in monthly runs, for benchmarks and
+    /// browser tests (verdicts only, no observations).
+    #[command(hide = true)]
+    SynthStore(SynthArgs),
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    #[arg(long)]
+    campaign: String,
+    #[arg(long)]
+    targets: usize,
+    #[arg(long, default_value_t = 12)]
+    runs: usize,
+    /// Month of the last run (YYYY-MM).
+    #[arg(long, default_value = "2026-10")]
+    last_month: String,
+    #[arg(long, default_value = "cn-website")]
+    profile: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (repeatable); default: [serve] listen, or 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// File whose first line is the bearer token writes need (at least 16 characters).
+    #[arg(long, value_name = "FILE", env = "V6SCOPE_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Language of pages without ?lang= (en or zh-CN).
+    #[arg(long)]
+    lang: Option<String>,
+    /// Plan the overview judges against.
+    #[arg(long)]
+    plan: Option<String>,
+    /// Profile whose "pass" counts as support on the pages.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Seconds between scheduler checks.
+    #[arg(long, value_name = "S")]
+    tick_seconds: Option<u64>,
+    /// Let scans reach private and special-purpose addresses.
+    #[arg(long)]
+    allow_special_targets: bool,
+    /// A special-purpose prefix scans may reach all the same (repeatable).
+    #[arg(long = "scan-allow", value_name = "CIDR")]
+    allow_targets: Vec<ipnet::IpNet>,
+    /// Provider signatures (TOML) for attribution; default: the shipped set.
+    #[arg(long, value_name = "FILE")]
+    providers: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -148,16 +209,21 @@ struct ReportArgs {
     /// Plan name or TOML file.
     #[arg(long, default_value = "cn-2017-action-plan")]
     plan: String,
-    /// Campaign whose latest runs give the site-support rates per category.
+    /// Campaign whose runs give the site-support rates, tables, changes and
+    /// worst sites.
     #[arg(long, value_name = "NAME")]
     campaign: Option<String>,
+    /// The month reported on (default: the month of the campaign's latest run).
+    #[arg(long, value_name = "YYYY-MM")]
+    period: Option<String>,
     /// Profile whose verdict "pass" counts as IPv6 support.
     #[arg(long, default_value = "internetnl")]
     profile: String,
     /// zh-CN or en.
     #[arg(long, default_value = "en")]
     lang: String,
-    /// md, json or html (one self-contained page with an inline SVG chart).
+    /// md, json, csv (long format), html (one self-contained page with inline
+    /// SVG charts) or pdf (printed by headless Chromium; needs --out).
     #[arg(long, default_value = "md")]
     format: String,
     /// Write to FILE instead of standard output.
@@ -404,6 +470,18 @@ struct ScanArgs {
     /// Write a CSV summary (one row per domain) to FILE.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// Provider signatures (TOML) for the run's attribution; default: the shipped set.
+    #[arg(long, value_name = "FILE", env = "V6SCOPE_PROVIDERS")]
+    providers: Option<PathBuf>,
+    /// Refuse private and special-purpose target addresses (as `serve` does).
+    #[arg(long)]
+    public_only: bool,
+    /// With --public-only: a special-purpose prefix that may be reached all the same (repeatable).
+    #[arg(long = "scan-allow", value_name = "CIDR")]
+    scan_allow: Vec<ipnet::IpNet>,
+    /// The server's job this scan runs (set by `serve`).
+    #[arg(long, hide = true)]
+    job: Option<i64>,
 }
 
 #[derive(Args)]
@@ -524,6 +602,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plans(args) => plans(args),
         Command::Campaign(command) => campaign(command),
         Command::Report(args) => report(args),
+        Command::Serve(args) => serve(args, cli.config).await,
+        Command::SynthStore(args) => {
+            let mut store = Store::open(&args.store.db)?;
+            v6scope_server::synth::generate(
+                &mut store,
+                &args.campaign,
+                args.targets,
+                args.runs,
+                &args.last_month,
+                &args.profile,
+                |line| eprintln!("{line}"),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Profiles => {
             for p in Profile::builtin() {
                 println!("{:<12} {}", p.name, p.title);
@@ -899,6 +991,13 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             (run, pending, profiles)
         }
     };
+    if let Some(job) = args.job {
+        store.attach_job(job, run)?;
+    }
+    let providers = load_providers(&args.providers)?;
+    if args.public_only {
+        install_scan_policy(&args.probe, &args.scan_allow)?;
+    }
     let (prober, vantage) = setup(&args.probe).await?;
     let site = SiteWork::new(&prober, &vantage, &args.crawl, &profiles).await?;
     let site = &site;
@@ -995,6 +1094,13 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     store.finish_run(run)?;
     let info = store.run(run)?;
     eprintln!("run {run}: {} of {} targets evaluated", info.done, info.targets);
+    let summary = v6scope_report::history::summarise_run(&mut store, run, &providers, &|_| None)?;
+    if summary.regressions + summary.improvements > 0 {
+        eprintln!(
+            "  against the previous run: {} regressions, {} improvements",
+            summary.regressions, summary.improvements
+        );
+    }
     for ((profile, status), n) in &tally {
         eprintln!("  {profile}: {status} {n}");
     }
@@ -1125,6 +1231,86 @@ fn inherit_probe_settings(probe: &mut ProbeArgs, stored: &str) {
     }
 }
 
+fn load_providers(path: &Option<PathBuf>) -> Result<v6scope_assess::providers::Providers> {
+    match path {
+        Some(p) => v6scope_assess::providers::Providers::load(p).map_err(|e| usage(e.to_string())),
+        None => Ok(v6scope_assess::providers::Providers::builtin()),
+    }
+}
+
+/// Refuses special-purpose addresses for the rest of the process, except
+/// the allowed prefixes and the resolvers the operator configured.
+fn install_scan_policy(probe: &ProbeArgs, allowed: &[ipnet::IpNet]) -> Result<()> {
+    use v6scope_probe::policy::{AddressPolicy, install};
+    let mut allow = allowed.to_vec();
+    let resolvers: Vec<SocketAddr> = if probe.resolvers.is_empty() {
+        v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
+    } else {
+        probe
+            .resolvers
+            .iter()
+            .map(|r| parse_resolver(r))
+            .collect::<Result<_>>()?
+    };
+    allow.extend(resolvers.iter().map(|r| ipnet::IpNet::from(r.ip())));
+    allow.extend(probe.vantage_probes.iter().map(|a| ipnet::IpNet::from(*a)));
+    install(AddressPolicy::public_only(allow));
+    Ok(())
+}
+
+/// The `[serve]` table of the configuration file, if there is one.
+fn serve_table(path: &Option<PathBuf>) -> Result<toml::Table> {
+    let Some(path) = path else {
+        return Ok(toml::Table::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("reading config {}: {e}", path.display())))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| usage(format!("config {}: {e}", path.display())))?;
+    Ok(match table.remove("serve") {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => bail!(usage("config: [serve] must be a table")),
+        None => toml::Table::new(),
+    })
+}
+
+async fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Result<ExitCode> {
+    use v6scope_server::{Lang, Scanner, ServerConfig};
+    let table = serve_table(&config_file)?;
+    let mut config: ServerConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| usage(format!("config [serve]: {e}")))?;
+    if !args.listen.is_empty() {
+        config.listen = args.listen;
+    }
+    if args.token_file.is_some() {
+        config.token_file = args.token_file;
+    }
+    if let Some(lang) = &args.lang {
+        config.lang = Lang::parse(lang).ok_or_else(|| usage(format!("--lang {lang}: en or zh-CN")))?;
+    }
+    if let Some(plan) = args.plan {
+        config.plan = plan;
+    }
+    if let Some(profile) = args.profile {
+        config.profile = profile;
+    }
+    if let Some(tick) = args.tick_seconds {
+        config.tick_seconds = tick;
+    }
+    config.allow_special_targets |= args.allow_special_targets;
+    config.allow_targets.extend(args.allow_targets);
+    if args.providers.is_some() {
+        config.providers = args.providers;
+    }
+    let scanner = Scanner {
+        program: std::env::current_exe().context("locating the v6scope binary for scans")?,
+        leading_args: Vec::new(),
+    };
+    v6scope_server::serve(config, args.store.db, scanner)
+        .await
+        .map_err(|e| usage(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn reassess(args: AssessArgs) -> Result<ExitCode> {
     let profile = Profile::load(&args.profile).map_err(|e| usage(e.to_string()))?;
     let mut store =
@@ -1135,6 +1321,7 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
         verdicts.push((idx, assess(&observation, &profile)));
     })?;
     store.save_verdicts(args.run, &verdicts)?;
+    v6scope_report::history::summarise_run(&mut store, args.run, &load_providers(&None)?, &|_| None)?;
     let mut tally: BTreeMap<Status, u64> = BTreeMap::new();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -1157,119 +1344,48 @@ fn reassess(args: AssessArgs) -> Result<ExitCode> {
 }
 
 fn report(args: ReportArgs) -> Result<ExitCode> {
-    use v6scope_flow::aggregate::{day_of, day_start};
-    use v6scope_flow::users::Sketch;
-    use v6scope_report::plan::{Indicator, Plan, parse_day};
-    use v6scope_report::render::{Measurement, html, markdown, rows};
+    // The report itself lives in the library, so the server makes the same one.
+    use v6scope_report::monthly::{self, ReportRequest};
     let zh = match args.lang.as_str() {
         "zh-CN" | "zh" => true,
         "en" => false,
         other => bail!(usage(format!("--lang {other}: zh-CN or en"))),
     };
-    if !matches!(args.format.as_str(), "md" | "json" | "html") {
-        bail!(usage(format!("--format {}: md, json or html", args.format)));
+    let format = args.format.as_str();
+    if !matches!(format, "md" | "json" | "html" | "csv" | "pdf") {
+        bail!(usage(format!("--format {format}: md, json, html, csv or pdf")));
     }
-    let plan = Plan::load(&args.plan).map_err(|e| usage(e.to_string()))?;
+    if format == "pdf" && args.out.is_none() {
+        bail!(usage("--format pdf needs --out FILE"));
+    }
     if !args.store.db.exists() {
         bail!(usage(format!("no store at {}", args.store.db.display())));
     }
     let store = Store::open(&args.store.db)?;
-    // The campaign's last two runs: the latest value and the trend.
-    let runs: Vec<_> = match &args.campaign {
-        Some(c) => {
-            if store.campaign_targets(c)?.is_none() {
-                bail!(usage(format!("no campaign '{c}' in the store")));
-            }
-            let source = format!("campaign:{c}");
-            let mut runs: Vec<_> = store.runs()?.into_iter().filter(|r| r.source == source).collect();
-            runs.reverse();
-            runs.truncate(2);
-            runs
-        }
-        None => Vec::new(),
+    let request = ReportRequest {
+        campaign: args.campaign,
+        period: args.period,
+        plan: args.plan,
+        profile: args.profile,
+        zh,
     };
-    let mut support = Vec::new();
-    for run in &runs {
-        let day = parse_day(run.started_at.get(..10).unwrap_or_default()).unwrap_or(0);
-        support.push((day, store.support_by_category(run.id, &args.profile)?));
-    }
-    // Active users: the rolling 30 days up to the latest day collected.
-    let latest_day = store
-        .sketches("0000-00-00", "9999-99-99", "subscribers")?
-        .last()
-        .map(|(d, _, _)| d.clone());
-    let users = match &latest_day {
-        Some(day) => {
-            let end = day_start(day).unwrap_or(0);
-            let first = day_of(end.saturating_sub(29 * 86_400));
-            let mut all = Sketch::default();
-            for (_, _, bytes) in store.sketches(&first, day, "subscribers")? {
-                all.merge(&Sketch::from_bytes(&bytes)?)?;
-            }
-            Some((parse_day(day).unwrap_or(0), all.count()))
+    let report = monthly::build(&store, &request).map_err(|e| {
+        if e.is_usage() {
+            usage(e.to_string())
+        } else {
+            anyhow::Error::new(e)
         }
-        None => None,
-    };
-    let rows = rows(&plan, zh, |m| match m.indicator {
-        Indicator::SiteSupport => {
-            let category = m.category.as_deref().unwrap_or_default();
-            let value_in = |i: usize| {
-                support.get(i).and_then(|(day, cats)| {
-                    cats.iter()
-                        .find(|(c, _, _)| c == category)
-                        .map(|(_, n, pass)| (*day, *pass as f64 / (*n).max(1) as f64, *n))
-                })
-            };
-            match value_in(0) {
-                Some((day, v, n)) => Measurement {
-                    latest: Some((day, v)),
-                    earlier: value_in(1).map(|(d, v, _)| (d, v)),
-                    population: Some(n),
-                    note: format!("{n} targets, profile {}", args.profile),
-                },
-                None => Measurement {
-                    note: match &args.campaign {
-                        Some(c) => format!("no targets of this category in campaign {c}"),
-                        None => "give --campaign".into(),
-                    },
-                    ..Default::default()
-                },
-            }
+    })?;
+    let text = match format {
+        "json" => monthly::json(&report),
+        "csv" => monthly::csv(&report),
+        "html" => monthly::html(&report),
+        "pdf" => {
+            let out = args.out.as_deref().unwrap_or(std::path::Path::new("report.pdf"));
+            monthly::pdf(&monthly::html(&report), out)?;
+            return Ok(ExitCode::SUCCESS);
         }
-        Indicator::ActiveUsers => match users {
-            Some((day, n)) => Measurement {
-                latest: Some((day, n as f64)),
-                population: Some(n as i64),
-                note: "distinct subscribers in the collected flows, 30 days".into(),
-                ..Default::default()
-            },
-            None => Measurement {
-                note: "no flows collected".into(),
-                ..Default::default()
-            },
-        },
-        Indicator::ActiveUserShare => Measurement {
-            note: "needs the number of internet users".into(),
-            ..Default::default()
-        },
-        Indicator::MobileTrafficShare | Indicator::FixedTrafficShare => Measurement {
-            note: "needs the mobile/fixed split of the exporters".into(),
-            ..Default::default()
-        },
-        Indicator::Qualitative => Measurement::default(),
-    });
-    let title = match &args.campaign {
-        Some(c) if zh => format!("IPv6 监测报告：{c}"),
-        Some(c) => format!("IPv6 monitoring report: {c}"),
-        None if zh => "IPv6 监测报告".into(),
-        None => "IPv6 monitoring report".into(),
-    };
-    let text = match args.format.as_str() {
-        "json" => {
-            serde_json::to_string_pretty(&serde_json::json!({"plan": plan.name, "title": title, "milestones": rows}))?
-        }
-        "html" => html(&plan, &rows, zh, &title),
-        _ => markdown(&plan, &rows, zh, &title),
+        _ => monthly::markdown(&report),
     };
     match &args.out {
         Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,

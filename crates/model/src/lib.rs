@@ -690,6 +690,8 @@ impl Verdict {
 
 /// Calendar days (UTC, proleptic Gregorian) without a date-time crate:
 /// the few conversions the indicators need.
+pub mod targets;
+
 pub mod days {
     /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
     pub fn from_civil(y: i64, m: i64, d: i64) -> i64 {

@@ -155,6 +155,7 @@ async fn exchange_udp(
     bytes: &[u8],
     limit: Duration,
 ) -> Result<Answer, ProbeError> {
+    crate::policy::check(server.ip())?;
     let start = Instant::now();
     let socket = UdpSocket::bind(unspecified_for(server))
         .await
@@ -196,6 +197,7 @@ async fn exchange_tcp(
     bytes: &[u8],
     limit: Duration,
 ) -> Result<Answer, ProbeError> {
+    crate::policy::check(server.ip())?;
     let start = Instant::now();
     let work = async {
         let mut stream = TcpStream::connect(server)
@@ -291,6 +293,9 @@ const MUX_SOCKETS: usize = 8;
 
 impl UdpMux {
     async fn open(server: SocketAddr) -> Result<UdpMux, ProbeError> {
+        // The resolver is the operator's choice, but still checked: the
+        // caller puts it on the allow list (see `policy`).
+        crate::policy::check(server.ip())?;
         let socket =
             Arc::new(shared_udp_socket(server).map_err(|e| io_error(&format!("udp socket for {server}"), &e))?);
         let pending: Arc<std::sync::Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>> = Arc::default();
@@ -603,6 +608,34 @@ mod tests {
         assert_eq!(name_str(&parse_name("WWW.Example.TEST.").unwrap()), "www.example.test");
         assert_eq!(name_str(&Name::root()), ".");
         let _ = CNAME(Name::root());
+    }
+
+    #[tokio::test]
+    async fn scan_policy_refuses_before_any_packet() {
+        use crate::policy::{AddressPolicy, scoped};
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(server).await.unwrap();
+        let name = parse_name("example.test").unwrap();
+        let limit = Duration::from_millis(300);
+        let resolver = Resolver::new(vec![server], limit, 1, None);
+        let work = async {
+            let mut outcomes = Vec::new();
+            for transport in [Some(Transport::Udp), Some(Transport::Tcp), None] {
+                outcomes.push(exchange(server, &name, RecordType::A, false, transport, limit).await);
+            }
+            outcomes.push(resolver.query(&name, RecordType::A).await);
+            outcomes
+        };
+        for outcome in scoped(AddressPolicy::public_only(Vec::new()), work).await {
+            let e = outcome.expect_err("refused");
+            assert_eq!(e.kind, ErrorKind::NotTestable);
+            assert!(e.message.starts_with("refused by scan policy: 127.0.0.1 is loopback"));
+        }
+        let mut buf = [0u8; 512];
+        let quiet = Duration::from_millis(200);
+        assert!(tokio::time::timeout(quiet, udp.recv(&mut buf)).await.is_err());
+        assert!(tokio::time::timeout(quiet, tcp.accept()).await.is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod crawl;
 pub mod dns;
 pub mod links;
 pub mod mail;
+pub mod policy;
 pub mod robots;
 pub mod v6path;
 pub mod web;

@@ -107,6 +107,7 @@ pub async fn probe(address: IpAddr, config: &SmtpConfig) -> SmtpProbe {
 }
 
 async fn converse(result: &mut SmtpProbe, config: &SmtpConfig) -> Result<(), ProbeError> {
+    crate::policy::check(result.address)?;
     let socket = SocketAddr::new(result.address, config.port);
     let started = Instant::now();
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(socket))
@@ -177,6 +178,32 @@ mod tests {
             .unwrap();
         assert_eq!(reply.code, 250);
         assert_eq!(reply.lines, vec!["mx.test", "PIPELINING", "STARTTLS"]);
+    }
+
+    #[tokio::test]
+    async fn scan_policy_refuses_before_connecting() {
+        use crate::policy::{AddressPolicy, scoped};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = SmtpConfig {
+            port: listener.local_addr().unwrap().port(),
+            connect_timeout: Duration::from_secs(1),
+            deadline: Duration::from_secs(2),
+            helo_name: "v6scope.invalid".into(),
+        };
+        let result = scoped(
+            AddressPolicy::public_only(Vec::new()),
+            probe("127.0.0.1".parse().unwrap(), &config),
+        )
+        .await;
+        assert!(!result.connected);
+        let e = result.error.expect("refused");
+        assert_eq!(e.kind, ErrorKind::NotTestable);
+        assert_eq!(e.message, "refused by scan policy: 127.0.0.1 is loopback (127.0.0.0/8)");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), listener.accept())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

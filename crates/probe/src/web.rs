@@ -502,6 +502,8 @@ impl WebClient {
         started: Instant,
         pool: Option<&ConnectionPool>,
     ) -> Result<(hyper::Response<hyper::body::Incoming>, Option<Lease>), ProbeError> {
+        // Before any request, pooled or fresh: redirects may name any address.
+        crate::policy::check(address)?;
         let port = url.port_or_known_default().unwrap_or(80);
         let socket = SocketAddr::new(address, port);
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
@@ -756,5 +758,74 @@ mod tests {
     #[test]
     fn garbage_gzip_is_an_error() {
         assert!(decompress(b"not gzip".to_vec(), Some("gzip"), 1024).is_err());
+    }
+
+    fn client() -> WebClient {
+        WebClient::new(WebConfig {
+            ca_files: Vec::new(),
+            connect_timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(3),
+            body_cap: 1024,
+            user_agent: "v6scope-test".into(),
+        })
+        .unwrap()
+    }
+
+    fn no_lookup() -> HostLookup {
+        Arc::new(|_, _| Box::pin(async { Vec::new() }))
+    }
+
+    #[tokio::test]
+    async fn scan_policy_refuses_loopback_without_connecting() {
+        use crate::policy::{AddressPolicy, scoped};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port())).unwrap();
+        let (client, lookup, loopback) = (client(), no_lookup(), "127.0.0.1".parse().unwrap());
+        let fetch = client.fetch_url(&url, loopback, &lookup, None);
+        let (fetch, page) = scoped(AddressPolicy::public_only(Vec::new()), fetch).await;
+        assert!(page.is_none() && !fetch.tcp_connected);
+        let error = fetch.error.expect("refused");
+        assert_eq!(error.kind, ErrorKind::NotTestable);
+        assert_eq!(
+            error.message,
+            "refused by scan policy: 127.0.0.1 is loopback (127.0.0.0/8)"
+        );
+        let accepted = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+        assert!(accepted.is_err(), "no connection may reach the listener");
+        // Control: without a policy the same fetch does connect.
+        let open = tokio::spawn(async move { client.fetch_url(&url, loopback, &lookup, None).await });
+        let accepted = tokio::time::timeout(Duration::from_secs(2), listener.accept()).await;
+        assert!(accepted.is_ok_and(|a| a.is_ok()));
+        open.abort();
+    }
+
+    #[tokio::test]
+    async fn scan_policy_refuses_a_redirect_to_a_literal_internal_address() {
+        use crate::policy::{AddressPolicy, scoped};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let reply =
+                format!("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2:{port}/admin\r\nContent-Length: 0\r\n\r\n");
+            let _ = conn.write_all(reply.as_bytes()).await;
+        });
+        // The lab-style allow list admits the first server only.
+        let policy = AddressPolicy::public_only(vec!["127.0.0.1/32".parse().unwrap()]);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let (client, lookup) = (client(), no_lookup());
+        let (fetch, _) = scoped(
+            policy,
+            client.fetch_url(&url, "127.0.0.1".parse().unwrap(), &lookup, None),
+        )
+        .await;
+        assert_eq!(fetch.hops.len(), 2);
+        assert_eq!(fetch.hops[0].status, Some(302));
+        let error = fetch.error.expect("refused");
+        assert_eq!(error.kind, ErrorKind::NotTestable);
+        assert!(error.message.contains("127.0.0.2 is loopback"), "{}", error.message);
     }
 }

@@ -138,7 +138,7 @@ mod tests {
     }
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -147,7 +147,7 @@ fn escape(s: &str) -> String {
 
 /// A horizontal bar per measured share: the value as a bar, the target as
 /// a line. Inline SVG: the report needs no network to be viewed or printed.
-fn share_chart(rows: &[Row], zh: bool) -> String {
+pub(crate) fn share_chart(rows: &[Row], zh: bool) -> String {
     let shares: Vec<&Row> = rows
         .iter()
         .filter(|r| r.indicator.is_share() && r.measurement.latest.is_some())

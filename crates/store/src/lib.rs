@@ -9,6 +9,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use v6scope_model::{DomainObservation, Target, Verdict};
 
+mod platform;
+mod reports;
+pub use platform::{Change, Job, ProviderUseRow, Schedule, Slice, TargetFilter, TargetRow, TimelinePoint};
+pub use reports::ChangeGroupRow;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -17,6 +22,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("run {0} does not exist in this store")]
     NoSuchRun(i64),
+    #[error("job {0} does not exist in this store")]
+    NoSuchJob(i64),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -176,6 +183,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(platform::SCHEMA)?;
         Ok(Store { conn })
     }
 

@@ -1,8 +1,8 @@
 //! Targets files: one domain per line, or CSV `domain,category,organisation,region`
 //! with a header. Bad lines are reported with their line numbers and skipped.
 
+use crate::Target;
 use std::collections::HashSet;
-use v6scope_model::Target;
 
 /// A line that could not be used.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,1057 @@
+//! The JSON API (described in `openapi.json`) and the data the pages show:
+//! every page is rendered from the same structures the API returns.
+
+use crate::scheduler::{now, parse_cron};
+use crate::{ApiError, Lang, SharedState};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use v6scope_model::{Target, Verdict};
+use v6scope_report::plan::{Indicator, Plan, parse_day};
+use v6scope_report::render::{Measurement, Row, rows};
+use v6scope_store::{Change, Job, Schedule, Slice, Store, TargetFilter, TargetRow, TimelinePoint};
+
+pub(crate) const OPENAPI: &str = include_str!("../openapi.json");
+
+pub(crate) fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/health", get(health))
+        .route("/api/overview", get(api_overview))
+        .route("/api/campaigns", get(api_campaigns))
+        .route(
+            "/api/campaigns/{name}",
+            get(api_campaign).put(api_put_campaign).delete(api_delete_campaign),
+        )
+        .route("/api/campaigns/{name}/targets", get(api_targets))
+        .route("/api/campaigns/{name}/runs", post(api_trigger))
+        .route(
+            "/api/campaigns/{name}/schedules",
+            get(api_schedules).post(api_add_schedule),
+        )
+        .route("/api/campaigns/{name}/webhook", put(api_put_webhook))
+        .route("/api/campaigns/{name}/providers", get(api_providers))
+        .route("/api/schedules/{id}", delete(api_delete_schedule))
+        .route("/api/sites/{domain}", get(api_site))
+        .route("/api/runs", get(api_runs))
+        .route("/api/jobs", get(api_jobs))
+        .route("/api/traffic", get(api_traffic))
+        .route("/api/report", get(api_report))
+        .route("/metrics", get(metrics))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn health(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let counters = state.store(|s| Ok(s.counters()?)).await?;
+    Ok(Json(
+        serde_json::json!({"status": "ok", "runs": counters[0], "queued_jobs": counters[4]}),
+    ))
+}
+
+/// Checks the bearer token of a write.
+fn authorise(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let Some(token) = &state.token else {
+        return Err(ApiError::ReadOnly);
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    if given.as_bytes().ct_eq(token.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "campaign name '{}': 1 to 100 letters, digits, '-', '_' or '.'",
+            name.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
+// ---- shared data ------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ViewQuery {
+    pub lang: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl ViewQuery {
+    pub fn lang(&self, state: &SharedState) -> Result<Lang, ApiError> {
+        match &self.lang {
+            None => Ok(state.config.lang),
+            Some(l) => Lang::parse(l).ok_or_else(|| ApiError::BadRequest(format!("lang '{l}': en or zh-CN"))),
+        }
+    }
+
+    pub fn profile(&self, state: &SharedState) -> Result<String, ApiError> {
+        let p = self.profile.clone().unwrap_or_else(|| state.config.profile.clone());
+        if p.len() > 64 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ApiError::BadRequest(format!("profile '{p}'")));
+        }
+        Ok(p)
+    }
+}
+
+/// One finished run of a campaign with its overall rate.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RunPoint {
+    pub run: i64,
+    pub started_at: String,
+    pub targets: i64,
+    pub pass: i64,
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CampaignHeadline {
+    pub name: String,
+    pub created_at: String,
+    pub targets: i64,
+    /// Oldest first, at most 24.
+    pub runs: Vec<RunPoint>,
+}
+
+fn run_points(store: &Store, campaign: &str, profile: &str, limit: i64) -> Result<Vec<RunPoint>, ApiError> {
+    let mut points = Vec::new();
+    for (run, started_at) in store.finished_runs_of(&format!("campaign:{campaign}"), limit)? {
+        if let Some(all) = store.summary(run, profile, Some("all"))?.into_iter().next() {
+            points.push(RunPoint {
+                run,
+                started_at,
+                targets: all.targets,
+                pass: all.pass,
+                rate: all.pass as f64 / all.targets.max(1) as f64,
+            });
+        }
+    }
+    points.reverse();
+    Ok(points)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Overview {
+    pub profile: String,
+    pub plan: String,
+    pub plan_title: String,
+    pub campaigns: Vec<CampaignHeadline>,
+    pub milestones: Vec<Row>,
+    /// (month, IPv6 share of bytes) from the collected traffic.
+    pub traffic_share: Vec<(String, f64)>,
+    pub active_users: Option<u64>,
+}
+
+pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang) -> Result<Overview, ApiError> {
+    let plan = Plan::load(plan_name).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut campaigns = Vec::new();
+    // Site support per category pooled over every campaign: latest and
+    // previous run of each.
+    let mut latest: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut earlier: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    for (name, created_at, targets) in store.campaigns()? {
+        let runs = run_points(store, &name, profile, 24)?;
+        for (slot, point) in [(&mut latest, runs.last()), (&mut earlier, runs.iter().rev().nth(1))] {
+            if let Some(p) = point {
+                let day = parse_day(p.started_at.get(..10).unwrap_or_default()).unwrap_or(0);
+                for s in store.summary(p.run, profile, Some("category"))? {
+                    let e = slot.entry(s.key).or_insert((day, 0, 0));
+                    e.0 = e.0.max(day);
+                    e.1 += s.targets;
+                    e.2 += s.pass;
+                }
+            }
+        }
+        campaigns.push(CampaignHeadline {
+            name,
+            created_at,
+            targets,
+            runs,
+        });
+    }
+    let users = active_users(store)?;
+    let milestones = rows(&plan, lang.zh(), |m| match m.indicator {
+        Indicator::SiteSupport => {
+            let category = m.category.clone().unwrap_or_default();
+            let value = |map: &BTreeMap<String, (i64, i64, i64)>| {
+                map.get(&category)
+                    .map(|(day, n, pass)| ((*day, *pass as f64 / (*n).max(1) as f64), *n))
+            };
+            match value(&latest) {
+                Some((latest, n)) => Measurement {
+                    latest: Some(latest),
+                    earlier: value(&earlier).map(|(v, _)| v),
+                    population: Some(n),
+                    note: format!("{n} targets, profile {profile}"),
+                },
+                None => Measurement {
+                    note: "no campaign target of this category".into(),
+                    ..Default::default()
+                },
+            }
+        }
+        Indicator::ActiveUsers => match users {
+            Some((day, n)) => Measurement {
+                latest: Some((day, n as f64)),
+                population: Some(n as i64),
+                note: "distinct subscribers in the collected flows, 30 days".into(),
+                ..Default::default()
+            },
+            None => Measurement {
+                note: "no flows collected".into(),
+                ..Default::default()
+            },
+        },
+        _ => Measurement {
+            note: "not measured by this deployment".into(),
+            ..Default::default()
+        },
+    });
+    Ok(Overview {
+        profile: profile.into(),
+        plan: plan.name.clone(),
+        plan_title: if lang.zh() {
+            plan.title_zh.clone()
+        } else {
+            plan.title_en.clone()
+        },
+        campaigns,
+        milestones,
+        traffic_share: traffic_share(store, "month")?,
+        active_users: users.map(|(_, n)| n),
+    })
+}
+
+/// 30-day active IPv6 users up to the latest day collected.
+fn active_users(store: &Store) -> Result<Option<(i64, u64)>, ApiError> {
+    use v6scope_flow::aggregate::{day_of, day_start};
+    use v6scope_flow::users::Sketch;
+    let Some((day, _, _)) = store.sketches("0000-00-00", "9999-99-99", "subscribers")?.pop() else {
+        return Ok(None);
+    };
+    let end = day_start(&day).unwrap_or(0);
+    let first = day_of(end.saturating_sub(29 * 86_400));
+    let mut all = Sketch::default();
+    for (_, _, bytes) in store.sketches(&first, &day, "subscribers")? {
+        let sketch = Sketch::from_bytes(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+        all.merge(&sketch).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    Ok(Some((parse_day(&day).unwrap_or(0), all.count())))
+}
+
+fn traffic_share(store: &Store, by: &str) -> Result<Vec<(String, f64)>, ApiError> {
+    let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for t in store.traffic_by(by, None)? {
+        let e = per.entry(t.period).or_default();
+        if t.family == 6 {
+            e.1 += t.bytes;
+        } else {
+            e.0 += t.bytes;
+        }
+    }
+    Ok(per
+        .into_iter()
+        .map(|(p, (v4, v6))| (p, v6 as f64 / (v4 + v6).max(1) as f64))
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CampaignView {
+    pub name: String,
+    pub targets: i64,
+    pub profile: String,
+    pub runs: Vec<RunPoint>,
+    pub latest_run: Option<i64>,
+    pub by_category: Vec<Slice>,
+    pub by_region: Vec<Slice>,
+    pub by_organisation: Vec<Slice>,
+    pub by_provider: Vec<Slice>,
+    pub worst: Vec<TargetRow>,
+    pub best: Vec<TargetRow>,
+    pub changes: Vec<Change>,
+    pub schedules: Vec<Schedule>,
+    pub has_webhook: bool,
+    /// Distinct categories and regions of the campaign (for filters).
+    pub categories: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+fn campaign_exists(store: &Store, name: &str) -> Result<i64, ApiError> {
+    store
+        .campaigns()?
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .map(|(_, _, targets)| targets)
+        .ok_or_else(|| ApiError::NotFound(format!("no campaign '{name}'")))
+}
+
+pub(crate) fn campaign(store: &Store, name: &str, profile: &str) -> Result<CampaignView, ApiError> {
+    let targets = campaign_exists(store, name)?;
+    let runs = run_points(store, name, profile, 24)?;
+    let latest_run = runs.last().map(|r| r.run);
+    let mut view = CampaignView {
+        name: name.into(),
+        targets,
+        profile: profile.into(),
+        runs,
+        latest_run,
+        by_category: vec![],
+        by_region: vec![],
+        by_organisation: vec![],
+        by_provider: vec![],
+        worst: vec![],
+        best: vec![],
+        changes: vec![],
+        schedules: store.schedules()?.into_iter().filter(|s| s.campaign == name).collect(),
+        has_webhook: store.webhook(name)?.is_some(),
+        categories: vec![],
+        regions: vec![],
+    };
+    if let Some(run) = latest_run {
+        for s in store.summary(run, profile, None)? {
+            match s.dimension.as_str() {
+                "category" => view.by_category.push(s),
+                "region" => view.by_region.push(s),
+                "organisation" => view.by_organisation.push(s),
+                d if d.starts_with("provider") => view.by_provider.push(s),
+                _ => {}
+            }
+        }
+        view.categories = view.by_category.iter().map(|s| s.key.clone()).collect();
+        view.regions = view.by_region.iter().map(|s| s.key.clone()).collect();
+        view.worst = store.targets_page(run, profile, &TargetFilter::default(), 10, 0)?.0;
+        view.best = store.best_targets(run, profile, 10)?;
+        view.changes = store.changes(Some(run), None, 50)?;
+    }
+    Ok(view)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct TargetsQuery {
+    pub lang: Option<String>,
+    pub profile: Option<String>,
+    pub category: Option<String>,
+    pub region: Option<String>,
+    pub organisation: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl TargetsQuery {
+    pub fn view(&self) -> ViewQuery {
+        ViewQuery {
+            lang: self.lang.clone(),
+            profile: self.profile.clone(),
+        }
+    }
+
+    pub fn filter(&self) -> TargetFilter {
+        let keep = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        TargetFilter {
+            category: keep(&self.category),
+            region: keep(&self.region),
+            organisation: keep(&self.organisation),
+            status: keep(&self.status),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TargetsPage {
+    pub run: Option<i64>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub targets: Vec<TargetRow>,
+}
+
+pub(crate) fn targets(store: &Store, name: &str, profile: &str, q: &TargetsQuery) -> Result<TargetsPage, ApiError> {
+    campaign_exists(store, name)?;
+    let limit = q.limit.unwrap_or(100);
+    let offset = q.offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return Err(ApiError::BadRequest("limit 1..1000, offset ≥ 0".into()));
+    }
+    let run = store
+        .finished_runs_of(&format!("campaign:{name}"), 1)?
+        .first()
+        .map(|r| r.0);
+    let Some(run) = run else {
+        return Ok(TargetsPage {
+            run: None,
+            total: 0,
+            limit,
+            offset,
+            targets: vec![],
+        });
+    };
+    let (targets, total) = store.targets_page(run, profile, &q.filter(), limit, offset)?;
+    Ok(TargetsPage {
+        run: Some(run),
+        total,
+        limit,
+        offset,
+        targets,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FailingLink {
+    pub url: String,
+    pub level: u8,
+    pub v4_ok: Option<bool>,
+    pub v6_ok: Option<bool>,
+    pub v6_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SiteView {
+    pub domain: String,
+    pub campaign: Option<String>,
+    pub run: Option<i64>,
+    pub verdicts: Vec<Verdict>,
+    pub timeline: Vec<TimelinePoint>,
+    pub changes: Vec<Change>,
+    pub failing_links: Vec<FailingLink>,
+}
+
+pub(crate) fn site(store: &Store, domain: &str, campaign: Option<&str>) -> Result<SiteView, ApiError> {
+    if domain.is_empty() || domain.len() > 253 {
+        return Err(ApiError::BadRequest("domain: 1 to 253 characters".into()));
+    }
+    // The campaign named, or the latest campaign run that has the domain.
+    let campaigns: Vec<String> = match campaign {
+        Some(c) => {
+            campaign_exists(store, c)?;
+            vec![c.to_string()]
+        }
+        None => store.campaigns()?.into_iter().map(|c| c.0).collect(),
+    };
+    let mut found = None;
+    for c in &campaigns {
+        for (run, _) in store.finished_runs_of(&format!("campaign:{c}"), 1)? {
+            if let Some(idx) = store.target_index(run, domain)?
+                && found.as_ref().is_none_or(|(r, _, _)| run > *r)
+            {
+                found = Some((run, idx, c.clone()));
+            }
+        }
+    }
+    let Some((run, idx, campaign)) = found else {
+        return Err(ApiError::NotFound(format!("'{domain}' is in no finished campaign run")));
+    };
+    let info = store.run(run)?;
+    let mut verdicts = Vec::new();
+    for p in &info.profiles {
+        if let Some(v) = store.verdict(run, idx, p)? {
+            verdicts.push(v);
+        }
+    }
+    let mut failing_links = Vec::new();
+    if let Some(site) = store.observation(run, idx)?.and_then(|o| o.site) {
+        for page in site.pages {
+            let v4 = page.v4.as_ref().map(|f| f.ok);
+            let v6 = page.v6.as_ref().map(|f| f.ok);
+            if v6 != Some(true) && failing_links.len() < 200 {
+                failing_links.push(FailingLink {
+                    v6_error: page.v6.and_then(|f| f.error).map(|e| e.to_string()),
+                    url: page.url,
+                    level: page.level,
+                    v4_ok: v4,
+                    v6_ok: v6,
+                });
+            }
+        }
+    }
+    Ok(SiteView {
+        domain: domain.into(),
+        timeline: store.timeline(&format!("campaign:{campaign}"), domain)?,
+        changes: store.changes(None, Some(domain), 100)?,
+        campaign: Some(campaign),
+        run: Some(run),
+        verdicts,
+        failing_links,
+    })
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct TrafficQuery {
+    pub lang: Option<String>,
+    pub by: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TrafficRowView {
+    pub period: String,
+    pub group: String,
+    pub bytes_v4: i64,
+    pub bytes_v6: i64,
+    pub share_v6: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TrafficView {
+    pub by: String,
+    pub group: Option<String>,
+    pub rows: Vec<TrafficRowView>,
+    pub active_users: Option<u64>,
+}
+
+pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, ApiError> {
+    let by = q.by.clone().unwrap_or_else(|| "day".into());
+    if !matches!(by.as_str(), "minute" | "hour" | "day" | "month") {
+        return Err(ApiError::BadRequest(format!("by '{by}': minute, hour, day or month")));
+    }
+    let group = q.group.clone().filter(|g| !g.is_empty());
+    if let Some(g) = &group
+        && !matches!(
+            g.as_str(),
+            "exporter" | "interface" | "asn" | "organisation" | "region" | "source"
+        )
+    {
+        return Err(ApiError::BadRequest(format!(
+            "group '{g}': exporter, interface, asn, organisation, region or source"
+        )));
+    }
+    let mut per: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for t in store.traffic_by(&by, group.as_deref())? {
+        let e = per.entry((t.period, t.group)).or_default();
+        if t.family == 6 {
+            e.1 += t.bytes;
+        } else {
+            e.0 += t.bytes;
+        }
+    }
+    Ok(TrafficView {
+        by,
+        group,
+        rows: per
+            .into_iter()
+            .map(|((period, group), (v4, v6))| TrafficRowView {
+                period,
+                group,
+                bytes_v4: v4,
+                bytes_v6: v6,
+                share_v6: v6 as f64 / (v4 + v6).max(1) as f64,
+            })
+            .collect(),
+        active_users: active_users(store)?.map(|(_, n)| n),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProviderView {
+    pub provider: String,
+    pub role: String,
+    pub targets: i64,
+    pub pass: i64,
+    /// Targets whose part served by this provider has no IPv6.
+    pub ipv4_only: i64,
+}
+
+pub(crate) fn providers(store: &Store, name: &str, profile: &str) -> Result<Vec<ProviderView>, ApiError> {
+    campaign_exists(store, name)?;
+    let Some((run, _)) = store.finished_runs_of(&format!("campaign:{name}"), 1)?.pop() else {
+        return Ok(vec![]);
+    };
+    let mut out: BTreeMap<(String, String), ProviderView> = BTreeMap::new();
+    for s in store.summary(run, profile, None)? {
+        let (v4only, role) = match s.dimension.split_once(':') {
+            Some(("provider", role)) => (false, role),
+            Some(("provider_v4only", role)) => (true, role),
+            _ => continue,
+        };
+        let e = out
+            .entry((s.key.clone(), role.to_string()))
+            .or_insert_with(|| ProviderView {
+                provider: s.key.clone(),
+                role: role.to_string(),
+                targets: 0,
+                pass: 0,
+                ipv4_only: 0,
+            });
+        if v4only {
+            e.ipv4_only = s.targets;
+        } else {
+            e.targets = s.targets;
+            e.pass = s.pass;
+        }
+    }
+    let mut list: Vec<ProviderView> = out.into_values().collect();
+    list.sort_by(|a, b| b.ipv4_only.cmp(&a.ipv4_only).then(b.targets.cmp(&a.targets)));
+    Ok(list)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RunView {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub source: String,
+    pub profiles: Vec<String>,
+    pub targets: i64,
+    pub done: i64,
+}
+
+pub(crate) fn runs(store: &Store) -> Result<Vec<RunView>, ApiError> {
+    let mut out: Vec<RunView> = store
+        .runs()?
+        .into_iter()
+        .map(|r| RunView {
+            id: r.id,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            source: r.source,
+            profiles: r.profiles,
+            targets: r.targets,
+            done: r.done,
+        })
+        .collect();
+    out.reverse();
+    out.truncate(200);
+    Ok(out)
+}
+
+// ---- handlers ---------------------------------------------------------------
+
+async fn api_overview(
+    State(state): State<SharedState>,
+    Query(q): Query<ViewQuery>,
+) -> Result<Json<Overview>, ApiError> {
+    let (lang, profile, plan) = (q.lang(&state)?, q.profile(&state)?, state.config.plan.clone());
+    Ok(Json(state.store(move |s| overview(s, &profile, &plan, lang)).await?))
+}
+
+#[derive(Serialize)]
+struct CampaignItem {
+    name: String,
+    created_at: String,
+    targets: i64,
+}
+
+async fn api_campaigns(State(state): State<SharedState>) -> Result<Json<Vec<CampaignItem>>, ApiError> {
+    let list = state.store(|s| Ok(s.campaigns()?)).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(name, created_at, targets)| CampaignItem {
+                name,
+                created_at,
+                targets,
+            })
+            .collect(),
+    ))
+}
+
+async fn api_campaign(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> Result<Json<CampaignView>, ApiError> {
+    let profile = q.profile(&state)?;
+    Ok(Json(state.store(move |s| campaign(s, &name, &profile)).await?))
+}
+
+/// Parses a campaign file body: CSV with a header (domain, category,
+/// organisation, region) or one domain per line. Any bad line rejects the
+/// whole upload with its line number, so a campaign is never half-imported.
+pub(crate) fn parse_campaign(body: &[u8], max: usize) -> Result<Vec<Target>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8: {e}")))?;
+    let parsed = v6scope_model::targets::parse(text);
+    if !parsed.bad.is_empty() {
+        let shown: Vec<String> = parsed
+            .bad
+            .iter()
+            .take(20)
+            .map(|b| format!("line {}: {}", b.line, b.reason))
+            .collect();
+        return Err(ApiError::Unprocessable(format!(
+            "{} bad line(s): {}",
+            parsed.bad.len(),
+            shown.join("; ")
+        )));
+    }
+    if parsed.targets.is_empty() {
+        return Err(ApiError::Unprocessable("no targets in the body".into()));
+    }
+    if parsed.targets.len() > max {
+        return Err(ApiError::Unprocessable(format!(
+            "{} targets: this server accepts at most {max}",
+            parsed.targets.len()
+        )));
+    }
+    Ok(parsed.targets)
+}
+
+async fn api_put_campaign(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorise(&state, &headers)?;
+    check_name(&name)?;
+    let targets = parse_campaign(&body, state.config.max_campaign_targets)?;
+    let n = targets.len();
+    let mut by_category: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &targets {
+        *by_category.entry(t.category.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let created = state
+        .store(move |s| {
+            let existed = s.campaign_targets(&name)?.is_some();
+            s.put_campaign(&name, &targets)?;
+            Ok(!existed)
+        })
+        .await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((
+        status,
+        Json(serde_json::json!({"targets": n, "categories": by_category})),
+    )
+        .into_response())
+}
+
+async fn api_delete_campaign(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    authorise(&state, &headers)?;
+    let deleted = state.store(move |s| Ok(s.delete_campaign(&name)?)).await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("no such campaign".into()))
+    }
+}
+
+async fn api_targets(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    Query(q): Query<TargetsQuery>,
+) -> Result<Json<TargetsPage>, ApiError> {
+    let profile = q.view().profile(&state)?;
+    Ok(Json(state.store(move |s| targets(s, &name, &profile, &q)).await?))
+}
+
+/// What a run or a schedule evaluates: profiles and whether to crawl.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ScanSpec {
+    pub profiles: Vec<String>,
+    pub crawl: bool,
+    pub samples: Option<u32>,
+}
+
+impl ScanSpec {
+    /// The `scan` arguments, from a fixed vocabulary: API callers never pass
+    /// raw flags to the scanner.
+    fn args(&self) -> Result<Vec<String>, ApiError> {
+        let mut args = Vec::new();
+        for p in &self.profiles {
+            let known: Vec<String> = v6scope_assess::Profile::builtin().into_iter().map(|p| p.name).collect();
+            if !known.contains(p) {
+                return Err(ApiError::BadRequest(format!(
+                    "profile '{p}': one of {}",
+                    known.join(", ")
+                )));
+            }
+            args.extend(["--profile".into(), p.clone()]);
+        }
+        if self.crawl {
+            args.push("--crawl".into());
+        }
+        if let Some(n) = self.samples {
+            if !(1..=20).contains(&n) {
+                return Err(ApiError::BadRequest("samples: 1 to 20".into()));
+            }
+            args.extend(["--samples".into(), n.to_string()]);
+        }
+        Ok(args)
+    }
+}
+
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))
+}
+
+async fn api_trigger(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorise(&state, &headers)?;
+    let spec: ScanSpec = json_body(&body)?;
+    let args = spec.args()?;
+    let job = state
+        .store(move |s| {
+            campaign_exists(s, &name)?;
+            let id = s.queue_job(&name, &args, "api")?;
+            Ok(s.job(id)?)
+        })
+        .await?;
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+async fn api_schedules(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Schedule>>, ApiError> {
+    Ok(Json(
+        state
+            .store(move |s| {
+                campaign_exists(s, &name)?;
+                Ok(s.schedules()?.into_iter().filter(|x| x.campaign == name).collect())
+            })
+            .await?,
+    ))
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ScheduleSpec {
+    cron: String,
+    #[serde(flatten)]
+    scan: ScanSpecFlat,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct ScanSpecFlat {
+    profiles: Vec<String>,
+    crawl: bool,
+    samples: Option<u32>,
+}
+
+async fn api_add_schedule(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorise(&state, &headers)?;
+    let spec: ScheduleSpec =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))?;
+    parse_cron(&spec.cron)?;
+    let args = ScanSpec {
+        profiles: spec.scan.profiles,
+        crawl: spec.scan.crawl,
+        samples: spec.scan.samples,
+    }
+    .args()?;
+    let schedule = state
+        .store(move |s| {
+            campaign_exists(s, &name)?;
+            let id = s.add_schedule(&name, &spec.cron, &args, now())?;
+            Ok(s.schedules()?.into_iter().find(|x| x.id == id))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(schedule)).into_response())
+}
+
+async fn api_delete_schedule(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    authorise(&state, &headers)?;
+    if state.store(move |s| Ok(s.delete_schedule(id)?)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no schedule {id}")))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WebhookSpec {
+    url: Option<String>,
+}
+
+async fn api_put_webhook(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    authorise(&state, &headers)?;
+    let spec: WebhookSpec = json_body(&body)?;
+    if let Some(u) = &spec.url {
+        let parsed = reqwest::Url::parse(u).map_err(|e| ApiError::BadRequest(format!("url: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || u.len() > 2000 {
+            return Err(ApiError::BadRequest(
+                "url: http or https, at most 2000 characters".into(),
+            ));
+        }
+    }
+    state
+        .store(move |s| {
+            campaign_exists(s, &name)?;
+            s.set_webhook(&name, spec.url.as_deref())?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn api_providers(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> Result<Json<Vec<ProviderView>>, ApiError> {
+    let profile = q.profile(&state)?;
+    Ok(Json(state.store(move |s| providers(s, &name, &profile)).await?))
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct SiteQuery {
+    pub lang: Option<String>,
+    pub campaign: Option<String>,
+}
+
+async fn api_site(
+    State(state): State<SharedState>,
+    Path(domain): Path<String>,
+    Query(q): Query<SiteQuery>,
+) -> Result<Json<SiteView>, ApiError> {
+    Ok(Json(
+        state
+            .store(move |s| site(s, &domain.to_ascii_lowercase(), q.campaign.as_deref()))
+            .await?,
+    ))
+}
+
+async fn api_runs(State(state): State<SharedState>) -> Result<Json<Vec<RunView>>, ApiError> {
+    Ok(Json(state.store(|s| runs(s)).await?))
+}
+
+async fn api_jobs(State(state): State<SharedState>) -> Result<Json<Vec<Job>>, ApiError> {
+    Ok(Json(state.store(|s| Ok(s.jobs(200)?)).await?))
+}
+
+async fn api_traffic(
+    State(state): State<SharedState>,
+    Query(q): Query<TrafficQuery>,
+) -> Result<Json<TrafficView>, ApiError> {
+    Ok(Json(state.store(move |s| traffic(s, &q)).await?))
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ReportQuery {
+    pub campaign: Option<String>,
+    pub period: Option<String>,
+    pub plan: Option<String>,
+    pub profile: Option<String>,
+    pub lang: Option<String>,
+    pub format: Option<String>,
+}
+
+pub(crate) async fn api_report(
+    State(state): State<SharedState>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    use v6scope_report::monthly;
+    let view = ViewQuery {
+        lang: q.lang.clone(),
+        profile: q.profile.clone(),
+    };
+    let lang = view.lang(&state)?;
+    let request = monthly::ReportRequest {
+        campaign: q.campaign.clone(),
+        period: q.period.clone(),
+        plan: q.plan.clone().unwrap_or_else(|| state.config.plan.clone()),
+        profile: view.profile(&state)?,
+        zh: lang.zh(),
+    };
+    let format = q.format.clone().unwrap_or_else(|| "html".into());
+    let (content_type, extension) = match format.as_str() {
+        "html" => ("text/html; charset=utf-8", "html"),
+        "md" => ("text/markdown; charset=utf-8", "md"),
+        "json" => ("application/json", "json"),
+        "csv" => ("text/csv; charset=utf-8", "csv"),
+        other => return Err(ApiError::BadRequest(format!("format '{other}': html, md, json or csv"))),
+    };
+    let text = state
+        .store(move |s| {
+            let report = monthly::build(s, &request).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            Ok(match format.as_str() {
+                "md" => monthly::markdown(&report),
+                "json" => monthly::json(&report),
+                "csv" => monthly::csv(&report),
+                _ => monthly::html(&report),
+            })
+        })
+        .await?;
+    let name = format!(
+        "v6scope-report-{}-{}.{extension}",
+        q.campaign.as_deref().unwrap_or("all"),
+        q.period.as_deref().unwrap_or("latest")
+    )
+    .replace(
+        |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')),
+        "_",
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("inline; filename=\"{name}\"")),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+async fn metrics(State(state): State<SharedState>) -> Result<Response, ApiError> {
+    let c = state.store(|s| Ok(s.counters()?)).await?;
+    let m = &state.metrics;
+    m.runs.set(c[0]);
+    m.runs_finished.set(c[1]);
+    m.probes.set(c[2]);
+    m.errors.set(c[3]);
+    m.queue_depth.set(c[4]);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &m.registry)
+        .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

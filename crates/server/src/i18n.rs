@@ -1,0 +1,111 @@
+//! The pages' two languages. Labels are looked up by key; a missing key is
+//! a compile-time-visible string in both columns, not a runtime surprise.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Lang {
+    #[default]
+    #[serde(rename = "en")]
+    En,
+    #[serde(rename = "zh-CN")]
+    Zh,
+}
+
+impl Lang {
+    pub fn parse(text: &str) -> Option<Lang> {
+        match text {
+            "en" => Some(Lang::En),
+            "zh-CN" | "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
+    pub fn zh(self) -> bool {
+        self == Lang::Zh
+    }
+
+    /// The label of `key` in this language.
+    pub fn t(self, key: &str) -> &'static str {
+        let (en, zh) = match key {
+            "title" => ("v6scope — IPv6 deployment monitoring", "v6scope — IPv6 部署监测"),
+            "overview" => ("Overview", "总览"),
+            "campaigns" => ("Campaigns", "监测任务"),
+            "campaign" => ("Campaign", "监测任务"),
+            "traffic" => ("Traffic", "流量"),
+            "providers" => ("Providers", "服务商"),
+            "runs" => ("Runs", "运行记录"),
+            "site" => ("Site", "站点"),
+            "plan" => ("Plan targets", "规划目标"),
+            "indicator" => ("Indicator", "指标"),
+            "target" => ("Target", "目标值"),
+            "deadline" => ("Deadline", "期限"),
+            "measured" => ("Measured", "实测值"),
+            "standing" => ("Standing", "进展"),
+            "gap" => ("Gap", "差距"),
+            "targets" => ("Targets", "目标数"),
+            "passing" => ("Passing", "通过数"),
+            "rate" => ("Support rate", "支持率"),
+            "score" => ("Mean score", "平均得分"),
+            "category" => ("Category", "类别"),
+            "region" => ("Region", "地区"),
+            "organisation" => ("Organisation", "单位"),
+            "provider" => ("Provider", "服务商"),
+            "role" => ("Role", "角色"),
+            "v4only" => ("Targets it leaves IPv4-only", "仅支持 IPv4 的目标数"),
+            "status" => ("Status", "状态"),
+            "domain" => ("Domain", "域名"),
+            "filter" => ("Filter", "筛选"),
+            "all" => ("All", "全部"),
+            "trend" => ("Support rate over runs", "历次支持率趋势"),
+            "latest_run" => ("Latest run", "最近一次运行"),
+            "no_runs" => ("No finished run yet.", "尚无完成的运行。"),
+            "worst" => ("Worst sites", "得分最低的站点"),
+            "best" => ("Best sites", "得分最高的站点"),
+            "changes" => ("Changes", "变化记录"),
+            "regression" => ("Regression", "退步"),
+            "improvement" => ("Improvement", "改进"),
+            "timeline" => ("Timeline", "历史"),
+            "checks" => ("Checks", "检测项"),
+            "evidence" => ("Evidence", "证据"),
+            "remedy" => ("What to fix", "整改建议"),
+            "failing_links" => ("Failing links", "失败链接"),
+            "share" => ("IPv6 share of bytes", "IPv6 流量占比"),
+            "users" => ("Active IPv6 users (30 days)", "IPv6 活跃用户（30 天）"),
+            "period" => ("Period", "时段"),
+            "group" => ("Group", "分组"),
+            "bytes_v4" => ("IPv4 bytes", "IPv4 字节"),
+            "bytes_v6" => ("IPv6 bytes", "IPv6 字节"),
+            "jobs" => ("Jobs", "任务队列"),
+            "schedules" => ("Schedules", "定时计划"),
+            "report" => ("Monthly report", "月度报告"),
+            "download" => ("Download", "下载"),
+            "no_traffic" => ("No traffic collected yet.", "尚未采集流量。"),
+            "started" => ("Started", "开始时间"),
+            "finished" => ("Finished", "结束时间"),
+            "source" => ("Source", "来源"),
+            "state" => ("State", "状态"),
+            "apply" => ("Apply", "应用"),
+            "previous" => ("Previous", "上一页"),
+            "next" => ("Next", "下一页"),
+            "met" => ("met", "已达成"),
+            "on_track" => ("on track", "按计划推进"),
+            "behind" => ("behind", "落后"),
+            "no_trend" => ("no trend yet", "暂无趋势"),
+            "not_measured" => ("not measured", "未测量"),
+            "language" => ("中文", "English"),
+            "profile" => ("Profile", "评测标准"),
+            "run" => ("Run", "运行"),
+            "label" => ("Verdict", "结论"),
+            _ => ("?", "?"),
+        };
+        if self.zh() { zh } else { en }
+    }
+}

@@ -1,0 +1,469 @@
+//! The dashboard's HTML pages: rendered on the server from the API's data,
+//! charts as inline SVG, no external assets, a few lines of CSS that also
+//! fit a phone. Every page takes `?lang=en|zh-CN`.
+
+use crate::api::{self, SiteQuery, TargetsQuery, TrafficQuery, ViewQuery};
+use crate::svg::{share_bars, share_line};
+use crate::{ApiError, Lang, SharedState};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use v6scope_report::plan::Standing;
+use v6scope_store::{Slice, TargetRow};
+
+pub(crate) fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/campaigns/{name}", get(campaign))
+        .route("/campaigns/{name}/providers", get(providers))
+        .route("/sites/{domain}", get(site))
+        .route("/traffic", get(traffic))
+        .route("/runs", get(runs))
+}
+
+const CSS: &str = "body{font-family:system-ui,'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:0;color:#222}\
+header{background:#0d47a1;color:#fff;padding:.6em 1em;display:flex;flex-wrap:wrap;gap:1em;align-items:center}\
+header a{color:#fff;text-decoration:none}header .brand{font-weight:bold}header .lang{margin-left:auto}\
+main{padding:1em;max-width:1100px;margin:auto}table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}\
+th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:.92em}td.n,th.n{text-align:right}\
+.scroll{overflow-x:auto}.chart{max-width:100%;height:auto}.pass{color:#2e7d32}.fail,.error{color:#c62828}\
+.warn{color:#ef6c00}.met{color:#2e7d32}.behind{color:#c62828}.on_track{color:#1565c0}\
+form.filters{display:flex;flex-wrap:wrap;gap:.5em;align-items:end}form.filters label{display:flex;flex-direction:column;font-size:.85em}\
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:1em}\
+.card{border:1px solid #ddd;border-radius:6px;padding:.8em}.big{font-size:1.8em;font-weight:bold}\
+@media print{header{display:none}}";
+
+fn lang_of(state: &SharedState, q: Option<&str>) -> Result<Lang, ApiError> {
+    ViewQuery {
+        lang: q.map(str::to_string),
+        profile: None,
+    }
+    .lang(state)
+}
+
+/// A link within the dashboard that keeps the language.
+fn href(lang: Lang, path: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{sep}lang={}", lang.code())
+}
+
+fn encode(segment: &str) -> String {
+    url_escape(segment)
+}
+
+fn url_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn page(lang: Lang, path: &str, title: &str, body: Markup) -> Html<String> {
+    let other = if lang.zh() { Lang::En } else { Lang::Zh };
+    let markup = html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · v6scope" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    a.brand href=(href(lang, "/")) { "v6scope" }
+                    a href=(href(lang, "/")) { (lang.t("overview")) }
+                    a href=(href(lang, "/traffic")) { (lang.t("traffic")) }
+                    a href=(href(lang, "/runs")) { (lang.t("runs")) }
+                    a.lang id="lang-switch" href=(href(other, path)) { (lang.t("language")) }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    };
+    Html(markup.into_string())
+}
+
+fn error_page(lang: Lang, e: ApiError) -> Response {
+    let status = e.status();
+    let body = html! { p.error { (e.to_string()) } };
+    (status, page(lang, "/", &status.to_string(), body)).into_response()
+}
+
+fn pct(pass: i64, n: i64) -> String {
+    format!("{:.1} %", 100.0 * pass as f64 / n.max(1) as f64)
+}
+
+fn slice_table(lang: Lang, id: &str, first: &str, slices: &[Slice]) -> Markup {
+    html! {
+        div.scroll { table id=(id) {
+            thead { tr { th { (first) } th.n { (lang.t("targets")) } th.n { (lang.t("passing")) }
+                th.n { (lang.t("rate")) } th.n { (lang.t("score")) } } }
+            tbody { @for s in slices { tr {
+                td { (if s.key.is_empty() { "—" } else { &s.key }) } td.n { (s.targets) } td.n { (s.pass) }
+                td.n { (pct(s.pass, s.targets)) } td.n { (format!("{:.0}", s.score)) }
+            } } }
+        } }
+    }
+}
+
+fn target_table(lang: Lang, id: &str, campaign: &str, rows: &[TargetRow]) -> Markup {
+    html! {
+        div.scroll { table id=(id) {
+            thead { tr { th { (lang.t("domain")) } th { (lang.t("category")) } th { (lang.t("region")) }
+                th { (lang.t("organisation")) } th { (lang.t("status")) } th.n { (lang.t("score")) } } }
+            tbody { @for t in rows { tr.target {
+                td { a href=(href(lang, &format!("/sites/{}?campaign={}", encode(&t.domain), encode(campaign)))) { (t.domain) } }
+                td { (t.category.as_deref().unwrap_or("")) } td.region { (t.region.as_deref().unwrap_or("")) }
+                td { (t.organisation.as_deref().unwrap_or("")) }
+                td class=(t.status.as_deref().unwrap_or("")) { (t.status.as_deref().unwrap_or("—")) }
+                td.n { (t.score.map(|s| format!("{s:.0}")).unwrap_or_default()) }
+            } } }
+        } }
+    }
+}
+
+async fn overview(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> Response {
+    let lang = match q.lang(&state) {
+        Ok(l) => l,
+        Err(e) => return error_page(state.config.lang, e),
+    };
+    let (profile, plan) = match q.profile(&state) {
+        Ok(p) => (p, state.config.plan.clone()),
+        Err(e) => return error_page(lang, e),
+    };
+    let data = match state.store(move |s| api::overview(s, &profile, &plan, lang)).await {
+        Ok(d) => d,
+        Err(e) => return error_page(lang, e),
+    };
+    let share_chart = (!data.traffic_share.is_empty()).then(|| {
+        let labels: Vec<String> = data.traffic_share.iter().map(|(p, _)| p.clone()).collect();
+        let values: Vec<f64> = data.traffic_share.iter().map(|(_, v)| *v).collect();
+        share_line("traffic-share", lang.t("share"), &labels, &values)
+    });
+    let body = html! {
+        div.cards {
+            @for c in &data.campaigns {
+                div.card.campaign-card {
+                    a href=(href(lang, &format!("/campaigns/{}", encode(&c.name)))) { strong { (c.name) } }
+                    @if let Some(last) = c.runs.last() {
+                        div.big { (format!("{:.1} %", last.rate * 100.0)) }
+                        div { (last.pass) " / " (last.targets) " · " (lang.t("latest_run")) " " (last.started_at) }
+                    } @else {
+                        div { (c.targets) " " (lang.t("targets")) " · " (lang.t("no_runs")) }
+                    }
+                }
+            }
+            @if let Some(u) = data.active_users {
+                div.card { strong { (lang.t("users")) } div.big { (u) } }
+            }
+        }
+        @for c in &data.campaigns {
+            @if !c.runs.is_empty() {
+                h2 { (c.name) " — " (lang.t("trend")) }
+                (PreEscaped(share_line(
+                    &format!("trend-{}", c.name),
+                    lang.t("trend"),
+                    &c.runs.iter().map(|r| r.started_at.get(..10).unwrap_or("").to_string()).collect::<Vec<_>>(),
+                    &c.runs.iter().map(|r| r.rate).collect::<Vec<_>>(),
+                )))
+            }
+        }
+        h2 { (lang.t("plan")) ": " (data.plan_title) }
+        div.scroll { table id="milestones" {
+            thead { tr { th { (lang.t("indicator")) } th { (lang.t("deadline")) } th.n { (lang.t("target")) }
+                th.n { (lang.t("measured")) } th { (lang.t("standing")) } th.n { (lang.t("gap")) } } }
+            tbody { @for r in &data.milestones { tr {
+                td { (r.text) br; small { (r.measurement.note) } }
+                td { (r.deadline) }
+                td.n { (r.target.map(|t| value(r.indicator.is_share(), t)).unwrap_or_default()) }
+                td.n { (r.measurement.latest.map(|(_, v)| value(r.indicator.is_share(), v)).unwrap_or_else(|| lang.t("not_measured").into())) }
+                @match &r.judgement {
+                    Some(j) => { td class=(standing_key(j.standing)) { (lang.t(standing_key(j.standing))) }
+                        td.n { (value(r.indicator.is_share(), j.gap)) } }
+                    None => { td { "—" } td { } }
+                }
+            } } }
+        } }
+        @if let Some(chart) = share_chart { h2 { (lang.t("share")) } (PreEscaped(chart)) }
+    };
+    page(lang, "/", lang.t("overview"), body).into_response()
+}
+
+fn standing_key(s: Standing) -> &'static str {
+    match s {
+        Standing::Met => "met",
+        Standing::OnTrack => "on_track",
+        Standing::Behind => "behind",
+        Standing::NoTrend => "no_trend",
+    }
+}
+
+fn value(share: bool, v: f64) -> String {
+    if share {
+        format!("{:.1} %", v * 100.0)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+async fn campaign(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    Query(q): Query<TargetsQuery>,
+) -> Response {
+    let lang = match q.view().lang(&state) {
+        Ok(l) => l,
+        Err(e) => return error_page(state.config.lang, e),
+    };
+    let profile = match q.view().profile(&state) {
+        Ok(p) => p,
+        Err(e) => return error_page(lang, e),
+    };
+    let (n, p, query) = (name.clone(), profile.clone(), q.clone());
+    let data = state
+        .store(move |s| Ok((api::campaign(s, &n, &p)?, api::targets(s, &n, &p, &query)?)))
+        .await;
+    let (view, list) = match data {
+        Ok(d) => d,
+        Err(e) => return error_page(lang, e),
+    };
+    let filter = q.filter();
+    let path = format!("/campaigns/{}", encode(&name));
+    let next_offset = list.offset + list.limit;
+    let page_link = |offset: i64| {
+        let mut link = format!("{path}?offset={offset}");
+        for (k, v) in [
+            ("category", &filter.category),
+            ("region", &filter.region),
+            ("status", &filter.status),
+        ] {
+            if let Some(v) = v {
+                link.push_str(&format!("&{k}={}", encode(v)));
+            }
+        }
+        href(lang, &link)
+    };
+    let body = html! {
+        p { (view.targets) " " (lang.t("targets")) " · " (lang.t("profile")) " " (view.profile)
+            " · " a href=(href(lang, &format!("{path}/providers"))) { (lang.t("providers")) }
+            " · " a id="report-link" href=(href(lang, &format!("/api/report?campaign={}", encode(&name)))) { (lang.t("report")) } }
+        @if view.runs.is_empty() { p { (lang.t("no_runs")) } }
+        @if !view.runs.is_empty() {
+            h2 { (lang.t("trend")) }
+            (PreEscaped(share_line("campaign-trend", lang.t("trend"),
+                &view.runs.iter().map(|r| r.started_at.get(..10).unwrap_or("").to_string()).collect::<Vec<_>>(),
+                &view.runs.iter().map(|r| r.rate).collect::<Vec<_>>())))
+            h2 { (lang.t("category")) }
+            (PreEscaped(share_bars("by-category", lang.t("category"),
+                &view.by_category.iter().map(|s| (s.key.clone(), s.pass as f64 / s.targets.max(1) as f64)).collect::<Vec<_>>())))
+            (slice_table(lang, "table-category", lang.t("category"), &view.by_category))
+            h2 { (lang.t("region")) }
+            (slice_table(lang, "table-region", lang.t("region"), &view.by_region))
+            h2 { (lang.t("worst")) }
+            (target_table(lang, "worst", &name, &view.worst))
+            h2 { (lang.t("best")) }
+            (target_table(lang, "best", &name, &view.best))
+            @if !view.changes.is_empty() {
+                h2 { (lang.t("changes")) }
+                ul #changes { @for c in &view.changes { li class=(c.kind) {
+                    a href=(href(lang, &format!("/sites/{}?campaign={}", encode(&c.domain), encode(&name)))) { (c.domain) }
+                    " — " (lang.t(&c.kind)) ": " (c.text) } } }
+            }
+            h2 { (lang.t("targets")) " (" (list.total) ")" }
+            form.filters method="get" action=(path) {
+                input type="hidden" name="lang" value=(lang.code());
+                label { (lang.t("category")) select name="category" id="filter-category" {
+                    option value="" { (lang.t("all")) }
+                    @for c in &view.categories { option value=(c) selected[filter.category.as_deref() == Some(c.as_str())] { (c) } } } }
+                label { (lang.t("region")) select name="region" id="filter-region" {
+                    option value="" { (lang.t("all")) }
+                    @for r in &view.regions { option value=(r) selected[filter.region.as_deref() == Some(r.as_str())] { (r) } } } }
+                label { (lang.t("status")) select name="status" id="filter-status" {
+                    option value="" { (lang.t("all")) }
+                    @for s in ["pass", "fail", "warn", "error", "not_testable"] { option value=(s) selected[filter.status.as_deref() == Some(s)] { (s) } } } }
+                button type="submit" id="filter-apply" { (lang.t("apply")) }
+            }
+            (target_table(lang, "targets", &name, &list.targets))
+            p {
+                @if list.offset > 0 { a href=(page_link((list.offset - list.limit).max(0))) { (lang.t("previous")) } " " }
+                @if next_offset < list.total { a href=(page_link(next_offset)) { (lang.t("next")) } }
+            }
+        }
+        @if !view.schedules.is_empty() {
+            h2 { (lang.t("schedules")) }
+            ul { @for s in &view.schedules { li { code { (s.cron) } " " (s.args.join(" ")) } } }
+        }
+    };
+    page(lang, &path, &format!("{}: {name}", lang.t("campaign")), body).into_response()
+}
+
+async fn providers(State(state): State<SharedState>, Path(name): Path<String>, Query(q): Query<ViewQuery>) -> Response {
+    let lang = match q.lang(&state) {
+        Ok(l) => l,
+        Err(e) => return error_page(state.config.lang, e),
+    };
+    let profile = match q.profile(&state) {
+        Ok(p) => p,
+        Err(e) => return error_page(lang, e),
+    };
+    let n = name.clone();
+    let list = match state.store(move |s| api::providers(s, &n, &profile)).await {
+        Ok(l) => l,
+        Err(e) => return error_page(lang, e),
+    };
+    let path = format!("/campaigns/{}/providers", encode(&name));
+    let body = html! {
+        div.scroll { table id="providers" {
+            thead { tr { th { (lang.t("provider")) } th { (lang.t("role")) } th.n { (lang.t("targets")) }
+                th.n { (lang.t("passing")) } th.n { (lang.t("v4only")) } } }
+            tbody { @for p in &list { tr {
+                td { (p.provider) } td { (p.role) } td.n { (p.targets) } td.n { (p.pass) }
+                td.n class=(if p.ipv4_only > 0 { "fail" } else { "" }) { (p.ipv4_only) }
+            } } }
+        } }
+    };
+    page(lang, &path, &format!("{}: {name}", lang.t("providers")), body).into_response()
+}
+
+async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Query(q): Query<SiteQuery>) -> Response {
+    let lang = match lang_of(&state, q.lang.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return error_page(state.config.lang, e),
+    };
+    let d = domain.to_ascii_lowercase();
+    let view = match state.store(move |s| api::site(s, &d, q.campaign.as_deref())).await {
+        Ok(v) => v,
+        Err(e) => return error_page(lang, e),
+    };
+    let campaign = view.campaign.clone().unwrap_or_default();
+    let path = format!("/sites/{}?campaign={}", encode(&domain), encode(&campaign));
+    let body = html! {
+        p { (lang.t("campaign")) " " a href=(href(lang, &format!("/campaigns/{}", encode(&campaign)))) { (campaign) }
+            " · " (lang.t("run")) " " (view.run.unwrap_or_default()) }
+        @for v in &view.verdicts {
+            h2 { (lang.t("profile")) " " (v.profile) ": " span class=(v.status.as_str()) { (v.status.as_str()) } " (" (format!("{:.0}", v.score)) ")" }
+            div.scroll { table.checks {
+                thead { tr { th { (lang.t("checks")) } th { (lang.t("status")) } th { (lang.t("evidence")) } th { (lang.t("remedy")) } } }
+                tbody { @for c in &v.checks { tr {
+                    td { (c.title) } td class=(c.status.as_str()) { (c.status.as_str()) }
+                    td { @for e in c.evidence.iter().take(8) { div { (e) } } }
+                    td { (c.remedy.as_deref().unwrap_or("")) }
+                } } }
+            } }
+        }
+        h2 { (lang.t("timeline")) }
+        div.scroll { table id="timeline" {
+            thead { tr { th { (lang.t("run")) } th { (lang.t("started")) } th { (lang.t("profile")) } th { (lang.t("status")) } th.n { (lang.t("score")) } } }
+            tbody { @for p in &view.timeline { tr {
+                td { (p.run_id) } td { (p.started_at) } td { (p.profile) } td class=(p.status) { (p.status) } td.n { (format!("{:.0}", p.score)) }
+            } } }
+        } }
+        h2 { (lang.t("changes")) }
+        ul #changelog { @for c in &view.changes { li class=(c.kind) {
+            (lang.t("run")) " " (c.previous_run) " → " (c.run_id) " · " (c.profile) " · "
+            strong { (lang.t(&c.kind)) } ": " (c.text) } } }
+        @if !view.failing_links.is_empty() {
+            h2 { (lang.t("failing_links")) }
+            div.scroll { table id="failing-links" {
+                thead { tr { th { "URL" } th.n { "level" } th { "IPv4" } th { "IPv6" } } }
+                tbody { @for l in &view.failing_links { tr {
+                    td { (l.url) } td.n { (l.level) }
+                    td { (l.v4_ok.map(|b| if b { "ok" } else { "fail" }).unwrap_or("—")) }
+                    td { (l.v6_ok.map(|b| if b { "ok" } else { "fail" }).unwrap_or("—")) " " (l.v6_error.as_deref().unwrap_or("")) }
+                } } }
+            } }
+        }
+    };
+    page(lang, &path, &format!("{}: {domain}", lang.t("site")), body).into_response()
+}
+
+async fn traffic(State(state): State<SharedState>, Query(q): Query<TrafficQuery>) -> Response {
+    let lang = match lang_of(&state, q.lang.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return error_page(state.config.lang, e),
+    };
+    let query = q.clone();
+    let view = match state.store(move |s| api::traffic(s, &query)).await {
+        Ok(v) => v,
+        Err(e) => return error_page(lang, e),
+    };
+    let body = html! {
+        form.filters method="get" action="/traffic" {
+            input type="hidden" name="lang" value=(lang.code());
+            label { (lang.t("period")) select name="by" { @for b in ["minute", "hour", "day", "month"] { option value=(b) selected[view.by == b] { (b) } } } }
+            label { (lang.t("group")) select name="group" {
+                option value="" { (lang.t("all")) }
+                @for g in ["exporter", "interface", "asn", "organisation", "region", "source"] {
+                    option value=(g) selected[view.group.as_deref() == Some(g)] { (g) } } } }
+            button type="submit" { (lang.t("apply")) }
+        }
+        @if let Some(u) = view.active_users { p { (lang.t("users")) ": " strong { (u) } } }
+        @if view.rows.is_empty() { p { (lang.t("no_traffic")) } }
+        @if view.group.is_none() && !view.rows.is_empty() {
+            (PreEscaped(share_line("traffic-share", lang.t("share"),
+                &view.rows.iter().map(|r| r.period.clone()).collect::<Vec<_>>(),
+                &view.rows.iter().map(|r| r.share_v6).collect::<Vec<_>>())))
+        }
+        div.scroll { table id="traffic" {
+            thead { tr { th { (lang.t("period")) } th { (lang.t("group")) } th.n { (lang.t("bytes_v4")) } th.n { (lang.t("bytes_v6")) } th.n { (lang.t("share")) } } }
+            tbody { @for r in &view.rows { tr {
+                td { (r.period) } td { (r.group) } td.n { (r.bytes_v4) } td.n { (r.bytes_v6) } td.n { (format!("{:.1} %", r.share_v6 * 100.0)) }
+            } } }
+        } }
+    };
+    page(lang, "/traffic", lang.t("traffic"), body).into_response()
+}
+
+async fn runs(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> Response {
+    let lang = match q.lang(&state) {
+        Ok(l) => l,
+        Err(e) => return error_page(state.config.lang, e),
+    };
+    let data = state.store(|s| Ok((api::runs(s)?, s.jobs(50)?))).await;
+    let (runs, jobs) = match data {
+        Ok(d) => d,
+        Err(e) => return error_page(lang, e),
+    };
+    let body = html! {
+        h2 { (lang.t("jobs")) }
+        div.scroll { table id="jobs" {
+            thead { tr { th { "#" } th { (lang.t("campaign")) } th { (lang.t("source")) } th { (lang.t("state")) } th { (lang.t("run")) } th { (lang.t("started")) } th { (lang.t("finished")) } } }
+            tbody { @for j in &jobs { tr {
+                td { (j.id) } td { (j.campaign) } td { (j.reason) } td class=(j.state) { (j.state) " " (j.error.as_deref().unwrap_or("")) }
+                td { (j.run_id.map(|r| r.to_string()).unwrap_or_default()) } td { (j.requested_at) } td { (j.finished_at.as_deref().unwrap_or("")) }
+            } } }
+        } }
+        h2 { (lang.t("runs")) }
+        div.scroll { table id="runs" {
+            thead { tr { th { "#" } th { (lang.t("source")) } th { (lang.t("profile")) } th.n { (lang.t("targets")) } th { (lang.t("started")) } th { (lang.t("finished")) } } }
+            tbody { @for r in &runs { tr {
+                td { (r.id) } td { (r.source) } td { (r.profiles.join(", ")) } td.n { (r.done) " / " (r.targets) }
+                td { (r.started_at) } td { (r.finished_at.as_deref().unwrap_or("…")) }
+            } } }
+        } }
+    };
+    page(lang, "/runs", lang.t("runs"), body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_keep_the_language_and_escape_names() {
+        assert_eq!(href(Lang::Zh, "/traffic"), "/traffic?lang=zh-CN");
+        assert_eq!(
+            href(Lang::En, "/sites/a.test?campaign=x"),
+            "/sites/a.test?campaign=x&lang=en"
+        );
+        assert_eq!(encode("省 部/级 a&b"), "%E7%9C%81%20%E9%83%A8%2F%E7%BA%A7%20a%26b");
+    }
+}

@@ -1,0 +1,365 @@
+//! Schedules fire jobs; jobs run scans one at a time as child processes.
+//!
+//! A schedule that should have fired several times while the server was
+//! down fires once when it comes back (its `last_fired` moves to now), and
+//! the firing and the queued job are one transaction. A job whose scan was
+//! interrupted is resumed with `scan --resume RUN`, so nothing is evaluated
+//! twice and nothing is lost.
+
+use crate::{ApiError, SharedState};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::str::FromStr;
+use std::time::Duration;
+use v6scope_store::{Job, Schedule};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    pub kind: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct JobLabels {
+    pub outcome: String,
+}
+
+/// In-process counters; store-derived gauges are read at scrape time.
+pub(crate) struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub jobs: Family<JobLabels, Counter>,
+    pub webhooks: Family<JobLabels, Counter>,
+    pub schedule_fired: Counter,
+    pub runs: Gauge,
+    pub runs_finished: Gauge,
+    pub probes: Gauge,
+    pub errors: Gauge,
+    pub queue_depth: Gauge,
+    pub jobs_running: Gauge,
+    pub registry: Registry,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("v6scope");
+        let m = Metrics {
+            requests: Family::default(),
+            jobs: Family::default(),
+            webhooks: Family::default(),
+            schedule_fired: Counter::default(),
+            runs: Gauge::default(),
+            runs_finished: Gauge::default(),
+            probes: Gauge::default(),
+            errors: Gauge::default(),
+            queue_depth: Gauge::default(),
+            jobs_running: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_requests", "HTTP requests answered", m.requests.clone());
+        registry.register("jobs", "Scan jobs finished, by outcome", m.jobs.clone());
+        registry.register("webhooks", "Webhook deliveries, by outcome", m.webhooks.clone());
+        registry.register("schedule_fired", "Times a schedule fired", m.schedule_fired.clone());
+        registry.register("runs", "Runs in the store", m.runs.clone());
+        registry.register("runs_finished", "Finished runs in the store", m.runs_finished.clone());
+        registry.register("probes", "Targets evaluated (observations stored)", m.probes.clone());
+        registry.register("error_verdicts", "Verdicts with status error", m.errors.clone());
+        registry.register("queue_depth", "Jobs queued and not started", m.queue_depth.clone());
+        registry.register("jobs_running", "Jobs running", m.jobs_running.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+/// Counts answered requests by kind (api, page, metrics) and status.
+pub(crate) async fn count_requests(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let kind = if path.starts_with("/api/") {
+        "api"
+    } else if path == "/metrics" {
+        "metrics"
+    } else {
+        "page"
+    };
+    let response = next.run(request).await;
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            kind: kind.into(),
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// Validates a cron expression (5 fields, or 6 with seconds; `@daily` ...).
+pub(crate) fn parse_cron(text: &str) -> Result<croner::Cron, ApiError> {
+    if text.len() > 200 {
+        return Err(ApiError::BadRequest("cron expression too long".into()));
+    }
+    croner::Cron::from_str(text).map_err(|e| ApiError::BadRequest(format!("cron '{text}': {e}")))
+}
+
+/// Whether a schedule is due at `now`: its next time after the last firing
+/// (or its creation) has passed.
+pub(crate) fn due(schedule: &Schedule, created: i64, now: i64) -> bool {
+    let Ok(cron) = croner::Cron::from_str(&schedule.cron) else {
+        return false;
+    };
+    let since = schedule.last_fired.unwrap_or(created);
+    let Some(since) = DateTime::<Utc>::from_timestamp(since, 0) else {
+        return false;
+    };
+    match cron.find_next_occurrence(&since, false) {
+        Ok(next) => next.timestamp() <= now,
+        Err(_) => false,
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+pub(crate) async fn run_scheduler(state: SharedState) {
+    let tick = Duration::from_secs(state.config.tick_seconds.max(1));
+    loop {
+        let fired = state
+            .store(|store| {
+                let now = now();
+                let mut fired = 0;
+                for schedule in store.schedules()? {
+                    // A schedule is created with last_fired = its creation time.
+                    if due(&schedule, now, now) {
+                        let job = store.fire_schedule(&schedule, now)?;
+                        tracing::info!(
+                            "schedule {} ({}) fired: job {job} for campaign {}",
+                            schedule.id,
+                            schedule.cron,
+                            schedule.campaign
+                        );
+                        fired += 1;
+                    }
+                }
+                Ok(fired)
+            })
+            .await;
+        match fired {
+            Ok(0) => {}
+            Ok(n) => {
+                state.metrics.schedule_fired.inc_by(n);
+                state.wake.notify_one();
+            }
+            Err(e) => tracing::error!("scheduler: {e}"),
+        }
+        tokio::time::sleep(tick).await;
+    }
+}
+
+/// Runs open jobs one after another, oldest first; waits to be woken (or a
+/// few seconds) when there is none.
+pub(crate) async fn run_jobs(state: SharedState) {
+    loop {
+        let next = state.store(|store| Ok(store.open_jobs()?.into_iter().next())).await;
+        match next {
+            Ok(Some(job)) => run_job(&state, job).await,
+            Ok(None) => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), state.wake.notified()).await;
+            }
+            Err(e) => {
+                tracing::error!("jobs: {e}");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// The `scan` command line of a job.
+pub(crate) fn scan_command(state: &SharedState, job: &Job) -> Vec<String> {
+    let config = &state.config;
+    let mut args = state.scanner.leading_args.clone();
+    args.push("scan".into());
+    match job.run_id {
+        Some(run) => args.extend(["--resume".into(), run.to_string()]),
+        None => args.extend(["--campaign".into(), job.campaign.clone()]),
+    }
+    args.extend([
+        "--db".into(),
+        state.db.display().to_string(),
+        "--job".into(),
+        job.id.to_string(),
+    ]);
+    if !config.allow_special_targets {
+        args.push("--public-only".into());
+        for prefix in &config.allow_targets {
+            args.extend(["--scan-allow".into(), prefix.to_string()]);
+        }
+    }
+    if let Some(p) = &config.providers {
+        args.extend(["--providers".into(), p.display().to_string()]);
+    }
+    if job.run_id.is_none() {
+        args.extend(config.scan_args.iter().cloned());
+        args.extend(job.args.iter().cloned());
+    }
+    args
+}
+
+async fn run_job(state: &SharedState, job: Job) {
+    let args = scan_command(state, &job);
+    tracing::info!("job {}: {} {}", job.id, state.scanner.program.display(), args.join(" "));
+    state.metrics.jobs_running.set(1);
+    let mut command = tokio::process::Command::new(&state.scanner.program);
+    command
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; it makes the scan end with the
+    // server, so a restarted server resumes it rather than racing it.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let outcome = match command.spawn() {
+        Ok(child) => match child.wait_with_output().await {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                Err(format!("scan exited with {}: {last}", out.status))
+            }
+            Err(e) => Err(format!("waiting for the scan: {e}")),
+        },
+        Err(e) => Err(format!("starting {}: {e}", state.scanner.program.display())),
+    };
+    state.metrics.jobs_running.set(0);
+    let id = job.id;
+    let error = outcome.as_ref().err().cloned();
+    let finished = state
+        .store(move |store| {
+            store.set_job_state(id, if error.is_some() { "failed" } else { "done" }, error.as_deref())?;
+            Ok(store.job(id)?)
+        })
+        .await;
+    let label = if outcome.is_ok() { "done" } else { "failed" };
+    state
+        .metrics
+        .jobs
+        .get_or_create(&JobLabels { outcome: label.into() })
+        .inc();
+    if let Err(e) = &outcome {
+        tracing::warn!("job {id}: {e}");
+    }
+    if let (Ok(()), Ok(Some(job))) = (&outcome, finished)
+        && let Some(run) = job.run_id
+    {
+        notify_regressions(state, &job.campaign, run).await;
+    }
+}
+
+/// Posts the run's regressions to the campaign's webhook, if it has one.
+async fn notify_regressions(state: &SharedState, campaign: &str, run: i64) {
+    let name = campaign.to_string();
+    let found = state
+        .store(move |store| {
+            let Some(url) = store.webhook(&name)? else {
+                return Ok(None);
+            };
+            let regressions: Vec<_> = store
+                .changes(Some(run), None, 10_000)?
+                .into_iter()
+                .filter(|c| c.kind == "regression")
+                .collect();
+            Ok(Some((url, regressions)))
+        })
+        .await;
+    let Ok(Some((url, regressions))) = found else {
+        return;
+    };
+    if regressions.is_empty() {
+        return;
+    }
+    let body = serde_json::json!({
+        "event": "regressions",
+        "campaign": campaign,
+        "run": run,
+        "count": regressions.len(),
+        "regressions": regressions,
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(state.config.webhook_timeout_seconds))
+        .redirect(reqwest::redirect::Policy::none())
+        .build();
+    let outcome = match client {
+        Ok(c) => match c.post(&url).json(&body).send().await {
+            Ok(r) if r.status().is_success() => "delivered",
+            Ok(r) => {
+                tracing::warn!("webhook {url}: HTTP {}", r.status());
+                "rejected"
+            }
+            Err(e) => {
+                tracing::warn!("webhook {url}: {e}");
+                "failed"
+            }
+        },
+        Err(e) => {
+            tracing::warn!("webhook client: {e}");
+            "failed"
+        }
+    };
+    state
+        .metrics
+        .webhooks
+        .get_or_create(&JobLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(cron: &str, last_fired: Option<i64>) -> Schedule {
+        Schedule {
+            id: 1,
+            campaign: "c".into(),
+            cron: cron.into(),
+            args: vec![],
+            last_fired,
+        }
+    }
+
+    #[test]
+    fn a_schedule_missed_many_times_is_due_once() {
+        // Daily at 03:00; last fired 2026-11-20 03:00 UTC; now is six days later.
+        let last = 1_795_143_600; // 2026-11-20T03:00:00Z
+        let s = schedule("0 3 * * *", Some(last));
+        assert!(!due(&s, last, last + 3600));
+        assert!(due(&s, last, last + 86_400));
+        let now = last + 6 * 86_400 + 60;
+        assert!(due(&s, last, now));
+        // After firing (last_fired = now) it is not due again until the next 03:00.
+        let fired = schedule("0 3 * * *", Some(now));
+        assert!(!due(&fired, last, now + 3600));
+        assert!(due(&fired, last, now + 86_400));
+    }
+
+    #[test]
+    fn bad_cron_is_a_400() {
+        assert!(parse_cron("0 3 * * *").is_ok());
+        assert!(parse_cron("@daily").is_ok());
+        let err = parse_cron("61 3 * * *").unwrap_err();
+        assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert!(parse_cron("not a cron").is_err());
+    }
+}
