@@ -35,8 +35,8 @@ const TABLE_ROWS: usize = 30;
 const MAX_RUNS: i64 = 100_000;
 const PDF_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What to report on.
-#[derive(Debug, Clone, PartialEq)]
+/// What to report on (the server may take it from a query string).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct ReportRequest {
     pub campaign: Option<String>,
     /// "YYYY-MM"; `None` = the month of the campaign's latest run.

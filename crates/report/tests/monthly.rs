@@ -652,18 +652,3 @@ fn a_100k_target_campaign_reports_quickly() {
     assert_eq!(r.worst.len(), 20);
     assert!(built.as_secs_f64() < 2.0, "{built:?}");
 }
-
-#[test]
-fn zz_dump() {
-    let Ok(out) = std::env::var("DUMP") else { return };
-    let f = fixture();
-    for zh in [true, false] {
-        let r = monthly::build(&f.store, &request(&f, None, zh)).unwrap();
-        let name = if zh { "zh" } else { "en" };
-        std::fs::write(format!("{out}/{name}.html"), monthly::html(&r)).unwrap();
-        std::fs::write(format!("{out}/{name}.md"), monthly::markdown(&r)).unwrap();
-        std::fs::write(format!("{out}/{name}.csv"), monthly::csv(&r)).unwrap();
-        std::fs::write(format!("{out}/{name}.json"), monthly::json(&r)).unwrap();
-        monthly::pdf(&monthly::html(&r), Path::new(&format!("{out}/{name}.pdf"))).unwrap();
-    }
-}

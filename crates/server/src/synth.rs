@@ -53,7 +53,11 @@ fn verdict(domain: &str, profile: &str, target: usize, month: usize) -> Verdict 
     let h = mix(target as u64);
     // Each target adopts IPv6 in some month; a few regress later.
     let adopted_in = (h % 24) as usize;
-    let regresses_in = if h.is_multiple_of(17) { Some(adopted_in + 2) } else { None };
+    let regresses_in = if h.is_multiple_of(17) {
+        Some(adopted_in + 2)
+    } else {
+        None
+    };
     let ok = month >= adopted_in && regresses_in.is_none_or(|r| month < r);
     let checks: Vec<CheckResult> = CHECKS
         .iter()
