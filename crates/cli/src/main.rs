@@ -49,7 +49,9 @@ struct Cli {
 }
 
 /// Keys a configuration file may set, each the name of a long flag.
-const CONFIG_KEYS: [&str; 17] = [
+const CONFIG_KEYS: [&str; 19] = [
+    "prefixes",
+    "providers",
     "resolver",
     "allow-prefix",
     "ca-file",
@@ -473,6 +475,15 @@ struct ScanArgs {
     /// Provider signatures (TOML) for the run's attribution; default: the shipped set.
     #[arg(long, value_name = "FILE", env = "V6SCOPE_PROVIDERS")]
     providers: Option<PathBuf>,
+    /// Prefix tables (operator CSV/TOML, ip-location-db CSV, MMDB) mapping
+    /// addresses to AS numbers, for attributing providers by AS (repeatable).
+    #[arg(
+        long = "prefixes",
+        value_name = "FILE",
+        env = "V6SCOPE_PREFIXES",
+        value_delimiter = ','
+    )]
+    prefixes: Vec<PathBuf>,
     /// Refuse private and special-purpose target addresses (as `serve` does).
     #[arg(long)]
     public_only: bool,
@@ -995,6 +1006,11 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
         store.attach_job(job, run)?;
     }
     let providers = load_providers(&args.providers)?;
+    // Loaded before the scan so that a bad file stops it at once.
+    let mut table = v6scope_flow::enrich::PrefixTable::default();
+    for path in &args.prefixes {
+        table.load(path).map_err(|e| usage(e.to_string()))?;
+    }
     if args.public_only {
         install_scan_policy(&args.probe, &args.scan_allow)?;
     }
@@ -1094,7 +1110,8 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     store.finish_run(run)?;
     let info = store.run(run)?;
     eprintln!("run {run}: {} of {} targets evaluated", info.done, info.targets);
-    let summary = v6scope_report::history::summarise_run(&mut store, run, &providers, &|_| None)?;
+    let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
+    let summary = v6scope_report::history::summarise_run(&mut store, run, &providers, &asn_of)?;
     if summary.regressions + summary.improvements > 0 {
         eprintln!(
             "  against the previous run: {} regressions, {} improvements",

@@ -387,6 +387,25 @@ async fn writes_need_the_token_and_inputs_are_validated() {
     assert_eq!(r["done"], 2);
     assert!(r["finished_at"].is_string());
 
+    // The page's import form: the same checks, then a redirect to the campaign.
+    let form = |token: &str| {
+        http.post(server.url("/campaigns"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "name=viaform&csv=gamma.example.test%0Adelta.example.test%0A&token={token}&lang=zh-CN"
+            ))
+            .send()
+    };
+    let r = form("wrong-token-wrong-token").await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = form(TOKEN).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "followed the redirect");
+    assert!(r.url().path().ends_with("/campaigns/viaform"), "{}", r.url());
+    assert!(
+        r.text().await.unwrap().contains("监测任务"),
+        "the campaign page, in Chinese"
+    );
+
     let r = http
         .delete(server.url("/api/campaigns/media"))
         .header("authorization", &auth)

@@ -598,14 +598,20 @@ pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, Report
             slices(store, run.id, &req.profile, &["all", "category"])?
         };
         if !summarised {
-            notes.push(if zh {
-                format!("运行 {} 没有汇总表（在汇总功能之前完成）：数字由其判定结果计算，无服务商数据。", run.id)
+            let note = if zh {
+                format!(
+                    "运行 {} 没有汇总表（在汇总功能之前完成）：数字由其判定结果计算，无服务商数据。",
+                    run.id
+                )
             } else {
                 format!(
                     "Run {} has no stored summary (it finished before summaries existed): its figures were computed from its verdicts, without providers.",
                     run.id
                 )
-            });
+            };
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
         }
         Ok(s)
     };
@@ -785,14 +791,15 @@ pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, Report
             changes.improvement_groups.push(group);
         }
     }
-    let runs_in_period: Vec<RunRef> = period_runs
-        .iter()
-        .rev()
-        .map(|r| {
-            let s = (Some(r.id) == run.as_ref().map(|x| x.id)).then_some(now);
-            run_ref(r, s)
-        })
-        .collect();
+    let mut runs_in_period = Vec::new();
+    for r in period_runs.iter().rev() {
+        let mut x = run_ref(r, None);
+        x.targets = match store.summary(r.id, &req.profile, Some("all"))?.first() {
+            Some(all) => all.targets,
+            None => store.run(r.id)?.targets,
+        };
+        runs_in_period.push(x);
+    }
     if previous.is_none() && current.is_some() {
         notes.push(
             tr(

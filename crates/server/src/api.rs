@@ -59,15 +59,20 @@ async fn health(State(state): State<SharedState>) -> Result<Json<serde_json::Val
 
 /// Checks the bearer token of a write.
 fn authorise(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    check_token(state, given)
+}
+
+/// Checks a token given in a header or a form, in constant time.
+pub(crate) fn check_token(state: &SharedState, given: Option<&str>) -> Result<(), ApiError> {
     use subtle::ConstantTimeEq;
     let Some(token) = &state.token else {
         return Err(ApiError::ReadOnly);
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
+    let given = given.ok_or(ApiError::Unauthorized)?;
     if given.as_bytes().ct_eq(token.as_bytes()).into() {
         Ok(())
     } else {
@@ -75,7 +80,7 @@ fn authorise(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name
@@ -773,7 +778,7 @@ pub(crate) struct ScanSpec {
 impl ScanSpec {
     /// The `scan` arguments, from a fixed vocabulary: API callers never pass
     /// raw flags to the scanner.
-    fn args(&self) -> Result<Vec<String>, ApiError> {
+    pub(crate) fn args(&self) -> Result<Vec<String>, ApiError> {
         let mut args = Vec::new();
         for p in &self.profiles {
             let known: Vec<String> = v6scope_assess::Profile::builtin().into_iter().map(|p| p.name).collect();

@@ -104,6 +104,17 @@ impl Lang {
             "profile" => ("Profile", "评测标准"),
             "run" => ("Run", "运行"),
             "label" => ("Verdict", "结论"),
+            "import" => ("Import a campaign", "导入监测任务"),
+            "name" => ("Name", "名称"),
+            "csv" => (
+                "Targets: CSV with a header domain,category,organisation,region, or a domain per line",
+                "目标：CSV（表头 domain,category,organisation,region）或每行一个域名",
+            ),
+            "token" => ("Token", "令牌"),
+            "run_now" => ("Run now", "立即运行"),
+            "add_schedule" => ("Add a schedule", "添加定时计划"),
+            "cron" => ("Cron (UTC), e.g. 0 3 * * *", "Cron 表达式（UTC），如 0 3 * * *"),
+            "crawl" => ("Crawl the site (二级/三级)", "抓取全站（二级/三级）"),
             _ => ("?", "?"),
         };
         if self.zh() { zh } else { en }

@@ -5,11 +5,14 @@
 use crate::api::{self, SiteQuery, TargetsQuery, TrafficQuery, ViewQuery};
 use crate::svg::{share_bars, share_line};
 use crate::{ApiError, Lang, SharedState};
+use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::response::Redirect;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
 use v6scope_report::plan::Standing;
 use v6scope_store::{Slice, TargetRow};
 
@@ -21,6 +24,9 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/sites/{domain}", get(site))
         .route("/traffic", get(traffic))
         .route("/runs", get(runs))
+        .route("/campaigns", post(import_form))
+        .route("/campaigns/{name}/run", post(run_form))
+        .route("/campaigns/{name}/schedule", post(schedule_form))
 }
 
 const CSS: &str = "body{font-family:system-ui,'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:0;color:#222}\
@@ -184,7 +190,12 @@ async fn overview(State(state): State<SharedState>, Query(q): Query<ViewQuery>) 
                 td { (r.text) br; small { (r.measurement.note) } }
                 td { (r.deadline) }
                 td.n { (r.target.map(|t| value(r.indicator.is_share(), t)).unwrap_or_default()) }
-                td.n { (r.measurement.latest.map(|(_, v)| value(r.indicator.is_share(), v)).unwrap_or_else(|| lang.t("not_measured").into())) }
+                td.n {
+                    @match r.measurement.latest {
+                        Some((day, v)) => { (value(r.indicator.is_share(), v)) br; small { (v6scope_model::days::format(day)) } }
+                        None => { (lang.t("not_measured")) }
+                    }
+                }
                 @match &r.judgement {
                     Some(j) => { td class=(standing_key(j.standing)) { (lang.t(standing_key(j.standing))) }
                         td.n { (value(r.indicator.is_share(), j.gap)) } }
@@ -193,6 +204,16 @@ async fn overview(State(state): State<SharedState>, Query(q): Query<ViewQuery>) 
             } } }
         } }
         @if let Some(chart) = share_chart { h2 { (lang.t("share")) } (PreEscaped(chart)) }
+        details #import {
+            summary { (lang.t("import")) }
+            form method="post" action="/campaigns" {
+                input type="hidden" name="lang" value=(lang.code());
+                p { label { (lang.t("name")) " " input name="name" required pattern="[A-Za-z0-9._-]{1,100}"; } }
+                p { label { (lang.t("csv")) br; textarea name="csv" rows="8" cols="60" required {} } }
+                p { label { (lang.t("token")) " " input type="password" name="token" required; } }
+                button type="submit" { (lang.t("import")) }
+            }
+        }
     };
     page(lang, "/", lang.t("overview"), body).into_response()
 }
@@ -300,6 +321,20 @@ async fn campaign(
         @if !view.schedules.is_empty() {
             h2 { (lang.t("schedules")) }
             ul { @for s in &view.schedules { li { code { (s.cron) } " " (s.args.join(" ")) } } }
+        }
+        details #run-now {
+            summary { (lang.t("run_now")) " / " (lang.t("add_schedule")) }
+            form method="post" action=(format!("{path}/run")) {
+                input type="hidden" name="lang" value=(lang.code());
+                (scan_fields(lang, &view.profile))
+                button type="submit" { (lang.t("run_now")) }
+            }
+            form method="post" action=(format!("{path}/schedule")) {
+                input type="hidden" name="lang" value=(lang.code());
+                p { label { (lang.t("cron")) " " input name="cron" required value="0 3 * * *"; } }
+                (scan_fields(lang, &view.profile))
+                button type="submit" { (lang.t("add_schedule")) }
+            }
         }
     };
     page(lang, &path, &format!("{}: {name}", lang.t("campaign")), body).into_response()
@@ -451,6 +486,105 @@ async fn runs(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> R
         } }
     };
     page(lang, "/runs", lang.t("runs"), body).into_response()
+}
+
+fn scan_fields(lang: Lang, profile: &str) -> Markup {
+    let profiles: Vec<String> = v6scope_assess::Profile::builtin().into_iter().map(|p| p.name).collect();
+    html! {
+        p { label { (lang.t("profile")) " " select name="profile" {
+            @for p in &profiles { option value=(p) selected[p == profile] { (p) } } } }
+            " " label { input type="checkbox" name="crawl" value="true"; " " (lang.t("crawl")) } }
+        p { label { (lang.t("token")) " " input type="password" name="token" required; } }
+    }
+}
+
+#[derive(Deserialize)]
+struct ImportForm {
+    name: String,
+    csv: String,
+    token: String,
+    lang: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ScanForm {
+    profile: String,
+    crawl: Option<String>,
+    cron: Option<String>,
+    token: String,
+    lang: Option<String>,
+}
+
+/// The browser's way to import: the same checks as `PUT /api/campaigns/{name}`.
+async fn import_form(State(state): State<SharedState>, Form(form): Form<ImportForm>) -> Response {
+    let lang = lang_of(&state, form.lang.as_deref()).unwrap_or(state.config.lang);
+    let done = async {
+        api::check_token(&state, Some(&form.token))?;
+        api::check_name(&form.name)?;
+        let targets = api::parse_campaign(form.csv.as_bytes(), state.config.max_campaign_targets)?;
+        let name = form.name.clone();
+        state.store(move |s| Ok(s.put_campaign(&name, &targets)?)).await
+    };
+    match done.await {
+        Ok(()) => Redirect::to(&href(lang, &format!("/campaigns/{}", encode(&form.name)))).into_response(),
+        Err(e) => error_page(lang, e),
+    }
+}
+
+fn scan_spec(form: &ScanForm) -> api::ScanSpec {
+    api::ScanSpec {
+        profiles: vec![form.profile.clone()],
+        crawl: form.crawl.is_some(),
+        samples: None,
+    }
+}
+
+async fn run_form(State(state): State<SharedState>, Path(name): Path<String>, Form(form): Form<ScanForm>) -> Response {
+    let lang = lang_of(&state, form.lang.as_deref()).unwrap_or(state.config.lang);
+    let done = async {
+        api::check_token(&state, Some(&form.token))?;
+        let args = scan_spec(&form).args()?;
+        state
+            .store(move |s| {
+                s.campaign_targets(&name)?
+                    .ok_or_else(|| ApiError::NotFound(format!("no campaign '{name}'")))?;
+                Ok(s.queue_job(&name, &args, "page")?)
+            })
+            .await
+    };
+    match done.await {
+        Ok(_) => {
+            state.wake.notify_one();
+            Redirect::to(&href(lang, "/runs")).into_response()
+        }
+        Err(e) => error_page(lang, e),
+    }
+}
+
+async fn schedule_form(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    Form(form): Form<ScanForm>,
+) -> Response {
+    let lang = lang_of(&state, form.lang.as_deref()).unwrap_or(state.config.lang);
+    let back = href(lang, &format!("/campaigns/{}", encode(&name)));
+    let done = async {
+        api::check_token(&state, Some(&form.token))?;
+        let cron = form.cron.clone().unwrap_or_default();
+        crate::scheduler::parse_cron(&cron)?;
+        let args = scan_spec(&form).args()?;
+        state
+            .store(move |s| {
+                s.campaign_targets(&name)?
+                    .ok_or_else(|| ApiError::NotFound(format!("no campaign '{name}'")))?;
+                Ok(s.add_schedule(&name, &cron, &args, crate::scheduler::now())?)
+            })
+            .await
+    };
+    match done.await {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(e) => error_page(lang, e),
+    }
 }
 
 #[cfg(test)]
