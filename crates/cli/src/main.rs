@@ -117,6 +117,8 @@ fn apply_config_file(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+// Parsed once at start-up; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Evaluate one or a few domains and explain the verdict.
@@ -144,8 +146,8 @@ enum Command {
     /// Campaigns: named target lists with categories, organisations and regions.
     #[command(subcommand)]
     Campaign(CampaignCommand),
-    /// A plan's milestones with what the store measured, judged met / on
-    /// track / behind (Markdown or JSON).
+    /// The monthly monitoring report of a campaign against a plan's
+    /// milestones (Markdown, JSON, CSV, HTML or PDF).
     Report(ReportArgs),
     /// The dashboard, JSON API (/api/openapi.json), /metrics and the
     /// scheduler that runs campaigns on their schedules.

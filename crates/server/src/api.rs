@@ -1012,7 +1012,13 @@ pub(crate) async fn api_report(
     };
     let text = state
         .store(move |s| {
-            let report = monthly::build(s, &request).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            let report = monthly::build(s, &request).map_err(|e| {
+                if e.is_usage() {
+                    ApiError::Unprocessable(e.to_string())
+                } else {
+                    ApiError::Internal(e.to_string())
+                }
+            })?;
             Ok(match format.as_str() {
                 "md" => monthly::markdown(&report),
                 "json" => monthly::json(&report),
