@@ -322,6 +322,15 @@ async fn campaign(
             h2 { (lang.t("schedules")) }
             ul { @for s in &view.schedules { li { code { (s.cron) } " " (s.args.join(" ")) } } }
         }
+        h2 { (lang.t("report")) }
+        form.filters id="report-form" method="get" action="/api/report" {
+            input type="hidden" name="campaign" value=(name);
+            input type="hidden" name="lang" value=(lang.code());
+            input type="hidden" name="profile" value=(view.profile);
+            label { (lang.t("period")) input type="month" name="period" value=(view.runs.last().and_then(|r| r.started_at.get(..7)).unwrap_or("")); }
+            label { "format" select name="format" { @for f in ["html", "md", "csv", "json"] { option value=(f) { (f) } } } }
+            button type="submit" { (lang.t("download")) }
+        }
         details #run-now {
             summary { (lang.t("run_now")) " / " (lang.t("add_schedule")) }
             form method="post" action=(format!("{path}/run")) {
