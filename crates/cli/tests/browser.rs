@@ -146,6 +146,10 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
+            // No name lookups at all: the pages are on 127.0.0.1, and
+            // without this the browser still resolves its default search
+            // engine and Google's account, update and autofill hosts.
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
             "--window-size=1280,900",
             &format!("--user-data-dir={}", browser.profile.path().display()),
         ];

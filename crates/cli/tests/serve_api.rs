@@ -426,3 +426,39 @@ async fn writes_need_the_token_and_inputs_are_validated() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
 }
+
+#[test]
+fn a_slowloris_client_is_cut_off_and_others_are_served_meanwhile() {
+    use std::io::{Read, Write};
+    let (_dir, db) = setup("serve-slow");
+    let server = Server::start(&db, &[], &[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    // Headers a little at a time, never finished.
+    for part in ["GET / HTTP/1.1\r\n", "Host: x\r\n", "X-a: b\r\n"] {
+        slow.write_all(part.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        // Meanwhile another client is answered.
+        let mut other = std::net::TcpStream::connect(&addr).unwrap();
+        other
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        other.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(25),
+        "the server closed the slow connection after {waited:?}"
+    );
+    assert!(
+        rest.is_empty() || String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+}

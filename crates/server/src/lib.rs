@@ -268,18 +268,47 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
     tasks.spawn(scheduler::run_scheduler(state.clone()));
     tasks.spawn(scheduler::run_jobs(state.clone()));
     for listener in listeners {
-        let app = app.clone();
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("server: {e}");
-            }
-        });
+        tasks.spawn(accept_loop(listener, app.clone()));
     }
     (&mut shutdown).await;
     eprintln!("v6scope serve: stopping (a running scan is resumed at the next start)");
     tasks.shutdown().await;
     Ok(())
 }
+
+/// Serves one listener. Unlike `axum::serve`, every connection has a
+/// header-read timeout, so a client that sends its headers a byte at a time
+/// (slowloris) is cut off; handlers and bodies are bounded by the router's
+/// request timeout.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+}
+
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -302,6 +331,10 @@ fn router(state: SharedState) -> Router {
         .merge(pages::routes())
         .merge(api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             scheduler::count_requests,
