@@ -8,8 +8,11 @@
 //! when that is set), with chromedriver's log beside them.
 //!
 //! Nothing here reaches beyond loopback: the browser is started with every
-//! background service off (no sync, no component updates, no QUIC), and
-//! pages have no external assets.
+//! background service off (no sync, no component updates, no QUIC), resolves
+//! no names (`--host-resolver-rules`; the pages are on 127.0.0.1), and the
+//! pages have no external assets. (Chromium and chromedriver still connect()
+//! a UDP socket to a public IPv6 address to learn whether IPv6 is routed;
+//! that sends nothing.)
 //!
 //! Missing chromium or chromedriver is a failure, not a skip.
 
