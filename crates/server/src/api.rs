@@ -53,7 +53,7 @@ async fn openapi() -> Response {
 async fn health(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
     let counters = state.store(|s| Ok(s.counters()?)).await?;
     Ok(Json(
-        serde_json::json!({"status": "ok", "runs": counters[0], "queued_jobs": counters[4]}),
+        serde_json::json!({"status": "ok", "runs": counters[0], "queued_jobs": counters[2]}),
     ))
 }
 
@@ -254,7 +254,7 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
 fn active_users(store: &Store) -> Result<Option<(i64, u64)>, ApiError> {
     use v6scope_flow::aggregate::{day_of, day_start};
     use v6scope_flow::users::Sketch;
-    let Some((day, _, _)) = store.sketches("0000-00-00", "9999-99-99", "subscribers")?.pop() else {
+    let Some(day) = store.latest_sketch_day("subscribers", "9999-12-31")? else {
         return Ok(None);
     };
     let end = day_start(&day).unwrap_or(0);
@@ -470,9 +470,9 @@ pub(crate) fn site(store: &Store, domain: &str, campaign: Option<&str>) -> Resul
     let Some((run, idx, campaign)) = found else {
         return Err(ApiError::NotFound(format!("'{domain}' is in no finished campaign run")));
     };
-    let info = store.run(run)?;
+    let profiles = store.run_profiles(run)?;
     let mut verdicts = Vec::new();
-    for p in &info.profiles {
+    for p in &profiles {
         if let Some(v) = store.verdict(run, idx, p)? {
             verdicts.push(v);
         }
@@ -625,22 +625,20 @@ pub(crate) struct RunView {
     pub done: i64,
 }
 
-pub(crate) fn runs(store: &Store) -> Result<Vec<RunView>, ApiError> {
-    let mut out: Vec<RunView> = store
-        .runs()?
-        .into_iter()
-        .map(|r| RunView {
+pub(crate) fn runs(state: &crate::AppState, store: &Store) -> Result<Vec<RunView>, ApiError> {
+    let mut out = Vec::new();
+    for r in store.run_list(200)? {
+        let (targets, done, _) = state.run_counts(store, r.id, r.finished_at.is_some())?;
+        out.push(RunView {
             id: r.id,
             started_at: r.started_at,
             finished_at: r.finished_at,
             source: r.source,
             profiles: r.profiles,
-            targets: r.targets,
-            done: r.done,
-        })
-        .collect();
-    out.reverse();
-    out.truncate(200);
+            targets,
+            done,
+        });
+    }
     Ok(out)
 }
 
@@ -730,7 +728,7 @@ async fn api_put_campaign(
     }
     let created = state
         .store(move |s| {
-            let existed = s.campaign_targets(&name)?.is_some();
+            let existed = s.campaign_exists(&name)?;
             s.put_campaign(&name, &targets)?;
             Ok(!existed)
         })
@@ -960,7 +958,8 @@ async fn api_site(
 }
 
 async fn api_runs(State(state): State<SharedState>) -> Result<Json<Vec<RunView>>, ApiError> {
-    Ok(Json(state.store(|s| runs(s)).await?))
+    let st = state.clone();
+    Ok(Json(state.store(move |s| runs(&st, s)).await?))
 }
 
 async fn api_jobs(State(state): State<SharedState>) -> Result<Json<Vec<Job>>, ApiError> {
@@ -1047,13 +1046,25 @@ pub(crate) async fn api_report(
 }
 
 async fn metrics(State(state): State<SharedState>) -> Result<Response, ApiError> {
-    let c = state.store(|s| Ok(s.counters()?)).await?;
+    let st = state.clone();
+    let (c, probes, errors) = state
+        .store(move |s| {
+            let c = s.counters()?;
+            let (mut probes, mut errors) = (0, 0);
+            for r in s.run_list(i64::MAX)? {
+                let (_, done, error) = st.run_counts(s, r.id, r.finished_at.is_some())?;
+                probes += done;
+                errors += error;
+            }
+            Ok((c, probes, errors))
+        })
+        .await?;
     let m = &state.metrics;
     m.runs.set(c[0]);
     m.runs_finished.set(c[1]);
-    m.probes.set(c[2]);
-    m.errors.set(c[3]);
-    m.queue_depth.set(c[4]);
+    m.probes.set(probes);
+    m.errors.set(errors);
+    m.queue_depth.set(c[2]);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &m.registry)
         .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;

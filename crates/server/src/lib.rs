@@ -117,6 +117,9 @@ pub(crate) struct AppState {
     pub token: Option<String>,
     pub scanner: Scanner,
     readers: Mutex<Vec<Store>>,
+    /// (targets, observations, error verdicts) of finished runs, which do
+    /// not change: counting them again on every scrape cost seconds.
+    pub run_counts: Mutex<std::collections::HashMap<i64, (i64, i64, i64)>>,
     pub metrics: scheduler::Metrics,
     pub wake: tokio::sync::Notify,
 }
@@ -148,6 +151,20 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("worker: {e}")))?
+    }
+}
+
+impl AppState {
+    /// A run's counts, from the cache when the run is finished.
+    pub fn run_counts(&self, store: &Store, run: i64, finished: bool) -> Result<(i64, i64, i64), ApiError> {
+        if finished && let Some(c) = self.run_counts.lock().ok().and_then(|m| m.get(&run).copied()) {
+            return Ok(c);
+        }
+        let counts = store.run_counts(run)?;
+        if finished && let Ok(mut m) = self.run_counts.lock() {
+            m.insert(run, counts);
+        }
+        Ok(counts)
     }
 }
 
@@ -258,6 +275,7 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
         token,
         scanner,
         readers: Mutex::new(vec![store]),
+        run_counts: Mutex::new(Default::default()),
         metrics: scheduler::Metrics::new(),
         wake: tokio::sync::Notify::new(),
     });

@@ -471,7 +471,8 @@ async fn runs(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> R
         Ok(l) => l,
         Err(e) => return error_page(state.config.lang, e),
     };
-    let data = state.store(|s| Ok((api::runs(s)?, s.jobs(50)?))).await;
+    let st = state.clone();
+    let data = state.store(move |s| Ok((api::runs(&st, s)?, s.jobs(50)?))).await;
     let (runs, jobs) = match data {
         Ok(d) => d,
         Err(e) => return error_page(lang, e),
@@ -555,8 +556,9 @@ async fn run_form(State(state): State<SharedState>, Path(name): Path<String>, Fo
         let args = scan_spec(&form).args()?;
         state
             .store(move |s| {
-                s.campaign_targets(&name)?
-                    .ok_or_else(|| ApiError::NotFound(format!("no campaign '{name}'")))?;
+                if !s.campaign_exists(&name)? {
+                    return Err(ApiError::NotFound(format!("no campaign '{name}'")));
+                }
                 Ok(s.queue_job(&name, &args, "page")?)
             })
             .await
@@ -584,8 +586,9 @@ async fn schedule_form(
         let args = scan_spec(&form).args()?;
         state
             .store(move |s| {
-                s.campaign_targets(&name)?
-                    .ok_or_else(|| ApiError::NotFound(format!("no campaign '{name}'")))?;
+                if !s.campaign_exists(&name)? {
+                    return Err(ApiError::NotFound(format!("no campaign '{name}'")));
+                }
                 Ok(s.add_schedule(&name, &cron, &args, crate::scheduler::now())?)
             })
             .await

@@ -11,7 +11,7 @@ use v6scope_model::{DomainObservation, Target, Verdict};
 
 mod platform;
 mod reports;
-pub use platform::{Change, Job, ProviderUseRow, Schedule, Slice, TargetFilter, TargetRow, TimelinePoint};
+pub use platform::{Change, Job, ProviderUseRow, RunRow, Schedule, Slice, TargetFilter, TargetRow, TimelinePoint};
 pub use reports::ChangeGroupRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +184,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(platform::SCHEMA)?;
+        platform::migrate(&conn)?;
         Ok(Store { conn })
     }
 
@@ -342,6 +343,10 @@ impl Store {
             "INSERT OR IGNORE INTO campaigns (name, created_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
             params![name],
         )?;
+        tx.execute(
+            "UPDATE campaigns SET targets = ?2 WHERE name = ?1",
+            params![name, targets.len() as i64],
+        )?;
         tx.execute("DELETE FROM campaign_targets WHERE campaign = ?1", params![name])?;
         {
             let mut insert = tx.prepare(
@@ -365,10 +370,9 @@ impl Store {
 
     /// Campaigns with their number of targets.
     pub fn campaigns(&self) -> Result<Vec<(String, String, i64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT c.name, c.created_at, (SELECT COUNT(*) FROM campaign_targets t WHERE t.campaign = c.name) \
-             FROM campaigns c ORDER BY c.name",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, created_at, targets FROM campaigns ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }

@@ -69,6 +69,28 @@ CREATE TABLE IF NOT EXISTS campaign_hooks (
 );
 "#;
 
+/// Brings an older store's tables up to date.
+pub(crate) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    // The campaign's size, kept with it: counting a million targets on every
+    // page was the overview's main cost.
+    let has_targets: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('campaigns') WHERE name = 'targets'")?
+        .exists([])?;
+    if !has_targets {
+        let added = conn.execute_batch(
+            "ALTER TABLE campaigns ADD COLUMN targets INTEGER NOT NULL DEFAULT 0; \
+             UPDATE campaigns SET targets = (SELECT COUNT(*) FROM campaign_targets t WHERE t.campaign = campaigns.name);",
+        );
+        // Another process opening the store at the same moment did it first.
+        if let Err(e) = added
+            && !e.to_string().contains("duplicate column")
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Targets and passes of one slice of a run (all, a category, a region, a
 /// provider ...), under one profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +111,16 @@ pub struct ProviderUseRow {
     pub role: String,
     pub ipv6: bool,
     pub evidence: String,
+}
+
+/// A run as listed, without counting its targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub source: String,
+    pub profiles: Vec<String>,
 }
 
 /// A transition of a target between two runs of a campaign.
@@ -248,6 +280,10 @@ impl Store {
 
     /// A page of a run's targets matching `filter`, worst score first, and
     /// how many match in all.
+    ///
+    /// Rows are read in the order of the score index, so a page costs what
+    /// it skips and shows, not the size of the run; the total comes from the
+    /// run's summary when one filter is set, from an index otherwise.
     pub fn targets_page(
         &self,
         run: i64,
@@ -256,24 +292,14 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<TargetRow>, i64)> {
-        const FROM: &str = "FROM targets t \
-             LEFT JOIN verdicts v ON v.run_id = t.run_id AND v.idx = t.idx AND v.profile = ?2 \
-             WHERE t.run_id = ?1 AND (?3 IS NULL OR t.category = ?3) AND (?4 IS NULL OR t.region = ?4) \
-             AND (?5 IS NULL OR t.organisation = ?5) AND (?6 IS NULL OR v.status = ?6)";
-        let p = params![
-            run,
-            profile,
-            filter.category,
-            filter.region,
-            filter.organisation,
-            filter.status
-        ];
-        let total: i64 = self
-            .conn
-            .query_row(&format!("SELECT COUNT(*) {FROM}"), p, |r| r.get(0))?;
-        let mut stmt = self.conn.prepare(&format!(
+        // CROSS JOIN keeps verdicts as the outer loop (SQLite does not reorder it).
+        const FROM: &str = "FROM verdicts v CROSS JOIN targets t ON t.run_id = v.run_id AND t.idx = v.idx \
+             WHERE v.run_id = ?1 AND v.profile = ?2 AND (?3 IS NULL OR t.category = ?3) \
+             AND (?4 IS NULL OR t.region = ?4) AND (?5 IS NULL OR t.organisation = ?5) \
+             AND (?6 IS NULL OR v.status = ?6)";
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT t.idx, t.domain, t.category, t.organisation, t.region, v.status, v.score {FROM} \
-             ORDER BY v.score IS NULL, v.score, t.idx LIMIT ?7 OFFSET ?8"
+             ORDER BY v.score, v.rowid LIMIT ?7 OFFSET ?8"
         ))?;
         let mut rows = stmt.query(params![
             run,
@@ -289,15 +315,61 @@ impl Store {
         while let Some(r) = rows.next()? {
             out.push(target_row(r)?);
         }
+        let single = [
+            ("category", &filter.category),
+            ("region", &filter.region),
+            ("organisation", &filter.organisation),
+        ];
+        let set: Vec<_> = single.iter().filter(|(_, v)| v.is_some()).collect();
+        let from_summary = match (set.as_slice(), &filter.status) {
+            ([], None) => Some(("all", String::new())),
+            ([(dimension, Some(key))], None) => Some((*dimension, key.clone())),
+            _ => None,
+        };
+        let summarised: Option<i64> = match &from_summary {
+            Some((dimension, key)) => self
+                .conn
+                .query_row(
+                    "SELECT targets FROM run_summary WHERE run_id = ?1 AND profile = ?2 AND dimension = ?3 AND key = ?4",
+                    params![run, profile, dimension, key],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            None => None,
+        };
+        let total = match summarised {
+            // A slice absent from a summarised run has no targets.
+            None if from_summary.is_some() && self.has_summary(run, profile)? => 0,
+            Some(n) => n,
+            None => self.conn.query_row(
+                &format!("SELECT COUNT(*) {FROM}"),
+                params![
+                    run,
+                    profile,
+                    filter.category,
+                    filter.region,
+                    filter.organisation,
+                    filter.status
+                ],
+                |r| r.get(0),
+            )?,
+        };
         Ok((out, total))
+    }
+
+    fn has_summary(&self, run: i64, profile: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM run_summary WHERE run_id = ?1 AND profile = ?2 AND dimension = 'all'")?
+            .exists(params![run, profile])?)
     }
 
     /// The best-scoring targets of a run.
     pub fn best_targets(&self, run: i64, profile: &str, limit: i64) -> Result<Vec<TargetRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT t.idx, t.domain, t.category, t.organisation, t.region, v.status, v.score FROM verdicts v \
-             JOIN targets t ON t.run_id = v.run_id AND t.idx = v.idx \
-             WHERE v.run_id = ?1 AND v.profile = ?2 ORDER BY v.score DESC, v.idx LIMIT ?3",
+             CROSS JOIN targets t ON t.run_id = v.run_id AND t.idx = v.idx \
+             WHERE v.run_id = ?1 AND v.profile = ?2 ORDER BY v.score DESC, v.rowid DESC LIMIT ?3",
         )?;
         let mut rows = stmt.query(params![run, profile, limit])?;
         let mut out = Vec::new();
@@ -341,9 +413,11 @@ impl Store {
     /// A target's verdicts over a source's runs, oldest first.
     pub fn timeline(&self, source: &str, domain: &str) -> Result<Vec<TimelinePoint>> {
         let mut stmt = self.conn.prepare(
+            // CROSS JOIN: start from the domain's index entries, not from
+            // every verdict of the source's runs.
             "SELECT r.id, r.started_at, v.profile, v.status, v.score FROM targets t \
-             JOIN runs r ON r.id = t.run_id \
-             JOIN verdicts v ON v.run_id = t.run_id AND v.idx = t.idx \
+             CROSS JOIN runs r ON r.id = t.run_id \
+             CROSS JOIN verdicts v ON v.run_id = t.run_id AND v.idx = t.idx \
              WHERE t.domain = ?1 AND r.source = ?2 ORDER BY r.id, v.profile",
         )?;
         let rows = stmt.query_map(params![domain, source], |r| {
@@ -432,10 +506,18 @@ impl Store {
 
     /// Changes of one run, or of one domain (all runs), newest first.
     pub fn changes(&self, run: Option<i64>, domain: Option<&str>, limit: i64) -> Result<Vec<Change>> {
-        let mut stmt = self.conn.prepare(
+        // One statement per shape, so each can use its index ("?1 IS NULL OR"
+        // would make SQLite scan the table).
+        let filter = match (run, domain) {
+            (Some(_), Some(_)) => "run_id = ?1 AND domain = ?2",
+            (Some(_), None) => "run_id = ?1 AND ?2 IS NULL",
+            (None, Some(_)) => "?1 IS NULL AND domain = ?2",
+            (None, None) => "?1 IS NULL AND ?2 IS NULL",
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT run_id, previous_run, domain, profile, kind, check_id, from_status, to_status, text FROM changes \
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR domain = ?2) ORDER BY run_id DESC, id LIMIT ?3",
-        )?;
+             WHERE {filter} ORDER BY run_id DESC, id LIMIT ?3"
+        ))?;
         let rows = stmt.query_map(params![run, domain, limit], |r| {
             Ok(Change {
                 run_id: r.get(0)?,
@@ -622,16 +704,63 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Counts for the metrics endpoint: (runs, finished runs, observations,
-    /// error verdicts, queued jobs, running jobs).
-    pub fn counters(&self) -> Result<[i64; 6]> {
+    /// Counts for the metrics endpoint that cost nothing: (runs, finished
+    /// runs, queued jobs, running jobs).
+    pub fn counters(&self) -> Result<[i64; 4]> {
         Ok(self.conn.query_row(
             "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM runs WHERE finished_at IS NOT NULL), \
-             (SELECT COUNT(*) FROM observations), (SELECT COUNT(*) FROM verdicts WHERE status = 'error'), \
              (SELECT COUNT(*) FROM jobs WHERE state = 'queued'), (SELECT COUNT(*) FROM jobs WHERE state = 'running')",
             [],
-            |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
+            |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
         )?)
+    }
+
+    /// Per run: (targets, observations stored, error verdicts). A finished
+    /// run's counts never change, so callers may keep them.
+    pub fn run_counts(&self, run: i64) -> Result<(i64, i64, i64)> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM targets WHERE run_id = ?1), \
+             (SELECT COUNT(*) FROM observations WHERE run_id = ?1), \
+             (SELECT COUNT(*) FROM verdicts WHERE run_id = ?1 AND status = 'error')",
+            params![run],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+
+    /// The profiles a run was judged under.
+    pub fn run_profiles(&self, run: i64) -> Result<Vec<String>> {
+        let profiles: String = self
+            .conn
+            .query_row("SELECT profiles FROM runs WHERE id = ?1", params![run], |r| r.get(0))
+            .optional()?
+            .ok_or(StoreError::NoSuchRun(run))?;
+        Ok(profiles
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Runs without their counts, newest first.
+    pub fn run_list(&self, limit: i64) -> Result<Vec<RunRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, started_at, finished_at, source, profiles FROM runs ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map(params![limit], |r| {
+            let profiles: String = r.get(4)?;
+            Ok(RunRow {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                finished_at: r.get(2)?,
+                source: r.get(3)?,
+                profiles: profiles
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            })
+        })?;
+        collect(rows)
     }
 }
 
