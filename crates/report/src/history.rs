@@ -109,16 +109,9 @@ pub fn summarise_run(
     {
         let mut changes = Vec::new();
         for profile in &info.profiles {
-            let before: HashMap<String, Verdict> = store
-                .verdicts(previous, profile)?
-                .into_iter()
-                .map(|(_, v)| (v.domain.clone(), v))
-                .collect();
-            for (_, now) in store.verdicts(run, profile)? {
-                if let Some(then) = before.get(&now.domain) {
-                    changes.extend(compare(previous, run, then, &now));
-                }
-            }
+            store.for_each_verdict_pair(run, previous, profile, |then, now| {
+                changes.extend(compare(previous, run, &then, &now));
+            })?;
         }
         out.regressions = changes.iter().filter(|c| c.kind == "regression").count();
         out.improvements = changes.len() - out.regressions;

@@ -230,10 +230,15 @@ impl Store {
 
     /// A run's summary slices under a profile, optionally of one dimension.
     pub fn summary(&self, run: i64, profile: &str, dimension: Option<&str>) -> Result<Vec<Slice>> {
-        let mut stmt = self.conn.prepare(
+        // Two statements so that a single dimension is a primary-key range
+        // ("?3 IS NULL OR" would read every slice of the run).
+        let mut stmt = self.conn.prepare_cached(if dimension.is_some() {
             "SELECT dimension, key, targets, pass, score FROM run_summary \
-             WHERE run_id = ?1 AND profile = ?2 AND (?3 IS NULL OR dimension = ?3) ORDER BY dimension, key",
-        )?;
+             WHERE run_id = ?1 AND profile = ?2 AND dimension = ?3 ORDER BY dimension, key"
+        } else {
+            "SELECT dimension, key, targets, pass, score FROM run_summary \
+             WHERE run_id = ?1 AND profile = ?2 AND ?3 IS NULL ORDER BY dimension, key"
+        })?;
         let rows = stmt.query_map(params![run, profile, dimension], |r| {
             Ok(Slice {
                 dimension: r.get(0)?,
@@ -725,6 +730,32 @@ impl Store {
             params![run],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?)
+    }
+
+    /// Each target of `run` that `previous` also had (matched by domain),
+    /// with both verdicts under `profile`, streamed: comparing two runs of a
+    /// million targets must not hold either in memory.
+    pub fn for_each_verdict_pair(
+        &self,
+        run: i64,
+        previous: i64,
+        profile: &str,
+        mut f: impl FnMut(v6scope_model::Verdict, v6scope_model::Verdict),
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.body, n.body FROM verdicts n \
+             CROSS JOIN targets tn ON tn.run_id = n.run_id AND tn.idx = n.idx \
+             CROSS JOIN targets tp ON tp.domain = tn.domain AND tp.run_id = ?2 \
+             CROSS JOIN verdicts p ON p.run_id = tp.run_id AND p.idx = tp.idx AND p.profile = n.profile \
+             WHERE n.run_id = ?1 AND n.profile = ?3 ORDER BY n.run_id, n.idx",
+        )?;
+        let mut rows = stmt.query(params![run, previous, profile])?;
+        while let Some(r) = rows.next()? {
+            let then: String = r.get(0)?;
+            let now: String = r.get(1)?;
+            f(serde_json::from_str(&then)?, serde_json::from_str(&now)?);
+        }
+        Ok(())
     }
 
     /// The profiles a run was judged under.
