@@ -462,3 +462,57 @@ fn a_slowloris_client_is_cut_off_and_others_are_served_meanwhile() {
         String::from_utf8_lossy(&rest)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_missed_while_the_server_was_down_runs_once() {
+    let (dir, db) = setup("serve-missed");
+    let config = write_config(dir.path());
+    {
+        let mut store = v6scope_store::Store::open(&db).unwrap();
+        let targets = vec![v6scope_model_target("missed.example.test")];
+        store.put_campaign("missed", &targets).unwrap();
+        // Daily at 03:00, last fired a week ago: seven times missed.
+        let week_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - 7 * 86_400;
+        store.add_schedule("missed", "0 3 * * *", &[], week_ago).unwrap();
+    }
+    let server = Server::start(&db, &["--config", config.to_str().unwrap()], &[]);
+    let http = client();
+    // Several scheduler ticks (tick_seconds = 1).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let jobs: Value = http
+        .get(server.url("/api/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "one job for a week of missed runs: {jobs:?}");
+    assert_eq!(jobs[0]["reason"], "schedule 1");
+    let schedules: Value = http
+        .get(server.url("/api/campaigns/missed/schedules"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last_fired = schedules[0]["last_fired"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(now - last_fired < 60, "last_fired moved to the firing time");
+}
+
+fn v6scope_model_target(domain: &str) -> v6scope_model::Target {
+    v6scope_model::Target {
+        domain: domain.into(),
+        ..Default::default()
+    }
+}

@@ -499,7 +499,7 @@ fn fixes(checks: &[v6scope_model::CheckResult]) -> Vec<Fix> {
 
 /// Active users: distinct subscribers over the 30 days up to the latest
 /// collected day not after `until`, all organisations merged.
-fn active_users(store: &Store, until: i64) -> Result<Option<UsersFigure>, ReportError> {
+pub fn active_users(store: &Store, until: i64) -> Result<Option<UsersFigure>, ReportError> {
     let Some(last) = store.latest_sketch_day("subscribers", &days::format(until))? else {
         return Ok(None);
     };

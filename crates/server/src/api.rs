@@ -250,21 +250,12 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
     })
 }
 
-/// 30-day active IPv6 users up to the latest day collected.
+/// 30-day active IPv6 users up to the latest day collected (the report's
+/// definition).
 fn active_users(store: &Store) -> Result<Option<(i64, u64)>, ApiError> {
-    use v6scope_flow::aggregate::{day_of, day_start};
-    use v6scope_flow::users::Sketch;
-    let Some(day) = store.latest_sketch_day("subscribers", "9999-12-31")? else {
-        return Ok(None);
-    };
-    let end = day_start(&day).unwrap_or(0);
-    let first = day_of(end.saturating_sub(29 * 86_400));
-    let mut all = Sketch::default();
-    for (_, _, bytes) in store.sketches(&first, &day, "subscribers")? {
-        let sketch = Sketch::from_bytes(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
-        all.merge(&sketch).map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    Ok(Some((parse_day(&day).unwrap_or(0), all.count())))
+    let figure = v6scope_report::monthly::active_users(store, parse_day("9999-12-31").unwrap_or(i64::MAX / 2))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(figure.map(|f| (parse_day(&f.last_day).unwrap_or(0), f.subscribers)))
 }
 
 fn traffic_share(store: &Store, by: &str) -> Result<Vec<(String, f64)>, ApiError> {
