@@ -3,7 +3,9 @@
 //! which .ci/run installs). Each test starts `v6scope serve` on loopback over
 //! a generated store (3000 targets × 3 runs, made once per test binary), its
 //! own chromedriver on a free loopback port and a fresh browser profile, then
-//! clicks through the pages like a person would. Screenshots of the pages go
+//! clicks through the pages like a person would; one test serves a store
+//! seeded from real lab runs instead (a campaign scanned twice in the lab,
+//! with one site's IPv6 dropped by nftables in between). Screenshots of the pages go
 //! to `target/browser-artifacts/` (`$CARGO_TARGET_DIR/browser-artifacts/`
 //! when that is set), with chromedriver's log beside them.
 //!
@@ -481,6 +483,96 @@ async fn pages_fit_a_phone() {
                 "{path} at phone width: the page is {scroll} px wide in a {inner} px window"
             );
         }
+        b.close().await;
+    })
+    .await
+}
+
+/// A store seeded from real lab runs: a campaign scanned twice in the lab,
+/// with IPv6 to one site's web server dropped (nftables) before the second.
+fn lab_store() -> PathBuf {
+    let env = common::lab_env();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-lab-store");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("v6scope.db");
+    let list = dir.join("lab.csv");
+    std::fs::write(
+        &list,
+        "domain,category,organisation,region\n\
+         dual-stack-good.test,中央媒体,Lab Media,北京\n\
+         ipv4-only.test,商业网站,Lab Shop,上海\n\
+         site-good.test,商业网站,Lab Shop,上海\n",
+    )
+    .unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["campaign", "import", "lab"])
+        .arg(&list)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let scan = || {
+        let mut args: Vec<String> = [
+            "scan",
+            "--campaign",
+            "lab",
+            "--db",
+            db.to_str().unwrap(),
+            "--profile",
+            "internetnl",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(common::lab_flags(&env));
+        let out = common::v6scope_in_lab(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    scan();
+    let hole = common::Blackhole::v6("2001:db8:101::1");
+    scan();
+    drop(hole);
+    db
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_over_lab_runs_show_the_regression_with_its_evidence() {
+    limited(async {
+        let db = lab_store();
+        let server = Server::start(&db, &[], &["--profile", "internetnl"]);
+        let b = Browser::start("lab").await;
+        b.goto(&server.url("/?lang=zh-CN")).await;
+        assert_eq!(b.find_all("svg#trend-lab circle.point").await.len(), 2, "two lab runs");
+        b.screenshot("lab-overview-zh-CN").await;
+
+        b.goto(&server.url("/sites/dual-stack-good.test?campaign=lab")).await;
+        let regressions = b.find_all("#changelog li.regression").await;
+        assert!(!regressions.is_empty(), "the blackholed site regressed");
+        let checks = text(&b, "table.checks").await;
+        assert!(
+            checks.contains("2001:db8:101::1"),
+            "the evidence names the unreachable address: {checks}"
+        );
+        assert_eq!(b.find_all("#timeline tbody tr").await.len(), 2);
+        b.screenshot("lab-site").await;
+
+        // The campaign page filtered to one region shows only its targets.
+        b.goto(&server.url("/campaigns/lab")).await;
+        b.find("select#filter-region").await.click().await.unwrap();
+        b.find("select#filter-region option[value='上海']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        b.find("#filter-apply").await.click().await.unwrap();
+        let mut domains = Vec::new();
+        for row in b.find_all("#targets tr.target").await {
+            domains.push(row.find(Locator::Css("td")).await.unwrap().text().await.unwrap());
+        }
+        domains.sort();
+        assert_eq!(domains, vec!["ipv4-only.test", "site-good.test"]);
+        b.screenshot("lab-campaign-filtered").await;
         b.close().await;
     })
     .await

@@ -10,7 +10,7 @@ mod common;
 use common::server::Server;
 use common::*;
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use v6scope_store::Store;
 
@@ -54,57 +54,6 @@ fn wait_job(server: &Server, id: i64, limit: Duration) -> Value {
             server.log.lock().unwrap()
         );
         std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// An nftables table in the world namespace that drops IPv6 to one
-/// address; removed when dropped.
-struct Blackhole;
-
-impl Blackhole {
-    fn v6(address: &str) -> Blackhole {
-        let rules = format!(
-            "table inet v6scope_test {{\n chain input {{\n  type filter hook input priority -5; policy accept;\n  ip6 daddr {address} drop\n }}\n}}\n"
-        );
-        let _ = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                "v6lab-world",
-                "nft",
-                "delete",
-                "table",
-                "inet",
-                "v6scope_test",
-            ])
-            .stderr(Stdio::null())
-            .status();
-        let mut nft = Command::new("ip")
-            .args(["netns", "exec", "v6lab-world", "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
-        let status = nft.wait().unwrap();
-        assert!(status.success(), "adding the nft blackhole");
-        Blackhole
-    }
-}
-
-impl Drop for Blackhole {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                "v6lab-world",
-                "nft",
-                "delete",
-                "table",
-                "inet",
-                "v6scope_test",
-            ])
-            .status();
     }
 }
 

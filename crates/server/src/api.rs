@@ -210,10 +210,19 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
                     latest: Some(latest),
                     earlier: value(&earlier).map(|(v, _)| v),
                     population: Some(n),
-                    note: format!("{n} targets, profile {profile}"),
+                    note: if lang.zh() {
+                        format!("{n} 个目标，评测标准 {profile}")
+                    } else {
+                        format!("{n} targets, profile {profile}")
+                    },
                 },
                 None => Measurement {
-                    note: "no campaign target of this category".into(),
+                    note: if lang.zh() {
+                        "监测任务中无此类别的目标"
+                    } else {
+                        "no campaign target of this category"
+                    }
+                    .into(),
                     ..Default::default()
                 },
             }
@@ -222,16 +231,31 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
             Some((day, n)) => Measurement {
                 latest: Some((day, n as f64)),
                 population: Some(n as i64),
-                note: "distinct subscribers in the collected flows, 30 days".into(),
+                note: if lang.zh() {
+                    "采集流量中 30 天内的不同用户数"
+                } else {
+                    "distinct subscribers in the collected flows, 30 days"
+                }
+                .into(),
                 ..Default::default()
             },
             None => Measurement {
-                note: "no flows collected".into(),
+                note: if lang.zh() {
+                    "尚未采集流量"
+                } else {
+                    "no flows collected"
+                }
+                .into(),
                 ..Default::default()
             },
         },
         _ => Measurement {
-            note: "not measured by this deployment".into(),
+            note: if lang.zh() {
+                "本系统未测量"
+            } else {
+                "not measured by this deployment"
+            }
+            .into(),
             ..Default::default()
         },
     });

@@ -288,6 +288,21 @@ async fn campaign(
             (slice_table(lang, "table-category", lang.t("category"), &view.by_category))
             h2 { (lang.t("region")) }
             (slice_table(lang, "table-region", lang.t("region"), &view.by_region))
+            @if !view.by_provider.is_empty() {
+                h2 { a href=(href(lang, &format!("{path}/providers"))) { (lang.t("providers")) } }
+                div.scroll { table id="table-provider" {
+                    thead { tr { th { (lang.t("provider")) } th { (lang.t("role")) } th.n { (lang.t("targets")) }
+                        th.n { (lang.t("rate")) } th.n { (lang.t("v4only")) } } }
+                    tbody { @for s in view.by_provider.iter().filter(|s| s.dimension.starts_with("provider:")) {
+                        @let role = s.dimension.trim_start_matches("provider:");
+                        @let v4only = view.by_provider.iter()
+                            .find(|o| o.key == s.key && o.dimension == format!("provider_v4only:{role}"))
+                            .map(|o| o.targets).unwrap_or(0);
+                        tr { td { (s.key) } td { (role) } td.n { (s.targets) } td.n { (pct(s.pass, s.targets)) }
+                            td.n class=(if v4only > 0 { "fail" } else { "" }) { (v4only) } }
+                    } }
+                } }
+            }
             h2 { (lang.t("worst")) }
             (target_table(lang, "worst", &name, &view.worst))
             h2 { (lang.t("best")) }

@@ -65,9 +65,15 @@ pub fn share_line(id: &str, title: &str, labels: &[String], values: &[f64]) -> S
     // Label at most ~8 points so the axis stays legible.
     let step = n.div_ceil(8).max(1);
     for (i, label) in labels.iter().enumerate().step_by(step) {
+        // The end labels are anchored inwards so that they are not cut off.
+        let anchor = match i {
+            0 if n > 1 => "start",
+            i if i + 1 == n && n > 1 => "end",
+            _ => "middle",
+        };
         let _ = write!(
             s,
-            r#"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
+            r#"<text x="{:.1}" y="{}" font-size="10" text-anchor="{anchor}">{}</text>"#,
             x(i),
             h - 10.0,
             escape(label)

@@ -69,3 +69,54 @@ pub fn v6scope_in_lab(args: &[String]) -> Output {
         .output()
         .expect("running v6scope in the lab namespace")
 }
+
+/// An nftables table in the world namespace that drops IPv6 to one
+/// address; removed when dropped.
+pub struct Blackhole;
+
+impl Blackhole {
+    pub fn v6(address: &str) -> Blackhole {
+        let rules = format!(
+            "table inet v6scope_test {{\n chain input {{\n  type filter hook input priority -5; policy accept;\n  ip6 daddr {address} drop\n }}\n}}\n"
+        );
+        let _ = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "v6lab-world",
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                "v6scope_test",
+            ])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let mut nft = std::process::Command::new("ip")
+            .args(["netns", "exec", "v6lab-world", "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
+        let status = nft.wait().unwrap();
+        assert!(status.success(), "adding the nft blackhole");
+        Blackhole
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "v6lab-world",
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                "v6scope_test",
+            ])
+            .status();
+    }
+}
