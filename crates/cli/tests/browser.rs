@@ -566,6 +566,9 @@ async fn pages_over_lab_runs_show_the_regression_with_its_evidence() {
             .await
             .unwrap();
         b.find("#filter-apply").await.click().await.unwrap();
+        // Wait for the filtered page, not the rows of the page being left.
+        b.wait_query("the filtered page", |q| q.iter().any(|(k, _)| k == "region"))
+            .await;
         let mut domains = Vec::new();
         for row in b.find_all("#targets tr.target").await {
             domains.push(row.find(Locator::Css("td")).await.unwrap().text().await.unwrap());
