@@ -795,7 +795,7 @@ impl Store {
     }
 }
 
-fn target_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TargetRow> {
+pub(crate) fn target_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TargetRow> {
     Ok(TargetRow {
         idx: r.get(0)?,
         domain: r.get(1)?,

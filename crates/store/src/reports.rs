@@ -107,18 +107,7 @@ impl Store {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let body: String = r.get(7)?;
-            out.push((
-                TargetRow {
-                    idx: r.get(0)?,
-                    domain: r.get(1)?,
-                    category: r.get(2)?,
-                    organisation: r.get(3)?,
-                    region: r.get(4)?,
-                    status: r.get(5)?,
-                    score: r.get(6)?,
-                },
-                serde_json::from_str(&body)?,
-            ));
+            out.push((crate::platform::target_row(r)?, serde_json::from_str(&body)?));
         }
         Ok(out)
     }
