@@ -217,12 +217,7 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
                     },
                 },
                 None => Measurement {
-                    note: if lang.zh() {
-                        "监测任务中无此类别的目标"
-                    } else {
-                        "no campaign target of this category"
-                    }
-                    .into(),
+                    note: lang.t("note_no_category").into(),
                     ..Default::default()
                 },
             }
@@ -231,31 +226,16 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
             Some((day, n)) => Measurement {
                 latest: Some((day, n as f64)),
                 population: Some(n as i64),
-                note: if lang.zh() {
-                    "采集流量中 30 天内的不同用户数"
-                } else {
-                    "distinct subscribers in the collected flows, 30 days"
-                }
-                .into(),
+                note: lang.t("note_users").into(),
                 ..Default::default()
             },
             None => Measurement {
-                note: if lang.zh() {
-                    "尚未采集流量"
-                } else {
-                    "no flows collected"
-                }
-                .into(),
+                note: lang.t("note_no_flows").into(),
                 ..Default::default()
             },
         },
         _ => Measurement {
-            note: if lang.zh() {
-                "本系统未测量"
-            } else {
-                "not measured by this deployment"
-            }
-            .into(),
+            note: lang.t("note_not_measured").into(),
             ..Default::default()
         },
     });

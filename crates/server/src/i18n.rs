@@ -115,6 +115,13 @@ impl Lang {
             "add_schedule" => ("Add a schedule", "添加定时计划"),
             "cron" => ("Cron (UTC), e.g. 0 3 * * *", "Cron 表达式（UTC），如 0 3 * * *"),
             "crawl" => ("Crawl the site (二级/三级)", "抓取全站（二级/三级）"),
+            "note_users" => (
+                "distinct subscribers in the collected flows, 30 days",
+                "采集流量中 30 天内的不同用户数",
+            ),
+            "note_no_flows" => ("no flows collected", "尚未采集流量"),
+            "note_not_measured" => ("not measured by this deployment", "本系统未测量"),
+            "note_no_category" => ("no campaign target of this category", "监测任务中无此类别的目标"),
             _ => ("?", "?"),
         };
         if self.zh() { zh } else { en }

@@ -152,6 +152,15 @@ fn insert_verdict(stmt: &mut rusqlite::Statement<'_>, run: i64, idx: i64, v: &Ve
     Ok(())
 }
 
+/// The runs table keeps a run's profiles as one comma-separated column.
+fn split_profiles(column: &str) -> Vec<String> {
+    column
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunInfo {
@@ -461,11 +470,7 @@ impl Store {
                         started_at: r.get(1)?,
                         finished_at: r.get(2)?,
                         source: r.get(3)?,
-                        profiles: profiles
-                            .split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect(),
+                        profiles: split_profiles(&profiles),
                         config: r.get(5)?,
                         targets: r.get(6)?,
                         done: r.get(7)?,

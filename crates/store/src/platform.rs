@@ -765,11 +765,7 @@ impl Store {
             .query_row("SELECT profiles FROM runs WHERE id = ?1", params![run], |r| r.get(0))
             .optional()?
             .ok_or(StoreError::NoSuchRun(run))?;
-        Ok(profiles
-            .split(',')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect())
+        Ok(crate::split_profiles(&profiles))
     }
 
     /// Runs without their counts, newest first.
@@ -784,11 +780,7 @@ impl Store {
                 started_at: r.get(1)?,
                 finished_at: r.get(2)?,
                 source: r.get(3)?,
-                profiles: profiles
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                profiles: crate::split_profiles(&profiles),
             })
         })?;
         collect(rows)
