@@ -1179,7 +1179,11 @@ pub(crate) fn cn_rollup(results: &[CheckResult], profile: &Profile) -> (Status, 
                 .get(&c.id)
                 .is_some_and(|d| d.severity == Severity::Mandatory)
     });
-    let (mut got, mut max) = (0.0, 0.0);
+    // Two scores: the one that decides, over the checks that may fail the
+    // site, and one over every weighted check. An optional check (the 天窗
+    // sub-resources, say) lowers only the second: by itself it can warn but
+    // never turn a pass into a fail.
+    let (mut got, mut max, mut got_all, mut max_all) = (0.0, 0.0, 0.0, 0.0);
     for (id, weight) in &profile.weights {
         let Some(c) = results.iter().find(|c| &c.id == id) else {
             continue;
@@ -1192,10 +1196,22 @@ pub(crate) fn cn_rollup(results: &[CheckResult], profile: &Profile) -> (Status, 
             (None, Status::Pass | Status::NotApplicable | Status::Info) => 1.0,
             (None, _) => 0.0,
         };
-        got += weight * fraction;
-        max += weight;
+        got_all += weight * fraction;
+        max_all += weight;
+        if profile
+            .checks
+            .get(id)
+            .is_some_and(|d| d.severity == Severity::Mandatory)
+        {
+            got += weight * fraction;
+            max += weight;
+        }
     }
     let score = if max > 0.0 { round2(100.0 * got / max) } else { 0.0 };
+    let mut categories = BTreeMap::new();
+    if max_all > 0.0 {
+        categories.insert("all_checks".to_string(), round2(100.0 * got_all / max_all));
+    }
     let (status, label) = if gate_failed {
         (Status::Fail, "failed")
     } else if untestable {
@@ -1205,7 +1221,7 @@ pub(crate) fn cn_rollup(results: &[CheckResult], profile: &Profile) -> (Status, 
     } else {
         (Status::Fail, "below the pass score")
     };
-    (status, label.to_string(), score, BTreeMap::new())
+    (status, label.to_string(), score, categories)
 }
 
 fn join(addresses: &[IpAddr]) -> String {

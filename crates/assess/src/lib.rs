@@ -54,6 +54,7 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckDef {
     pub title: String,
     pub severity: Severity,
@@ -62,7 +63,7 @@ pub struct CheckDef {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     pub min_ns_with_aaaa: usize,
     pub similarity: f64,
@@ -104,7 +105,10 @@ impl Default for Thresholds {
     }
 }
 
+/// A regulator's typo (`severty`, `pass_scor`) is an error, never a
+/// silently ignored key.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
     pub name: String,
     pub title: String,
@@ -255,6 +259,69 @@ mod tests {
             Profile::parse("x", text),
             Err(ProfileError::UnknownCheck { .. })
         ));
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let base = "name='x'\ntitle='x'\nkind='nist'\n";
+        for typo in [
+            "severty_default='x'\n",
+            "[thresholds]\npass_scor=80\n",
+            "[checks.web_ipv6]\ntitle='b'\nseverity='mandatory'\nremedyy='r'\n",
+        ] {
+            let text = format!("{base}{typo}");
+            assert!(
+                matches!(Profile::parse("x", &text), Err(ProfileError::Parse { .. })),
+                "{typo}"
+            );
+        }
+    }
+
+    /// The rule for every shipped profile: an optional check that fails
+    /// (a warning) never by itself turns a passing domain into a failing one.
+    #[test]
+    fn an_optional_check_never_fails_a_passing_domain() {
+        for profile in Profile::builtin() {
+            let all_pass: Vec<CheckResult> = profile
+                .checks
+                .iter()
+                .map(|(id, def)| CheckResult {
+                    id: id.clone(),
+                    title: def.title.clone(),
+                    status: Status::Pass,
+                    points: Some(1.0),
+                    max_points: None,
+                    evidence: vec![],
+                    remedy: None,
+                    counts: Some(v6scope_model::ServiceCounts {
+                        colour: "green".into(),
+                        ..Default::default()
+                    }),
+                })
+                .collect();
+            let rollup = |r: &[CheckResult]| match profile.kind {
+                Kind::Internetnl => checks::internetnl_rollup(r, &profile).0,
+                Kind::Nist => checks::nist_rollup(r).0,
+                Kind::CnWebsite => checks::cn_rollup(r, &profile).0,
+            };
+            assert_eq!(rollup(&all_pass), Status::Pass, "{}", profile.name);
+            for (id, def) in &profile.checks {
+                if def.severity == Severity::Mandatory {
+                    continue;
+                }
+                let mut results = all_pass.clone();
+                let c = results.iter_mut().find(|c| &c.id == id).unwrap();
+                c.status = Status::Warn;
+                c.points = Some(0.0);
+                let status = rollup(&results);
+                assert_ne!(
+                    status,
+                    Status::Fail,
+                    "{}: optional {id} failed the domain",
+                    profile.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -1307,7 +1307,14 @@ async fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Result<ExitCode
         config.lang = Lang::parse(lang).ok_or_else(|| usage(format!("--lang {lang}: en or zh-CN")))?;
     }
     if let Some(plan) = args.plan {
-        config.plan = plan;
+        // A file given here is offered by its name, like `plan_files`.
+        if plan.ends_with(".toml") || plan.contains('/') {
+            let loaded = v6scope_report::plan::Plan::load(&plan).map_err(|e| usage(e.to_string()))?;
+            config.plan_files.push(PathBuf::from(&plan));
+            config.plan = loaded.name;
+        } else {
+            config.plan = plan;
+        }
     }
     if let Some(profile) = args.profile {
         config.profile = profile;
@@ -1381,10 +1388,11 @@ fn report(args: ReportArgs) -> Result<ExitCode> {
         bail!(usage(format!("no store at {}", args.store.db.display())));
     }
     let store = Store::open(&args.store.db)?;
+    let plan = v6scope_report::plan::Plan::load(&args.plan).map_err(|e| usage(e.to_string()))?;
     let request = ReportRequest {
         campaign: args.campaign,
         period: args.period,
-        plan: args.plan,
+        plan,
         profile: args.profile,
         zh,
     };

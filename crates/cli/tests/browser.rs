@@ -478,6 +478,20 @@ async fn pages_fit_a_phone() {
             if name == "campaign" {
                 b.screenshot("phone-campaign").await;
             }
+            // Chart text stays legible (it was 5-6 px when charts shrank).
+            let smallest = b
+                .js("let t=[...document.querySelectorAll('svg.chart text')].map(e=>e.getBoundingClientRect().height).filter(h=>h>0); return t.length? Math.min(...t) : 99")
+                .await
+                .as_f64()
+                .unwrap();
+            assert!(smallest >= 9.0, "{path}: chart text {smallest} px high at phone width");
+            // Remedies and evidence are not cut off at the right edge.
+            let overflow = b
+                .js("return [...document.querySelectorAll('table.checks td')].filter(e=>e.getBoundingClientRect().right>window.innerWidth+1).length")
+                .await
+                .as_f64()
+                .unwrap();
+            assert_eq!(overflow, 0.0, "{path}: check cells past the window's edge");
             assert!(
                 scroll <= inner + 1.0,
                 "{path} at phone width: the page is {scroll} px wide in a {inner} px window"

@@ -113,7 +113,7 @@ fn lab_config(dir: &std::path::Path, env: &std::collections::BTreeMap<String, St
         &config,
         format!(
             "resolver = [\"{}\", \"{}\"]\nca-file = [\"{}\"]\nallow-prefix = [{}]\nvantage-probe = [\"{}\", \"{}\"]\n\n\
-             [serve]\ntoken_file = \"{}\"\ntick_seconds = 1\nallow_targets = [{}]\nproviders = \"{}\"\n",
+             [serve]\ntoken_file = \"{}\"\ntick_seconds = 1\nallow_targets = [{}]\nproviders = \"{}\"\nwebhook_allow = [\"127.0.0.0/8\"]\n",
             env["V6LAB_RESOLVER_V4"],
             env["V6LAB_RESOLVER_V6"],
             env["V6LAB_CA_FILE"],

@@ -40,6 +40,13 @@ pub fn normalise_domain(input: &str) -> Result<String, String> {
     if labels.len() < 2 {
         return Err(format!("'{ascii}' has a single label; give a registered domain"));
     }
+    // A top-level label is never all digits (RFC 3696 §2): "1.2" is a number.
+    if labels
+        .last()
+        .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("'{ascii}' ends in an all-numeric label; it is not a domain"));
+    }
     for label in &labels {
         if label.is_empty() || label.len() > 63 {
             return Err(format!("'{ascii}' has an empty label or one over 63 characters"));
@@ -67,7 +74,8 @@ pub fn parse(text: &str) -> Parsed {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .unwrap_or("");
-    if first.contains(',') {
+    // A CSV header of the one column `domain` has no comma.
+    if first.contains(',') || first.eq_ignore_ascii_case("domain") {
         parse_csv(text, &mut parsed, &mut seen);
     } else {
         for (i, raw) in text.lines().enumerate() {
@@ -107,6 +115,21 @@ fn push(
     }
 }
 
+/// Control characters, and the bidirectional overrides and isolates that
+/// make a name display other than it is ("Trojan Source"), are refused in
+/// every field: labels are shown on pages and in reports.
+fn hidden_control(field: &str) -> Option<String> {
+    let c = field.chars().find(|&c| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })?;
+    Some(format!(
+        "the field '{}' holds the invisible control character U+{:04X}",
+        field.escape_default(),
+        c as u32
+    ))
+}
+
 fn parse_csv(text: &str, parsed: &mut Parsed, seen: &mut HashSet<String>) {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -142,6 +165,10 @@ fn parse_csv(text: &str, parsed: &mut Parsed, seen: &mut HashSet<String>) {
             Ok(rec) => {
                 let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
                 let field = |c: Option<usize>| c.and_then(|i| rec.get(i)).filter(|s| !s.is_empty()).map(str::to_string);
+                if let Some(bad) = rec.iter().find_map(hidden_control) {
+                    parsed.bad.push(BadLine { line, reason: bad });
+                    continue;
+                }
                 match rec.get(domain_col) {
                     Some(d) if !d.is_empty() => push(parsed, seen, line, d, field(cat), field(org), field(reg)),
                     _ => parsed.bad.push(BadLine {
@@ -171,6 +198,8 @@ mod tests {
         assert_eq!(parsed.duplicates, 1);
         let lines: Vec<usize> = parsed.bad.iter().map(|b| b.line).collect();
         assert_eq!(lines, vec![4, 5, 8, 9]);
+        assert!(parse("1.5\n").targets.is_empty());
+        assert!(parse("10.0.0\n").targets.is_empty());
     }
 
     #[test]
@@ -191,6 +220,26 @@ mod tests {
         let parsed = parse("a.com,b\nc.com,d\n");
         assert!(parsed.targets.is_empty());
         assert_eq!(parsed.bad[0].line, 1);
+    }
+
+    #[test]
+    fn a_header_of_domain_alone_is_a_header() {
+        let parsed = parse("domain\na.example.com\nb.example.com\n");
+        assert!(parsed.bad.is_empty(), "{:?}", parsed.bad);
+        assert_eq!(parsed.targets.len(), 2);
+        let parsed = parse("Domain\r\na.example.com\r\n");
+        assert_eq!((parsed.targets.len(), parsed.bad.len()), (1, 0));
+    }
+
+    #[test]
+    fn bidirectional_controls_are_refused_with_their_line() {
+        let parsed = parse(
+            "domain,category,organisation,region\na.example.com,gov,\u{202e}lanigiro,x\nb.example.com,gov,Org\u{2066},y\nc.example.com,gov,Ministry,z\n",
+        );
+        assert_eq!(parsed.targets.len(), 1);
+        let lines: Vec<usize> = parsed.bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, vec![2, 3]);
+        assert!(parsed.bad[0].reason.contains("U+202E"), "{}", parsed.bad[0].reason);
     }
 
     #[test]

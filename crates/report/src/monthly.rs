@@ -41,8 +41,8 @@ pub struct ReportRequest {
     pub campaign: Option<String>,
     /// "YYYY-MM"; `None` = the month of the campaign's latest run.
     pub period: Option<String>,
-    /// Plan name or TOML file.
-    pub plan: String,
+    /// The plan whose milestones are judged.
+    pub plan: Plan,
     /// Profile whose verdict "pass" counts as IPv6 support.
     pub profile: String,
     /// Chinese (zh-CN) labels instead of English.
@@ -84,6 +84,14 @@ pub enum ReportError {
 impl ReportError {
     /// Whether the error is in the request (exit code 2 in the CLI, 4xx in
     /// the server) rather than in the store or the machine.
+    /// The campaign or the month asked for has nothing to report.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ReportError::UnknownCampaign(_) | ReportError::NoRuns(_) | ReportError::NoRunInPeriod { .. }
+        )
+    }
+
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
@@ -532,7 +540,7 @@ struct CampaignRun {
 /// Builds the report of `req.period` (or the latest run's month).
 pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, ReportError> {
     let zh = req.zh;
-    let plan = Plan::load(&req.plan)?;
+    let plan = &req.plan;
     let requested = match &req.period {
         Some(p) => Some(parse_month(p).ok_or_else(|| ReportError::BadPeriod(p.clone()))?),
         None => None,
@@ -636,13 +644,17 @@ pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, Report
     // from the period's run and the run before it; users from sketches.
     let until = month_first_day(period + 1) - 1;
     let users = active_users(store, until)?;
-    let milestones = rows(&plan, zh, |m| match m.indicator {
+    let milestones = rows(plan, zh, |m| match m.indicator {
         Indicator::SiteSupport => {
-            let category = m.category.as_deref().unwrap_or_default();
+            // Campaign categories count by key, not by exact label.
+            let key = m.key().unwrap_or_default();
             let value_in = |r: Option<&RunRef>, s: Option<&Vec<Slice>>| {
                 let (r, s) = (r?, s?);
-                let c = slice(s, "category", category)?;
-                Some((run_day(r), ratio(c.pass, c.targets), c.targets))
+                let (targets, pass) = s
+                    .iter()
+                    .filter(|x| x.dimension == "category" && crate::plan::category_key(&x.key) == key)
+                    .fold((0, 0), |(t, p), x| (t + x.targets, p + x.pass));
+                (targets > 0).then(|| (run_day(r), ratio(pass, targets), targets))
             };
             match value_in(run.as_ref(), now_slices.as_ref()) {
                 Some((day, v, n)) => Measurement {
@@ -1737,7 +1749,54 @@ fn blocks(r: &MonthlyReport) -> Vec<Block> {
 }
 
 fn md_cell(s: &str) -> String {
-    s.replace('|', "/").replace('\n', " ")
+    md_text(&s.replace('|', "/").replace('\n', " "))
+}
+
+/// Text from the store (organisation names, domains, notes) as Markdown
+/// that renders as that text: no raw HTML, no link syntax, so no
+/// `javascript:` link a renderer could make clickable.
+fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '[' | ']' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    neutralise_scheme(&out, "javascript:")
+}
+
+fn neutralise_scheme(s: &str, scheme: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(scheme) {
+        let start = at + found;
+        out.push_str(&s[at..start + scheme.len() - 1]);
+        out.push_str("&#58;");
+        at = start + scheme.len();
+    }
+    out.push_str(&s[at..]);
+    out
+}
+
+/// A CSV cell a spreadsheet will show as text: one that starts like a
+/// formula (`=`, `+`, `-`, `@`, or a tab or carriage return before one) gets
+/// a leading apostrophe (OWASP's advice). Numbers are written by the
+/// program and pass through, so negative changes stay numbers.
+fn csv_cell(s: String) -> String {
+    let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s
+    }
 }
 
 /// The report in Markdown (charts are left out; their tables stay).
@@ -1746,12 +1805,12 @@ pub fn markdown(r: &MonthlyReport) -> String {
     for block in blocks(r) {
         match block {
             Block::Heading(level, text) => {
-                out += &format!("{} {text}\n\n", "#".repeat(level.into()));
+                out += &format!("{} {}\n\n", "#".repeat(level.into()), md_text(&text));
             }
-            Block::Para(text) => out += &format!("{text}\n\n"),
+            Block::Para(text) => out += &format!("{}\n\n", md_text(&text)),
             Block::List(items) => {
                 for i in items {
-                    out += &format!("- {i}\n");
+                    out += &format!("- {}\n", md_text(&i));
                 }
                 out += "\n";
             }
@@ -2065,8 +2124,8 @@ pub fn csv(r: &MonthlyReport) -> String {
         "value",
         "note",
     ]);
-    for row in &rows {
-        let _ = w.write_record(row);
+    for row in rows {
+        let _ = w.write_record(row.map(csv_cell));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
@@ -2170,6 +2229,22 @@ pub fn pdf(html: &str, out: &Path) -> Result<(), ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exported_text_cannot_run_as_a_formula_html_or_a_link() {
+        assert_eq!(csv_cell("=HYPERLINK(\"http://x\")".into()), "'=HYPERLINK(\"http://x\")");
+        for risky in ["+1+cmd", "-2+3", "@SUM(A1)", "\t=1", "\r=1"] {
+            assert!(csv_cell(risky.into()).starts_with('\''), "{risky:?}");
+        }
+        for number in ["-3.5", "+2", "-0.125"] {
+            assert_eq!(csv_cell(number.into()), number);
+        }
+        assert_eq!(csv_cell("gov.example.cn".into()), "gov.example.cn");
+        let md = md_text("<img src=x onerror=alert(1)> [click](JavaScript:alert(1)) a&b");
+        assert!(!md.contains('<') && !md.replace("\\]", "").contains(']'), "{md}");
+        assert!(!md.to_ascii_lowercase().contains("javascript:"), "{md}");
+        assert!(md.contains("&amp;b"), "{md}");
+    }
 
     #[test]
     fn months_parse_strictly_and_cross_years() {

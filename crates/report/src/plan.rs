@@ -32,9 +32,13 @@ impl Indicator {
 #[serde(deny_unknown_fields)]
 pub struct Milestone {
     pub indicator: Indicator,
-    /// Campaign category the indicator is computed over (site_support).
+    /// Campaign category the indicator is computed over (site_support), as
+    /// the plan names it. Campaign categories match it by [`category_key`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The category key, when the label alone does not give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_key: Option<String>,
     /// At least this value (none for qualitative milestones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<f64>,
@@ -60,6 +64,8 @@ pub struct Plan {
 pub enum PlanError {
     #[error("no built-in plan '{0}' (built in: cn-2017-action-plan, cn-2024-work-plan)")]
     Unknown(String),
+    #[error("plan '{name}': one of {offered}")]
+    NotOffered { name: String, offered: String },
     #[error("reading plan {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("plan {name}: {reason}")]
@@ -82,8 +88,159 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
     BUILTIN.iter().map(|(name, _)| *name)
 }
 
+/// Category keys and the campaign labels that mean them (docs/METHODS.md
+/// §10). Labels are compared after [`normalise_category`], so "CDN Top 5",
+/// "cdn" and "内容分发网络（CDN）前10名" are all `cdn`.
+pub const CATEGORY_KEYS: &[(&str, &[&str])] = &[
+    (
+        "commercial",
+        &[
+            "commercial",
+            "商业网站",
+            "商业网站及应用",
+            "商业应用",
+            "商业网站和应用",
+            "互联网应用",
+            "commercialsites",
+            "commercialwebsites",
+            "apps",
+        ],
+    ),
+    (
+        "gov-provincial",
+        &[
+            "省部级政府网站",
+            "省部级政府",
+            "省部级",
+            "省级政府网站",
+            "部委网站",
+            "provincialgovernment",
+            "ministries",
+        ],
+    ),
+    (
+        "gov-municipal",
+        &[
+            "市地级政府网站",
+            "地市级政府网站",
+            "市级政府网站",
+            "市地级",
+            "municipalgovernment",
+        ],
+    ),
+    (
+        "central-enterprise",
+        &["中央企业", "央企", "centralenterprises", "centralenterprise", "soe"],
+    ),
+    (
+        "central-media",
+        &[
+            "中央媒体",
+            "中央和省部级媒体",
+            "新闻媒体",
+            "媒体",
+            "centralmedia",
+            "media",
+            "news",
+        ],
+    ),
+    (
+        "dns",
+        &["域名服务", "域名托管", "域名", "dns", "dnshosting", "nameservers"],
+    ),
+    ("cdn", &["cdn", "内容分发网络", "内容分发网络cdn", "内容分发"]),
+    (
+        "cloud",
+        &["云服务", "云服务平台", "云", "云产品", "cloud", "cloudservices"],
+    ),
+];
+
+/// A category label as compared: lower case, without spaces, punctuation
+/// and rank qualifiers ("Top 50", "前10位").
+pub fn normalise_category(label: &str) -> String {
+    let lower = label.to_lowercase();
+    let mut s: String = lower.chars().filter(|c| c.is_alphanumeric()).collect();
+    for (prefix, suffixes) in [("top", &[][..]), ("前", &["位", "名", ""][..])] {
+        while let Some(at) = s.find(prefix) {
+            let digits_from = at + prefix.len();
+            let digits = s[digits_from..].chars().take_while(char::is_ascii_digit).count();
+            if digits == 0 {
+                break;
+            }
+            let mut end = digits_from + digits;
+            if let Some(sfx) = suffixes.iter().find(|x| !x.is_empty() && s[end..].starts_with(**x)) {
+                end += sfx.len();
+            }
+            s.replace_range(at..end, "");
+        }
+    }
+    s
+}
+
+/// The key a category label stands for: a key of [`CATEGORY_KEYS`] (or the
+/// key itself), else the normalised label.
+pub fn category_key(label: &str) -> String {
+    let n = normalise_category(label);
+    CATEGORY_KEYS
+        .iter()
+        .find(|(key, names)| normalise_category(key) == n || names.iter().any(|x| normalise_category(x) == n))
+        .map(|(key, _)| key.to_string())
+        .unwrap_or(n)
+}
+
+impl Milestone {
+    /// The key campaign categories are matched by (site_support).
+    pub fn key(&self) -> Option<String> {
+        self.category_key
+            .clone()
+            .or_else(|| self.category.as_deref().map(category_key))
+    }
+}
+
+/// The plans a server offers, by name: the shipped ones and the files its
+/// operator configured at start. Requests choose from it by name only, so no
+/// request can make the server read a file.
+#[derive(Debug, Clone, Default)]
+pub struct PlanSet {
+    plans: std::collections::BTreeMap<String, Plan>,
+}
+
+impl PlanSet {
+    /// The shipped plans plus `files` (each a TOML plan; its `name` is how
+    /// requests choose it, and it may replace a shipped plan of that name).
+    pub fn load(files: &[std::path::PathBuf]) -> Result<PlanSet, PlanError> {
+        let mut plans = std::collections::BTreeMap::new();
+        for (name, text) in BUILTIN {
+            plans.insert(name.to_string(), Plan::parse(name, text)?);
+        }
+        for path in files {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            let plan = Plan::parse(&shown, &text)?;
+            plans.insert(plan.name.clone(), plan);
+        }
+        Ok(PlanSet { plans })
+    }
+
+    /// A plan by name; the error lists the names offered.
+    pub fn get(&self, name: &str) -> Result<&Plan, PlanError> {
+        self.plans.get(name).ok_or_else(|| PlanError::NotOffered {
+            name: name.chars().take(64).collect(),
+            offered: self.names().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.plans.keys().map(String::as_str)
+    }
+}
+
 impl Plan {
-    /// A built-in plan by name, or a TOML file by path.
+    /// A built-in plan by name, or a TOML file by path (the command line
+    /// only: a server chooses from a [`PlanSet`]).
     pub fn load(name_or_path: &str) -> Result<Plan, PlanError> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Plan::parse(name_or_path, text);
@@ -211,6 +368,48 @@ mod tests {
         assert_eq!(mobile.target, Some(0.65));
         assert_eq!(builtin_names().count(), 2);
         assert!(matches!(Plan::load("no-such-plan"), Err(PlanError::Unknown(_))));
+    }
+
+    #[test]
+    fn sources_cite_the_documents_not_a_path() {
+        for name in builtin_names() {
+            let plan = Plan::load(name).unwrap();
+            assert!(!plan.source.contains('/'), "{name}: {}", plan.source);
+            assert!(plan.source.contains('《'), "{name}: {}", plan.source);
+        }
+    }
+
+    #[test]
+    fn campaign_categories_match_milestones_by_key() {
+        for (label, key) in [
+            ("CDN Top 5", "cdn"),
+            ("cdn", "cdn"),
+            ("CDN", "cdn"),
+            ("内容分发网络（CDN）", "cdn"),
+            ("云服务 Top 10", "cloud"),
+            ("Cloud", "cloud"),
+            ("商业网站及应用 Top 100", "commercial"),
+            ("商业网站", "commercial"),
+            ("国内用户量排名前50位的商业网站", "国内用户量排名的商业网站"),
+            ("省部级政府网站", "gov-provincial"),
+            ("central-media", "central-media"),
+            ("中央媒体", "central-media"),
+        ] {
+            assert_eq!(category_key(label), key, "{label}");
+        }
+        // Every site-support milestone of the shipped plans has a known key.
+        for name in builtin_names() {
+            for m in Plan::load(name).unwrap().milestones {
+                if m.indicator == Indicator::SiteSupport {
+                    let key = m.key().unwrap();
+                    assert!(
+                        CATEGORY_KEYS.iter().any(|(k, _)| *k == key),
+                        "{name}: {:?} -> {key}",
+                        m.category
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use v6scope_assess::providers::Providers;
 use v6scope_model::{CheckResult, Status, Target, Verdict};
 use v6scope_report::history::summarise_run;
 use v6scope_report::monthly::{self, MonthlyReport, ReportError, ReportRequest};
+use v6scope_report::plan::{Plan, PlanSet};
 use v6scope_store::{Slice, Store, TrafficRow};
 
 const PROFILE: &str = "internetnl";
@@ -136,7 +137,7 @@ fn traffic(start: i64, family: i64, bytes: i64, scaled: bool) -> TrafficRow {
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
-    plan: String,
+    plan: Plan,
     runs: [i64; 4],
 }
 
@@ -259,7 +260,7 @@ en = "5000 active users"
     )
     .unwrap();
     Fixture {
-        plan: plan.display().to_string(),
+        plan: Plan::load(&plan.display().to_string()).unwrap(),
         _dir: dir,
         store,
         runs: [r1, r2, r3, r4],
@@ -444,9 +445,11 @@ fn bad_requests_say_what_is_wrong() {
         monthly::build(&f.store, &req),
         Err(ReportError::UnknownCampaign(c)) if c == "nope"
     ));
-    let mut req = request(&f, None, false);
-    req.plan = "no-such-plan".into();
-    assert!(matches!(monthly::build(&f.store, &req), Err(ReportError::Plan(_))));
+    // A server offers plans by name only: a path is not a name.
+    let plans = PlanSet::load(&[]).unwrap();
+    assert!(plans.get("no-such-plan").is_err());
+    assert!(plans.get("/etc/passwd").is_err());
+    assert!(plans.get("cn-2024-work-plan").is_ok());
 }
 
 #[test]
@@ -563,7 +566,7 @@ fn a_run_without_a_summary_is_computed_from_its_verdicts_and_said_so() {
     let mut req = ReportRequest {
         campaign: Some("legacy".into()),
         period: Some("2026-10".into()),
-        plan: "cn-2017-action-plan".into(),
+        plan: Plan::load("cn-2017-action-plan").unwrap(),
         profile: PROFILE.into(),
         zh: false,
     };
@@ -638,7 +641,7 @@ fn a_100k_target_campaign_reports_quickly() {
     let req = ReportRequest {
         campaign: Some("big".into()),
         period: None,
-        plan: "cn-2017-action-plan".into(),
+        plan: Plan::load("cn-2017-action-plan").unwrap(),
         profile: PROFILE.into(),
         zh: true,
     };

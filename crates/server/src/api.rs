@@ -57,13 +57,33 @@ async fn health(State(state): State<SharedState>) -> Result<Json<serde_json::Val
     ))
 }
 
-/// Checks the bearer token of a write.
-fn authorise(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Checks the bearer token of a write (the scheme is case-insensitive, as
+/// RFC 6750 and RFC 9110 allow).
+pub(crate) fn authorise(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     check_token(state, given)
+}
+
+/// A write's body, read only after its bearer token is checked: an
+/// anonymous caller never makes the server buffer a byte. Extractors before
+/// it (the path) and the router (404, 405) answer first.
+pub(crate) struct AuthorisedBody(pub Bytes);
+
+impl axum::extract::FromRequest<SharedState> for AuthorisedBody {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+        authorise(state, request.headers()).map_err(IntoResponse::into_response)?;
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(AuthorisedBody(body))
+    }
 }
 
 /// Checks a token given in a header or a form, in constant time.
@@ -109,17 +129,51 @@ impl ViewQuery {
     pub fn lang(&self, state: &SharedState) -> Result<Lang, ApiError> {
         match &self.lang {
             None => Ok(state.config.lang),
-            Some(l) => Lang::parse(l).ok_or_else(|| ApiError::BadRequest(format!("lang '{l}': en or zh-CN"))),
+            Some(l) => Lang::from_query(l).ok_or_else(|| ApiError::BadRequest(format!("lang '{l}': en or zh-CN"))),
         }
     }
 
     pub fn profile(&self, state: &SharedState) -> Result<String, ApiError> {
-        let p = self.profile.clone().unwrap_or_else(|| state.config.profile.clone());
-        if p.len() > 64 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        self.profile_named(&state.config.profile)
+    }
+
+    /// The profile asked for, else `default`, checked to be a name.
+    pub fn profile_named(&self, default: &str) -> Result<String, ApiError> {
+        let p = self.profile.clone().unwrap_or_else(|| default.to_string());
+        if p.is_empty() || p.len() > 64 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(ApiError::BadRequest(format!("profile '{p}'")));
         }
         Ok(p)
     }
+}
+
+/// The profile a campaign's pages show: the one asked for, else the
+/// server's default when the campaign's latest finished run was judged
+/// under it, else that run's own first profile (a campaign judged only
+/// under cn-website must not look as if it had never run).
+pub(crate) fn campaign_profile(
+    store: &Store,
+    campaign: &str,
+    asked: &ViewQuery,
+    state: &crate::AppState,
+) -> Result<String, ApiError> {
+    let default = asked.profile_named(&state.config.profile)?;
+    if asked.profile.is_some() {
+        return Ok(default);
+    }
+    let Some((run, _)) = store
+        .finished_runs_of(&format!("campaign:{campaign}"), 1)?
+        .into_iter()
+        .next()
+    else {
+        return Ok(default);
+    };
+    let profiles = store.run_profiles(run)?;
+    Ok(if profiles.contains(&default) || profiles.is_empty() {
+        default
+    } else {
+        profiles[0].clone()
+    })
 }
 
 /// One finished run of a campaign with its overall rate.
@@ -170,8 +224,7 @@ pub(crate) struct Overview {
     pub active_users: Option<u64>,
 }
 
-pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang) -> Result<Overview, ApiError> {
-    let plan = Plan::load(plan_name).map_err(|e| ApiError::Internal(e.to_string()))?;
+pub(crate) fn overview(store: &Store, profile: &str, plan: &Plan, lang: Lang) -> Result<Overview, ApiError> {
     let mut campaigns = Vec::new();
     // Site support per category pooled over every campaign: latest and
     // previous run of each.
@@ -182,8 +235,11 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
         for (slot, point) in [(&mut latest, runs.last()), (&mut earlier, runs.iter().rev().nth(1))] {
             if let Some(p) = point {
                 let day = parse_day(p.started_at.get(..10).unwrap_or_default()).unwrap_or(0);
+                // By category key, so "CDN" in a campaign meets "CDN Top 5" in a plan.
                 for s in store.summary(p.run, profile, Some("category"))? {
-                    let e = slot.entry(s.key).or_insert((day, 0, 0));
+                    let e = slot
+                        .entry(v6scope_report::plan::category_key(&s.key))
+                        .or_insert((day, 0, 0));
                     e.0 = e.0.max(day);
                     e.1 += s.targets;
                     e.2 += s.pass;
@@ -198,9 +254,9 @@ pub(crate) fn overview(store: &Store, profile: &str, plan_name: &str, lang: Lang
         });
     }
     let users = active_users(store)?;
-    let milestones = rows(&plan, lang.zh(), |m| match m.indicator {
+    let milestones = rows(plan, lang.zh(), |m| match m.indicator {
         Indicator::SiteSupport => {
-            let category = m.category.clone().unwrap_or_default();
+            let category = m.key().unwrap_or_default();
             let value = |map: &BTreeMap<String, (i64, i64, i64)>| {
                 map.get(&category)
                     .map(|(day, n, pass)| ((*day, *pass as f64 / (*n).max(1) as f64), *n))
@@ -391,6 +447,23 @@ pub(crate) struct TargetsPage {
 }
 
 pub(crate) fn targets(store: &Store, name: &str, profile: &str, q: &TargetsQuery) -> Result<TargetsPage, ApiError> {
+    const STATUSES: [&str; 7] = [
+        "pass",
+        "fail",
+        "warn",
+        "error",
+        "not_testable",
+        "not_applicable",
+        "info",
+    ];
+    if let Some(st) = q.status.as_deref().filter(|s| !s.is_empty())
+        && !STATUSES.contains(&st)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status '{st}': one of {}",
+            STATUSES.join(", ")
+        )));
+    }
     campaign_exists(store, name)?;
     let limit = q.limit.unwrap_or(100);
     let offset = q.offset.unwrap_or(0);
@@ -525,6 +598,11 @@ pub(crate) struct TrafficView {
 }
 
 pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, ApiError> {
+    if let Some(l) = &q.lang
+        && Lang::from_query(l).is_none()
+    {
+        return Err(ApiError::BadRequest(format!("lang '{l}': en or zh-CN")));
+    }
     let by = q.by.clone().unwrap_or_else(|| "day".into());
     if !matches!(by.as_str(), "minute" | "hour" | "day" | "month") {
         return Err(ApiError::BadRequest(format!("by '{by}': minute, hour, day or month")));
@@ -643,7 +721,7 @@ async fn api_overview(
     State(state): State<SharedState>,
     Query(q): Query<ViewQuery>,
 ) -> Result<Json<Overview>, ApiError> {
-    let (lang, profile, plan) = (q.lang(&state)?, q.profile(&state)?, state.config.plan.clone());
+    let (lang, profile, plan) = (q.lang(&state)?, q.profile(&state)?, state.default_plan()?);
     Ok(Json(state.store(move |s| overview(s, &profile, &plan, lang)).await?))
 }
 
@@ -672,8 +750,13 @@ async fn api_campaign(
     Path(name): Path<String>,
     Query(q): Query<ViewQuery>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    let profile = q.profile(&state)?;
-    Ok(Json(state.store(move |s| campaign(s, &name, &profile)).await?))
+    q.profile(&state)?;
+    let st = state.clone();
+    Ok(Json(
+        state
+            .store(move |s| campaign(s, &name, &campaign_profile(s, &name, &q, &st)?))
+            .await?,
+    ))
 }
 
 /// Parses a campaign file body: CSV with a header (domain, category,
@@ -710,10 +793,8 @@ pub(crate) fn parse_campaign(body: &[u8], max: usize) -> Result<Vec<Target>, Api
 async fn api_put_campaign(
     State(state): State<SharedState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorisedBody(body): AuthorisedBody,
 ) -> Result<Response, ApiError> {
-    authorise(&state, &headers)?;
     check_name(&name)?;
     let targets = parse_campaign(&body, state.config.max_campaign_targets)?;
     let n = targets.len();
@@ -755,8 +836,13 @@ async fn api_targets(
     Path(name): Path<String>,
     Query(q): Query<TargetsQuery>,
 ) -> Result<Json<TargetsPage>, ApiError> {
-    let profile = q.view().profile(&state)?;
-    Ok(Json(state.store(move |s| targets(s, &name, &profile, &q)).await?))
+    q.view().profile(&state)?;
+    let st = state.clone();
+    Ok(Json(
+        state
+            .store(move |s| targets(s, &name, &campaign_profile(s, &name, &q.view(), &st)?, &q))
+            .await?,
+    ))
 }
 
 /// What a run or a schedule evaluates: profiles and whether to crawl.
@@ -765,7 +851,8 @@ async fn api_targets(
 pub(crate) struct ScanSpec {
     pub profiles: Vec<String>,
     pub crawl: bool,
-    pub samples: Option<u32>,
+    /// A JSON number: `8.0` is the integer 8, as JSON Schema counts it.
+    pub samples: Option<f64>,
 }
 
 impl ScanSpec {
@@ -773,7 +860,10 @@ impl ScanSpec {
     /// raw flags to the scanner.
     pub(crate) fn args(&self) -> Result<Vec<String>, ApiError> {
         let mut args = Vec::new();
-        for p in &self.profiles {
+        for (i, p) in self.profiles.iter().enumerate() {
+            if self.profiles[..i].contains(p) {
+                return Err(ApiError::BadRequest(format!("profile '{p}' is named twice")));
+            }
             let known: Vec<String> = v6scope_assess::Profile::builtin().into_iter().map(|p| p.name).collect();
             if !known.contains(p) {
                 return Err(ApiError::BadRequest(format!(
@@ -787,9 +877,10 @@ impl ScanSpec {
             args.push("--crawl".into());
         }
         if let Some(n) = self.samples {
-            if !(1..=20).contains(&n) {
-                return Err(ApiError::BadRequest("samples: 1 to 20".into()));
+            if n.fract() != 0.0 || !(1.0..=20.0).contains(&n) {
+                return Err(ApiError::BadRequest("samples: an integer from 1 to 20".into()));
             }
+            let n = n as u32;
             args.extend(["--samples".into(), n.to_string()]);
         }
         Ok(args)
@@ -806,10 +897,8 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T,
 async fn api_trigger(
     State(state): State<SharedState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorisedBody(body): AuthorisedBody,
 ) -> Result<Response, ApiError> {
-    authorise(&state, &headers)?;
     let spec: ScanSpec = json_body(&body)?;
     let args = spec.args()?;
     let job = state
@@ -850,16 +939,14 @@ struct ScheduleSpec {
 struct ScanSpecFlat {
     profiles: Vec<String>,
     crawl: bool,
-    samples: Option<u32>,
+    samples: Option<f64>,
 }
 
 async fn api_add_schedule(
     State(state): State<SharedState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorisedBody(body): AuthorisedBody,
 ) -> Result<Response, ApiError> {
-    authorise(&state, &headers)?;
     let spec: ScheduleSpec =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("JSON body: {e}")))?;
     parse_cron(&spec.cron)?;
@@ -901,18 +988,25 @@ struct WebhookSpec {
 async fn api_put_webhook(
     State(state): State<SharedState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorisedBody(body): AuthorisedBody,
 ) -> Result<StatusCode, ApiError> {
-    authorise(&state, &headers)?;
+    // An empty body is a mistake, not a delete: deleting says `{"url": null}`.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "a JSON body is required: {\"url\": \"https://...\"}, or {\"url\": null} to remove the webhook".into(),
+        ));
+    }
     let spec: WebhookSpec = json_body(&body)?;
+    if !serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.get("url").is_some()) {
+        return Err(ApiError::BadRequest(
+            "the body must name \"url\" (a URL, or null to remove the webhook)".into(),
+        ));
+    }
     if let Some(u) = &spec.url {
-        let parsed = reqwest::Url::parse(u).map_err(|e| ApiError::BadRequest(format!("url: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") || u.len() > 2000 {
-            return Err(ApiError::BadRequest(
-                "url: http or https, at most 2000 characters".into(),
-            ));
-        }
+        let timeout = std::time::Duration::from_secs(state.config.webhook_timeout_seconds);
+        crate::webhook::vet(u, &state.webhook_policy(), timeout)
+            .await
+            .map_err(ApiError::BadRequest)?;
     }
     state
         .store(move |s| {
@@ -929,8 +1023,13 @@ async fn api_providers(
     Path(name): Path<String>,
     Query(q): Query<ViewQuery>,
 ) -> Result<Json<Vec<ProviderView>>, ApiError> {
-    let profile = q.profile(&state)?;
-    Ok(Json(state.store(move |s| providers(s, &name, &profile)).await?))
+    q.profile(&state)?;
+    let st = state.clone();
+    Ok(Json(
+        state
+            .store(move |s| providers(s, &name, &campaign_profile(s, &name, &q, &st)?))
+            .await?,
+    ))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -992,7 +1091,14 @@ pub(crate) async fn api_report(
     let request = monthly::ReportRequest {
         campaign: q.campaign.clone(),
         period: q.period.clone(),
-        plan: q.plan.clone().unwrap_or_else(|| state.config.plan.clone()),
+        plan: match &q.plan {
+            Some(name) => state
+                .plans
+                .get(name)
+                .map_err(|e| ApiError::NotFound(e.to_string()))?
+                .clone(),
+            None => state.default_plan()?,
+        },
         profile: view.profile(&state)?,
         zh: lang.zh(),
     };
@@ -1007,7 +1113,9 @@ pub(crate) async fn api_report(
     let text = state
         .store(move |s| {
             let report = monthly::build(s, &request).map_err(|e| {
-                if e.is_usage() {
+                if e.is_not_found() {
+                    ApiError::NotFound(e.to_string())
+                } else if e.is_usage() {
                     ApiError::Unprocessable(e.to_string())
                 } else {
                     ApiError::Internal(e.to_string())
@@ -1040,7 +1148,41 @@ pub(crate) async fn api_report(
         .into_response())
 }
 
-async fn metrics(State(state): State<SharedState>) -> Result<Response, ApiError> {
+/// OpenMetrics text as the Prometheus text format 0.0.4: a counter's HELP
+/// and TYPE name its `_total` sample, and there is no `# EOF` or `# UNIT`.
+fn classic_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find(|p| line.starts_with(p));
+        match meta {
+            Some(prefix) => {
+                let rest = &line[prefix.len()..];
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) {
+                    format!("{name}_total")
+                } else {
+                    name.to_string()
+                };
+                out.push_str(&format!("{prefix}{name} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let st = state.clone();
     let (c, probes, errors) = state
         .store(move |s| {
@@ -1063,12 +1205,16 @@ async fn metrics(State(state): State<SharedState>) -> Result<Response, ApiError>
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &m.registry)
         .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    // Prometheus asks for OpenMetrics; other scrapers and promtool read the
+    // classic text format.
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (content_type, text) = if openmetrics {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", classic_text_format(&text))
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }

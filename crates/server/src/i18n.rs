@@ -13,12 +13,73 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// A language tag (BCP 47, case-insensitive): `en`, `en-GB`, `zh`,
+    /// `zh-CN`, `zh-Hans`, `zh-Hans-CN` ...
     pub fn parse(text: &str) -> Option<Lang> {
-        match text {
+        let tag = text.trim().to_ascii_lowercase();
+        let primary = tag.split(['-', '_']).next().unwrap_or("");
+        match primary {
             "en" => Some(Lang::En),
-            "zh-CN" | "zh" => Some(Lang::Zh),
+            // Traditional-script Chinese is not offered; Simplified is closer than English.
+            "zh" => Some(Lang::Zh),
             _ => None,
         }
+    }
+
+    /// `?lang=`: the forms the API documents (`zh-cn` is as good as `zh-CN`).
+    pub fn from_query(text: &str) -> Option<Lang> {
+        match text {
+            "en" => Some(Lang::En),
+            "zh" | "zh-CN" | "zh-cn" | "zh-Hans" | "zh-hans" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+
+    /// The language an `Accept-Language` header prefers among ours, if any
+    /// (highest q first; ties keep the header's order).
+    pub fn negotiate(accept_language: &str) -> Option<Lang> {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in accept_language.split(',').take(32) {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if let Some(lang) = Lang::parse(tag)
+                && q > 0.0
+                && best.is_none_or(|(b, _)| q > b)
+            {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, l)| l)
+    }
+
+    /// ": " in English, the full-width "：" in Chinese.
+    pub fn colon(self) -> &'static str {
+        match self {
+            Lang::En => ": ",
+            Lang::Zh => "：",
+        }
+    }
+
+    /// A verdict or check status (`pass`, `not_testable` ...) in this language.
+    pub fn status(self, status: &str) -> String {
+        if self == Lang::En {
+            return status.replace('_', " ");
+        }
+        match status {
+            "pass" => "通过",
+            "fail" => "未通过",
+            "warn" => "警告",
+            "error" => "错误",
+            "not_testable" => "无法测试",
+            "not_applicable" => "不适用",
+            "info" => "信息",
+            other => return other.to_string(),
+        }
+        .to_string()
     }
 
     pub fn code(self) -> &'static str {

@@ -9,11 +9,13 @@
 //! transactions.
 
 mod api;
+mod guard;
 mod i18n;
 mod pages;
 mod scheduler;
 mod svg;
 pub mod synth;
+mod webhook;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -39,8 +41,12 @@ pub struct ServerConfig {
     pub token_file: Option<PathBuf>,
     /// Language of pages without `?lang=`.
     pub lang: Lang,
-    /// Plan the overview judges indicators against.
+    /// Plan the overview judges indicators against (a name from the shipped
+    /// plans or `plan_files`).
     pub plan: String,
+    /// The operator's own plan files, offered by their `name` beside the
+    /// shipped plans. Requests choose plans by name only.
+    pub plan_files: Vec<PathBuf>,
     /// Profile whose "pass" counts as support on the pages.
     pub profile: String,
     /// Seconds between scheduler checks.
@@ -61,6 +67,21 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds a webhook delivery may take.
     pub webhook_timeout_seconds: u64,
+    /// Special-purpose prefixes (loopback, private, link-local, ...) that
+    /// webhook URLs may reach all the same; by default none may.
+    pub webhook_allow: Vec<ipnet::IpNet>,
+    /// Host names the server answers to besides IP literals and
+    /// `localhost` (the `Host` header is checked against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Open connections at most, and from one client address at most.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Largest page form body (the forms carry their token in the body, so
+    /// it is read before the caller is known); a few are read at a time.
+    pub max_form_bytes: usize,
+    /// Seconds a connection may take to send a request's headers (and a
+    /// new connection its first byte).
+    pub header_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +92,7 @@ impl Default for ServerConfig {
             token_file: None,
             lang: Lang::En,
             plan: "cn-2017-action-plan".into(),
+            plan_files: Vec::new(),
             profile: "internetnl".into(),
             tick_seconds: 30,
             allow_special_targets: false,
@@ -80,6 +102,12 @@ impl Default for ServerConfig {
             max_campaign_targets: 2_000_000,
             max_body_bytes: 64 << 20,
             webhook_timeout_seconds: 10,
+            webhook_allow: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            max_form_bytes: 8 << 20,
+            header_timeout_seconds: 10,
         }
     }
 }
@@ -116,12 +144,16 @@ pub(crate) struct AppState {
     pub db: PathBuf,
     pub token: Option<String>,
     pub scanner: Scanner,
+    /// The plans requests may name, loaded at start.
+    pub plans: v6scope_report::plan::PlanSet,
     readers: Mutex<Vec<Store>>,
     /// (targets, observations, error verdicts) of finished runs, which do
     /// not change: counting them again on every scrape cost seconds.
     pub run_counts: Mutex<std::collections::HashMap<i64, (i64, i64, i64)>>,
     pub metrics: scheduler::Metrics,
     pub wake: tokio::sync::Notify,
+    /// Form bodies being read at once (see `max_form_bytes`).
+    pub form_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -155,6 +187,19 @@ impl AppState {
 }
 
 impl AppState {
+    /// The policy webhook URLs must pass.
+    pub fn webhook_policy(&self) -> v6scope_probe::policy::AddressPolicy {
+        v6scope_probe::policy::AddressPolicy::public_only(self.config.webhook_allow.clone())
+    }
+
+    /// The configured plan (checked at start).
+    pub fn default_plan(&self) -> Result<v6scope_report::plan::Plan, ApiError> {
+        self.plans
+            .get(&self.config.plan)
+            .cloned()
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
     /// A run's counts, from the cache when the run is finished.
     pub fn run_counts(&self, store: &Store, run: i64, finished: bool) -> Result<(i64, i64, i64), ApiError> {
         if finished && let Some(c) = self.run_counts.lock().ok().and_then(|m| m.get(&run).copied()) {
@@ -183,6 +228,12 @@ pub(crate) enum ApiError {
     Unprocessable(String),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("Host '{0}' is not a name of this server (add it to [serve] allowed_hosts)")]
+    MisdirectedHost(String),
 }
 
 impl From<v6scope_store::StoreError> for ApiError {
@@ -205,6 +256,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 }
@@ -251,7 +305,8 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
     if token.as_ref().is_some_and(|t| t.len() < 16) {
         return Err(ServeError::WeakToken);
     }
-    v6scope_report::plan::Plan::load(&config.plan).map_err(|e| ServeError::Plan(e.to_string()))?;
+    let plans = v6scope_report::plan::PlanSet::load(&config.plan_files).map_err(|e| ServeError::Plan(e.to_string()))?;
+    plans.get(&config.plan).map_err(|e| ServeError::Plan(e.to_string()))?;
     // Scans load the file themselves; a bad one should stop the server now.
     if let Some(path) = &config.providers {
         v6scope_assess::providers::Providers::load(path).map_err(|e| ServeError::Providers(e.to_string()))?;
@@ -274,10 +329,12 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
         db,
         token,
         scanner,
+        plans,
         readers: Mutex::new(vec![store]),
         run_counts: Mutex::new(Default::default()),
         metrics: scheduler::Metrics::new(),
         wake: tokio::sync::Notify::new(),
+        form_slots: Arc::new(tokio::sync::Semaphore::new(FORMS_AT_ONCE)),
     });
     let app = router(state.clone());
     let shutdown = shutdown_signal();
@@ -285,8 +342,13 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(scheduler::run_scheduler(state.clone()));
     tasks.spawn(scheduler::run_jobs(state.clone()));
+    let limits = Arc::new(ConnectionLimits::new(
+        state.config.max_connections,
+        state.config.max_connections_per_ip,
+        std::time::Duration::from_secs(state.config.header_timeout_seconds.max(1)),
+    ));
     for listener in listeners {
-        tasks.spawn(accept_loop(listener, app.clone()));
+        tasks.spawn(accept_loop(listener, app.clone(), limits.clone()));
     }
     (&mut shutdown).await;
     eprintln!("v6scope serve: stopping (a running scan is resumed at the next start)");
@@ -294,15 +356,72 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
     Ok(())
 }
 
-/// Serves one listener. Unlike `axum::serve`, every connection has a
-/// header-read timeout, so a client that sends its headers a byte at a time
-/// (slowloris) is cut off; handlers and bodies are bounded by the router's
-/// request timeout.
-async fn accept_loop(listener: tokio::net::TcpListener, app: Router) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+/// Open connections, in all and per client address.
+struct ConnectionLimits {
+    total: Arc<tokio::sync::Semaphore>,
+    per_ip: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    max_per_ip: usize,
+    header_timeout: std::time::Duration,
+}
+
+/// Held for the life of one connection.
+struct ConnectionSlot {
+    limits: Arc<ConnectionLimits>,
+    ip: std::net::IpAddr,
+    _total: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ConnectionLimits {
+    fn new(total: usize, per_ip: usize, header_timeout: std::time::Duration) -> Self {
+        ConnectionLimits {
+            header_timeout,
+            total: Arc::new(tokio::sync::Semaphore::new(total.max(1))),
+            per_ip: Mutex::new(Default::default()),
+            max_per_ip: per_ip.max(1),
+        }
+    }
+
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ConnectionSlot> {
+        let total = self.total.clone().try_acquire_owned().ok()?;
+        let mut per_ip = self.per_ip.lock().ok()?;
+        let n = per_ip.entry(ip).or_default();
+        if *n >= self.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot {
+            limits: self.clone(),
+            ip,
+            _total: total,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut per_ip) = self.limits.per_ip.lock()
+            && let Some(n) = per_ip.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves one listener. Unlike `axum::serve`, connections are capped (in
+/// all and per client address; over the cap a connection is closed at
+/// once), a connection that sends nothing within the header timeout is
+/// closed, and one that sends its headers a byte at a time (slowloris) is
+/// cut off by hyper's header-read timeout; handlers and bodies are bounded
+/// by the router's request timeout. Only HTTP/1.1 is spoken, so an HTTP/2
+/// preface is an ordinary bad request.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router, limits: Arc<ConnectionLimits>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: wait, do not spin.
@@ -311,21 +430,35 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router) {
                 continue;
             }
         };
+        let Some(slot) = limits.admit(peer.ip()) else {
+            tracing::debug!("connection from {peer} refused: over the connection cap");
+            drop(stream);
+            continue;
+        };
         let service = TowerToHyperService::new(app.clone());
+        let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
+            let _slot = slot;
+            // A client that connects and sends nothing is closed after the
+            // header timeout, like one that sends half a header.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
                 tracing::debug!("connection: {e}");
             }
         });
     }
 }
 
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Page form bodies read at once (each at most `max_form_bytes`).
+const FORMS_AT_ONCE: usize = 4;
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 async fn shutdown_signal() {
@@ -344,11 +477,10 @@ async fn shutdown_signal() {
 }
 
 fn router(state: SharedState) -> Router {
-    let limit = state.config.max_body_bytes;
+    let (api_limit, form_limit) = (state.config.max_body_bytes, state.config.max_form_bytes);
     Router::new()
-        .merge(pages::routes())
-        .merge(api::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .merge(pages::routes().layer(axum::extract::DefaultBodyLimit::max(form_limit)))
+        .merge(api::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -357,5 +489,8 @@ fn router(state: SharedState) -> Router {
             state.clone(),
             scheduler::count_requests,
         ))
+        // Outermost: the Host check, write authorisation before any body is
+        // read, JSON errors and the security headers cover everything.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }

@@ -39,6 +39,11 @@ th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:.
 form.filters{display:flex;flex-wrap:wrap;gap:.5em;align-items:end}form.filters label{display:flex;flex-direction:column;font-size:.85em}\
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:1em}\
 .card{border:1px solid #ddd;border-radius:6px;padding:.8em}.big{font-size:1.8em;font-weight:bold}\
+.chartbox{overflow-x:auto}\
+@media (max-width:600px){.chart{min-width:520px}.chart text{font-size:13px}\
+table.checks,table.checks tbody,table.checks tr,table.checks td{display:block;width:auto}\
+table.checks thead{display:none}table.checks tr{border-bottom:2px solid #ddd;padding:.3em 0}\
+table.checks td{border:0;overflow-wrap:anywhere}}\
 @media print{header{display:none}}";
 
 fn lang_of(state: &SharedState, q: Option<&str>) -> Result<Lang, ApiError> {
@@ -103,6 +108,32 @@ fn error_page(lang: Lang, e: ApiError) -> Response {
     (status, page(lang, "/", &status.to_string(), body)).into_response()
 }
 
+/// A change between runs in the page's language: the statuses translated;
+/// the check's own title and evidence are kept as the profile and the
+/// probe wrote them.
+fn change_text(lang: Lang, c: &v6scope_store::Change) -> String {
+    if !lang.zh() {
+        return c.text.clone();
+    }
+    let transition = format!("{} → {}", lang.status(&c.from_status), lang.status(&c.to_status));
+    // The stored text is "{subject}: {from} → {to}{detail}".
+    let marker = format!(": {} → {}", c.from_status, c.to_status);
+    let Some(at) = c.text.find(&marker) else {
+        return c.text.clone();
+    };
+    let (subject, detail) = (&c.text[..at], &c.text[at + marker.len()..]);
+    let subject = if c.check_id == "verdict" {
+        format!("总体结论（{subject}）")
+    } else {
+        subject.to_string()
+    };
+    let detail = detail
+        .strip_prefix(": ")
+        .map(|d| format!("：{d}"))
+        .unwrap_or_else(|| detail.to_string());
+    format!("{subject}：{transition}{detail}")
+}
+
 fn pct(pass: i64, n: i64) -> String {
     format!("{:.1} %", 100.0 * pass as f64 / n.max(1) as f64)
 }
@@ -129,7 +160,7 @@ fn target_table(lang: Lang, id: &str, campaign: &str, rows: &[TargetRow]) -> Mar
                 td { a href=(href(lang, &format!("/sites/{}?campaign={}", encode(&t.domain), encode(campaign)))) { (t.domain) } }
                 td { (t.category.as_deref().unwrap_or("")) } td.region { (t.region.as_deref().unwrap_or("")) }
                 td { (t.organisation.as_deref().unwrap_or("")) }
-                td class=(t.status.as_deref().unwrap_or("")) { (t.status.as_deref().unwrap_or("—")) }
+                td class=(t.status.as_deref().unwrap_or("")) { (t.status.as_deref().map(|s| lang.status(s)).unwrap_or_else(|| "—".into())) }
                 td.n { (t.score.map(|s| format!("{s:.0}")).unwrap_or_default()) }
             } } }
         } }
@@ -142,7 +173,10 @@ async fn overview(State(state): State<SharedState>, Query(q): Query<ViewQuery>) 
         Err(e) => return error_page(state.config.lang, e),
     };
     let (profile, plan) = match q.profile(&state) {
-        Ok(p) => (p, state.config.plan.clone()),
+        Ok(p) => match state.default_plan() {
+            Ok(plan) => (p, plan),
+            Err(e) => return error_page(lang, e),
+        },
         Err(e) => return error_page(lang, e),
     };
     let data = match state.store(move |s| api::overview(s, &profile, &plan, lang)).await {
@@ -182,7 +216,7 @@ async fn overview(State(state): State<SharedState>, Query(q): Query<ViewQuery>) 
                 )))
             }
         }
-        h2 { (lang.t("plan")) ": " (data.plan_title) }
+        h2 { (lang.t("plan")) (lang.colon()) (data.plan_title) }
         div.scroll { table id="milestones" {
             thead { tr { th { (lang.t("indicator")) } th { (lang.t("deadline")) } th.n { (lang.t("target")) }
                 th.n { (lang.t("measured")) } th { (lang.t("standing")) } th.n { (lang.t("gap")) } } }
@@ -244,13 +278,15 @@ async fn campaign(
         Ok(l) => l,
         Err(e) => return error_page(state.config.lang, e),
     };
-    let profile = match q.view().profile(&state) {
-        Ok(p) => p,
-        Err(e) => return error_page(lang, e),
-    };
-    let (n, p, query) = (name.clone(), profile.clone(), q.clone());
+    if let Err(e) = q.view().profile(&state) {
+        return error_page(lang, e);
+    }
+    let (n, query, st) = (name.clone(), q.clone(), state.clone());
     let data = state
-        .store(move |s| Ok((api::campaign(s, &n, &p)?, api::targets(s, &n, &p, &query)?)))
+        .store(move |s| {
+            let p = api::campaign_profile(s, &n, &query.view(), &st)?;
+            Ok((api::campaign(s, &n, &p)?, api::targets(s, &n, &p, &query)?))
+        })
         .await;
     let (view, list) = match data {
         Ok(d) => d,
@@ -311,7 +347,7 @@ async fn campaign(
                 h2 { (lang.t("changes")) }
                 ul #changes { @for c in &view.changes { li class=(c.kind) {
                     a href=(href(lang, &format!("/sites/{}?campaign={}", encode(&c.domain), encode(&name)))) { (c.domain) }
-                    " — " (lang.t(&c.kind)) ": " (c.text) } } }
+                    " — " (lang.t(&c.kind)) (lang.colon()) (change_text(lang, c)) } } }
             }
             h2 { (lang.t("targets")) " (" (list.total) ")" }
             form.filters method="get" action=(path) {
@@ -324,7 +360,7 @@ async fn campaign(
                     @for r in &view.regions { option value=(r) selected[filter.region.as_deref() == Some(r.as_str())] { (r) } } } }
                 label { (lang.t("status")) select name="status" id="filter-status" {
                     option value="" { (lang.t("all")) }
-                    @for s in ["pass", "fail", "warn", "error", "not_testable"] { option value=(s) selected[filter.status.as_deref() == Some(s)] { (s) } } } }
+                    @for s in ["pass", "fail", "warn", "error", "not_testable"] { option value=(s) selected[filter.status.as_deref() == Some(s)] { (lang.status(s)) } } } }
                 button type="submit" id="filter-apply" { (lang.t("apply")) }
             }
             (target_table(lang, "targets", &name, &list.targets))
@@ -369,12 +405,14 @@ async fn providers(State(state): State<SharedState>, Path(name): Path<String>, Q
         Ok(l) => l,
         Err(e) => return error_page(state.config.lang, e),
     };
-    let profile = match q.profile(&state) {
-        Ok(p) => p,
-        Err(e) => return error_page(lang, e),
-    };
-    let n = name.clone();
-    let list = match state.store(move |s| api::providers(s, &n, &profile)).await {
+    if let Err(e) = q.profile(&state) {
+        return error_page(lang, e);
+    }
+    let (n, st) = (name.clone(), state.clone());
+    let list = match state
+        .store(move |s| api::providers(s, &n, &api::campaign_profile(s, &n, &q, &st)?))
+        .await
+    {
         Ok(l) => l,
         Err(e) => return error_page(lang, e),
     };
@@ -408,11 +446,11 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
         p { (lang.t("campaign")) " " a href=(href(lang, &format!("/campaigns/{}", encode(&campaign)))) { (campaign) }
             " · " (lang.t("run")) " " (view.run.unwrap_or_default()) }
         @for v in &view.verdicts {
-            h2 { (lang.t("profile")) " " (v.profile) ": " span class=(v.status.as_str()) { (v.status.as_str()) } " (" (format!("{:.0}", v.score)) ")" }
+            h2 { (lang.t("profile")) " " (v.profile) (lang.colon()) span class=(v.status.as_str()) { (lang.status(v.status.as_str())) } " (" (format!("{:.0}", v.score)) ")" }
             div.scroll { table.checks {
                 thead { tr { th { (lang.t("checks")) } th { (lang.t("status")) } th { (lang.t("evidence")) } th { (lang.t("remedy")) } } }
                 tbody { @for c in &v.checks { tr {
-                    td { (c.title) } td class=(c.status.as_str()) { (c.status.as_str()) }
+                    td { (c.title) } td class=(c.status.as_str()) { (lang.status(c.status.as_str())) }
                     td { @for e in c.evidence.iter().take(8) { div { (e) } } }
                     td { (c.remedy.as_deref().unwrap_or("")) }
                 } } }
@@ -422,13 +460,13 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
         div.scroll { table id="timeline" {
             thead { tr { th { (lang.t("run")) } th { (lang.t("started")) } th { (lang.t("profile")) } th { (lang.t("status")) } th.n { (lang.t("score")) } } }
             tbody { @for p in &view.timeline { tr {
-                td { (p.run_id) } td { (p.started_at) } td { (p.profile) } td class=(p.status) { (p.status) } td.n { (format!("{:.0}", p.score)) }
+                td { (p.run_id) } td { (p.started_at) } td { (p.profile) } td class=(p.status) { (lang.status(&p.status)) } td.n { (format!("{:.0}", p.score)) }
             } } }
         } }
         h2 { (lang.t("changes")) }
         ul #changelog { @for c in &view.changes { li class=(c.kind) {
             (lang.t("run")) " " (c.previous_run) " → " (c.run_id) " · " (c.profile) " · "
-            strong { (lang.t(&c.kind)) } ": " (c.text) } } }
+            strong { (lang.t(&c.kind)) } (lang.colon()) (change_text(lang, c)) } } }
         @if !view.failing_links.is_empty() {
             h2 { (lang.t("failing_links")) }
             div.scroll { table id="failing-links" {
@@ -464,7 +502,7 @@ async fn traffic(State(state): State<SharedState>, Query(q): Query<TrafficQuery>
                     option value=(g) selected[view.group.as_deref() == Some(g)] { (g) } } } }
             button type="submit" { (lang.t("apply")) }
         }
-        @if let Some(u) = view.active_users { p { (lang.t("users")) ": " strong { (u) } } }
+        @if let Some(u) = view.active_users { p { (lang.t("users")) (lang.colon()) strong { (u) } } }
         @if view.rows.is_empty() { p { (lang.t("no_traffic")) } }
         @if view.group.is_none() && !view.rows.is_empty() {
             (PreEscaped(share_line("traffic-share", lang.t("share"),

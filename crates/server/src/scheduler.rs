@@ -72,6 +72,24 @@ impl Metrics {
         registry.register("error_verdicts", "Verdicts with status error", m.errors.clone());
         registry.register("queue_depth", "Jobs queued and not started", m.queue_depth.clone());
         registry.register("jobs_running", "Jobs running", m.jobs_running.clone());
+        // Every series a dashboard or an alert may ask for exists from the
+        // start, at zero, rather than appearing with its first event.
+        for outcome in ["done", "failed"] {
+            let _ = m.jobs.get_or_create(&JobLabels {
+                outcome: outcome.into(),
+            });
+        }
+        for outcome in ["delivered", "rejected", "failed", "refused"] {
+            let _ = m.webhooks.get_or_create(&JobLabels {
+                outcome: outcome.into(),
+            });
+        }
+        for kind in ["api", "page", "metrics"] {
+            let _ = m.requests.get_or_create(&RequestLabels {
+                kind: kind.into(),
+                status: 200,
+            });
+        }
         Metrics { registry, ..m }
     }
 }
@@ -295,26 +313,30 @@ async fn notify_regressions(state: &SharedState, campaign: &str, run: i64) {
         "count": regressions.len(),
         "regressions": regressions,
     });
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(state.config.webhook_timeout_seconds))
-        .redirect(reqwest::redirect::Policy::none())
-        .build();
-    let outcome = match client {
-        Ok(c) => match c.post(&url).json(&body).send().await {
-            Ok(r) if r.status().is_success() => "delivered",
-            Ok(r) => {
-                tracing::warn!("webhook {url}: HTTP {}", r.status());
-                "rejected"
-            }
+    let timeout = Duration::from_secs(state.config.webhook_timeout_seconds);
+    // Checked again now: the name may point elsewhere than when it was set.
+    let outcome = match crate::webhook::vet(&url, &state.webhook_policy(), timeout).await {
+        Err(e) => {
+            tracing::warn!("webhook {url} refused: {e}");
+            "refused"
+        }
+        Ok(vetted) => match crate::webhook::client(&vetted, timeout) {
+            Ok(c) => match c.post(vetted.url.clone()).json(&body).send().await {
+                Ok(r) if r.status().is_success() => "delivered",
+                Ok(r) => {
+                    tracing::warn!("webhook {url}: HTTP {}", r.status());
+                    "rejected"
+                }
+                Err(e) => {
+                    tracing::warn!("webhook {url}: {e}");
+                    "failed"
+                }
+            },
             Err(e) => {
-                tracing::warn!("webhook {url}: {e}");
+                tracing::warn!("webhook client: {e}");
                 "failed"
             }
         },
-        Err(e) => {
-            tracing::warn!("webhook client: {e}");
-            "failed"
-        }
     };
     state
         .metrics

@@ -23,7 +23,9 @@ pub fn share_line(id: &str, title: &str, labels: &[String], values: &[f64]) -> S
         }
     };
     let y = |v: f64| top + plot_h * (1.0 - v.clamp(0.0, 1.0));
-    let mut s = String::new();
+    // In a box that scrolls sideways on a phone rather than shrinking the
+    // text below legibility (pages.rs CSS: .chartbox).
+    let mut s = String::from(r#"<div class="chartbox">"#);
     let _ = write!(
         s,
         r#"<svg id="{id}" class="chart" role="img" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
@@ -79,7 +81,7 @@ pub fn share_line(id: &str, title: &str, labels: &[String], values: &[f64]) -> S
             escape(label)
         );
     }
-    s.push_str("</svg>");
+    s.push_str("</svg></div>");
     s
 }
 
@@ -89,7 +91,9 @@ pub fn share_bars(id: &str, title: &str, rows: &[(String, f64)]) -> String {
     let (w, left) = (640.0, 200.0);
     let h = row_h * rows.len() as f64 + 8.0;
     let bar_w = w - left - 60.0;
-    let mut s = String::new();
+    // In a box that scrolls sideways on a phone rather than shrinking the
+    // text below legibility (pages.rs CSS: .chartbox).
+    let mut s = String::from(r#"<div class="chartbox">"#);
     let _ = write!(
         s,
         r#"<svg id="{id}" class="chart" role="img" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
@@ -113,7 +117,7 @@ pub fn share_bars(id: &str, title: &str, rows: &[(String, f64)]) -> String {
             v * 100.0
         );
     }
-    s.push_str("</svg>");
+    s.push_str("</svg></div>");
     s
 }
 
