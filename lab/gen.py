@@ -314,7 +314,15 @@ def gen_zones(out, scen):
     z += rr("test.", "NS", "a.nic.test.")
     for host, (v4, v6) in (("a.nic.test.", TLD), ("a.root.test.", ROOT)):
         z += rr(host, "A", v4) + rr(host, "AAAA", v6)
+    # As on the internet, the root servers' own name lives in
+    # root-servers.net., served by the root server: v6scope's default
+    # resolver-self-test canary (a.root-servers.net A + AAAA) works here.
+    z += rr("root-servers.net.", "NS", "a.root-servers.net.")
+    z += rr("a.root-servers.net.", "A", ROOT[0]) + rr("a.root-servers.net.", "AAAA", ROOT[1])
     w(f"{zd}/root.zone", z)
+    z = soa("root-servers.net.", "a.root-servers.net.") + rr("root-servers.net.", "NS", "a.root-servers.net.")
+    z += rr("a.root-servers.net.", "A", ROOT[0]) + rr("a.root-servers.net.", "AAAA", ROOT[1])
+    w(f"{zd}/root-servers.net.zone", z)
     # test.
     z = soa("test.", "a.nic.test.") + rr("test.", "NS", "a.nic.test.")
     for host, (v4, v6) in (("a.nic.test.", TLD), ("a.root.test.", ROOT)):
@@ -862,7 +870,7 @@ def generate(out, scen, table):
         die(f"address used twice: {sorted(dup)}")
     leaf_zones = gen_zones(out, scen)
     daemons = [
-        knot_conf(out, "root", ROOT, ["."]),
+        knot_conf(out, "root", ROOT, [".", "root-servers.net."]),
         knot_conf(out, "tld", TLD, ["test."]),
         knot_conf(out, "leaf", auth, leaf_zones),
     ]

@@ -79,6 +79,19 @@ pub(crate) fn run(id: &str, o: &DomainObservation, p: &Profile) -> Outcome {
     }
 }
 
+/// What the zone's own servers said about a negative answer.
+pub(crate) fn confirmation_evidence(r: &NameResolution) -> Option<String> {
+    let c = r.confirmation.as_ref()?;
+    Some(if c.resolver_disagreed {
+        format!(
+            "the resolver's answer for {} was negative, but its authoritative server {} answered {}: judged on the authoritative answer",
+            r.name, c.server, c.answer
+        )
+    } else {
+        format!("confirmed at the authoritative server {}: {}", c.server, c.answer)
+    })
+}
+
 fn not_testable_v6(o: &DomainObservation) -> Option<Outcome> {
     (!o.vantage.ipv6).then(|| {
         let mut evidence = vec!["the vantage point has no working IPv6; the target is not blamed".to_string()];
@@ -315,8 +328,9 @@ fn web_aaaa(o: &DomainObservation) -> Outcome {
     if !apex.cname_chain.is_empty() {
         evidence.push(format!("{} CNAME chain: {}", apex.name, apex.cname_chain.join(" -> ")));
     }
+    evidence.extend(confirmation_evidence(apex));
     if !apex.exists {
-        evidence.push(format!("{} does not exist (NXDOMAIN)", apex.name));
+        evidence.insert(0, format!("{} does not exist (NXDOMAIN)", apex.name));
         return Outcome::new(Status::Fail, evidence);
     }
     let v6 = v6_addresses(apex);

@@ -11,7 +11,7 @@ pub mod providers;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use v6scope_model::{CheckResult, DomainObservation, SCHEMA_VERSION, Status, Verdict};
+use v6scope_model::{CheckResult, DomainObservation, ErrorKind, SCHEMA_VERSION, Status, Verdict};
 
 /// Profiles shipped inside the binary.
 pub const BUILTIN_PROFILES: [(&str, &str); 4] = [
@@ -195,9 +195,20 @@ pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
     for (id, def) in &profile.checks {
         // An evaluation cut short (per-target deadline) proves nothing about
         // the target: every check is a transient error, never a fail.
-        let outcome = match &observation.error {
-            Some(e) => Outcome::new(Status::Error, vec![format!("evaluation incomplete: {}", e.message)]),
-            None => checks::run(id, observation, profile),
+        let outcome = if !observation.vantage.resolver_problems.is_empty() {
+            // The resolver self-test failed: nothing it said can be held
+            // against the target.
+            let mut evidence = vec!["the vantage's resolver is faulty; the target is not blamed".to_string()];
+            evidence.extend(observation.vantage.resolver_problems.iter().cloned());
+            Outcome::new(Status::NotTestable, evidence)
+        } else {
+            match &observation.error {
+                Some(e) if e.kind == ErrorKind::NotTestable => {
+                    Outcome::new(Status::NotTestable, vec![format!("not testable: {}", e.message)])
+                }
+                Some(e) => Outcome::new(Status::Error, vec![format!("evaluation incomplete: {}", e.message)]),
+                None => checks::run(id, observation, profile),
+            }
         };
         let status = match (def.severity, outcome.status) {
             (Severity::Optional, Status::Fail) => Status::Warn,
@@ -225,7 +236,15 @@ pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
         Kind::Nist => checks::nist_rollup(&results),
         Kind::CnWebsite => checks::cn_rollup(&results, profile),
     };
-    if observation.error.is_some() {
+    if !observation.vantage.resolver_problems.is_empty()
+        || observation
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::NotTestable)
+    {
+        status = Status::NotTestable;
+        label = "not testable".into();
+    } else if observation.error.is_some() {
         status = Status::Error;
         label = "error".into();
     }

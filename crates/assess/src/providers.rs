@@ -714,6 +714,7 @@ mod tests {
             aaaa_error: None,
             a_ms: 1.0,
             aaaa_ms: 1.0,
+            confirmation: None,
         }
     }
 

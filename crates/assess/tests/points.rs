@@ -98,6 +98,7 @@ fn missing_ipv6_at_the_vantage_is_never_blamed_on_the_target() {
         ipv4: true,
         ipv6: false,
         detail: vec!["no IPv6 route".into()],
+        resolver_problems: vec![],
     };
     for profile in Profile::builtin() {
         let v = assess(&o, &profile);

@@ -49,8 +49,9 @@ struct Cli {
 }
 
 /// Keys a configuration file may set, each the name of a long flag.
-const CONFIG_KEYS: [&str; 19] = [
+const CONFIG_KEYS: [&str; 20] = [
     "prefixes",
+    "canary",
     "providers",
     "resolver",
     "allow-prefix",
@@ -329,6 +330,12 @@ struct ProbeArgs {
         value_delimiter = ','
     )]
     vantage_probes: Vec<IpAddr>,
+    /// Name that must resolve with A and AAAA, for the resolver self-test
+    /// (repeatable); default: a.root-servers.net. A resolver that strips
+    /// its AAAA, answers it NXDOMAIN or SERVFAIL, or rewrites NXDOMAIN makes
+    /// every result not_testable, never fail.
+    #[arg(long = "canary", value_name = "NAME", env = "V6SCOPE_CANARY", value_delimiter = ',')]
+    canaries: Vec<String>,
     /// Profile name (internetnl, nist-usgv6) or TOML file (repeatable).
     #[arg(
         long = "profile",
@@ -664,7 +671,9 @@ fn load_profiles(names: &[String]) -> Result<Vec<Profile>> {
 
 const DEFAULT_VANTAGE_PROBES: [&str; 2] = ["198.41.0.4", "2001:503:ba3e::2:30"];
 
-async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
+/// The prober, the vantage (its families and the resolver self-test) and
+/// the watch that repeats the self-test during a run.
+async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_probe::health::Watch>)> {
     let resolvers = if args.resolvers.is_empty() {
         v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
     } else {
@@ -685,6 +694,7 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
     config.smtp.helo_name = args.helo_name.clone();
     config.rate = args.rate;
     config.dns_in_flight = args.dns_in_flight;
+    let (servers, dns_timeout) = (config.resolvers.clone(), config.dns_timeout);
     let prober = Prober::new(config).map_err(|e| usage(e.to_string()))?;
     let probes: Vec<IpAddr> = if args.vantage_probes.is_empty() {
         DEFAULT_VANTAGE_PROBES
@@ -694,7 +704,28 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
     } else {
         args.vantage_probes.clone()
     };
-    let vantage = prober.vantage(&probes).await;
+    let mut vantage = prober.vantage(&probes).await;
+    let canaries: Vec<String> = if args.canaries.is_empty() {
+        v6scope_probe::health::DEFAULT_CANARIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    } else {
+        args.canaries.clone()
+    };
+    let health = v6scope_probe::health::check_resolvers(&servers, &canaries, dns_timeout).await;
+    tracing::info!(detail = ?health.detail, "resolver self-test");
+    for problem in &health.problems {
+        eprintln!("warning: {problem}; results from this vantage are not_testable");
+    }
+    vantage.resolver_problems = health.problems.clone();
+    vantage.detail.extend(health.detail.iter().cloned());
+    let watch = Arc::new(v6scope_probe::health::Watch::new(
+        servers,
+        canaries,
+        dns_timeout,
+        health,
+    ));
     tracing::info!(ipv4 = vantage.ipv4, ipv6 = vantage.ipv6, detail = ?vantage.detail, "vantage checked");
     if !vantage.ipv6 {
         eprintln!("warning: this vantage point has no working IPv6; IPv6 checks will be not_testable");
@@ -704,7 +735,7 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage)> {
             "warning: this vantage point has no working IPv4; the IPv4/IPv6 comparison (web_ipv46) will be not_testable"
         );
     }
-    Ok((prober, vantage))
+    Ok((prober, vantage, watch))
 }
 
 async fn evaluate_with_deadline(
@@ -714,6 +745,29 @@ async fn evaluate_with_deadline(
     deadline: Duration,
 ) -> DomainObservation {
     let fallback = target.clone();
+    if !vantage.resolver_problems.is_empty() {
+        // Nothing a faulty resolver says is worth probing on.
+        return DomainObservation {
+            schema_version: SCHEMA_VERSION,
+            target: fallback,
+            started_at_ms: 0,
+            duration_ms: 0.0,
+            vantage: vantage.clone(),
+            names: Vec::new(),
+            zone: Default::default(),
+            mail: v6scope_model::MailObservation {
+                status: v6scope_model::MxStatus::Error,
+                hosts: Vec::new(),
+                error: None,
+            },
+            web: Vec::new(),
+            site: None,
+            error: Some(ProbeError::new(
+                ErrorKind::NotTestable,
+                format!("faulty resolver: {}", vantage.resolver_problems.join("; ")),
+            )),
+        };
+    }
     match tokio::time::timeout(deadline, prober.evaluate(target, vantage)).await {
         Ok(observation) => observation,
         Err(_) => DomainObservation {
@@ -825,7 +879,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
         let domain = targets::normalise_domain(d).map_err(|e| usage(format!("{d}: {e}")))?;
         domains.push(domain);
     }
-    let (prober, vantage) = setup(&args.probe).await?;
+    let (prober, vantage, _watch) = setup(&args.probe).await?;
     let deadline = Duration::from_secs(args.probe.deadline);
     let site = SiteWork::new(&prober, &vantage, &args.crawl, &profiles).await?;
     let observations = futures::future::join_all(domains.into_iter().map(|domain| {
@@ -836,11 +890,14 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
         observe(&prober, target, &vantage, deadline, &site)
     }))
     .await;
-    let mut any_fail = false;
+    let (mut any_fail, mut any_untested) = (false, false);
     let mut documents = Vec::new();
     for observation in &observations {
         let verdicts: Vec<Verdict> = profiles.iter().map(|p| assess(observation, p)).collect();
         any_fail |= verdicts.iter().any(|v| v.status == Status::Fail);
+        any_untested |= verdicts
+            .iter()
+            .any(|v| matches!(v.status, Status::NotTestable | Status::Error));
         if args.json {
             documents.push(serde_json::json!({
                 "schema_version": SCHEMA_VERSION,
@@ -860,8 +917,25 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
         };
         println!("{}", serde_json::to_string_pretty(&value)?);
     }
-    Ok(if any_fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    // 0 only when everything was tested and passed: a result that could not
+    // be tested has its own code (4), never "all pass".
+    Ok(if any_fail {
+        ExitCode::from(1)
+    } else if any_untested {
+        ExitCode::from(EXIT_NOT_TESTABLE)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
+
+/// How often a scan repeats the resolver self-test in the background.
+const RESOLVER_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a scan waits for failing resolvers before it stops (resumable).
+const RESOLVER_WAIT: Duration = Duration::from_secs(600);
+
+/// `check`: no target failed, but some result is not_testable or error.
+const EXIT_NOT_TESTABLE: u8 = 4;
 
 /// What the scan writer thread receives.
 struct Finished {
@@ -995,6 +1069,7 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 "allow_prefixes": args.probe.allow_prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 "ca_files": args.probe.ca_files,
                 "vantage_probes": args.probe.vantage_probes,
+                "canaries": args.probe.canaries,
                 "crawl": args.crawl,
             });
             let run = store.create_run(&source, &names, &config.to_string())?;
@@ -1016,7 +1091,14 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     if args.public_only {
         install_scan_policy(&args.probe, &args.scan_allow)?;
     }
-    let (prober, vantage) = setup(&args.probe).await?;
+    let (prober, vantage, watch) = setup(&args.probe).await?;
+    if !vantage.resolver_problems.is_empty() {
+        // A run is never judged against a faulty resolver.
+        bail!(
+            "run {run} not started: the resolver self-test failed ({}); fix the resolver (or --resolver) and resume with --resume {run}",
+            vantage.resolver_problems.join("; ")
+        );
+    }
     let site = SiteWork::new(&prober, &vantage, &args.crawl, &profiles).await?;
     let site = &site;
     let total = pending.len() as u64;
@@ -1051,55 +1133,100 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let deadline = Duration::from_secs(args.probe.deadline);
     let concurrency = args.concurrency.max(1);
     let mut tally: BTreeMap<(String, Status), u64> = BTreeMap::new();
-    let mut stream = futures::stream::iter(pending.into_iter().map(|(idx, target)| {
-        let prober = prober.clone();
-        let vantage = vantage.clone();
-        async move { (idx, observe(&prober, target, &vantage, deadline, site).await) }
-    }))
-    .buffer_unordered(concurrency);
-    while let Some((idx, observation)) = stream.next().await {
-        let verdicts: Vec<Verdict> = profiles.iter().map(|p| assess(&observation, p)).collect();
-        for v in &verdicts {
-            *tally.entry((v.profile.clone(), v.status)).or_default() += 1;
-        }
-        if let Some(out) = jsonl.as_mut() {
-            let line = serde_json::json!({
-                "schema_version": SCHEMA_VERSION,
-                "run_id": run,
-                "idx": idx,
-                "domain": observation.target.domain,
-                "verdicts": verdicts,
-                "observation": observation,
-            });
-            writeln!(out, "{line}")?;
-        }
-        if let Some(w) = csv_out.as_mut() {
-            let t = &observation.target;
-            let mut row = vec![
-                t.domain.clone(),
-                t.category.clone().unwrap_or_default(),
-                t.organisation.clone().unwrap_or_default(),
-                t.region.clone().unwrap_or_default(),
-            ];
-            for v in &verdicts {
-                row.push(v.status.to_string());
-                row.push(format!("{:.0}", v.score));
+    // Targets whose result came while the resolvers were failing are
+    // evaluated again once they are healthy (rounds below).
+    let mut pending = pending;
+    let mut round = 0;
+    let ticker = watch.spawn_ticker(RESOLVER_CHECK_EVERY);
+    loop {
+        let mut retry: Vec<(i64, Target)> = Vec::new();
+        let mut stream = futures::stream::iter(pending.into_iter().map(|(idx, target)| {
+            let prober = prober.clone();
+            let vantage = vantage.clone();
+            let watch = watch.clone();
+            async move {
+                let faults = watch.faults();
+                let observation = observe(&prober, target, &vantage, deadline, site).await;
+                let suspicious = v6scope_probe::health::looks_like_resolver_failure(&observation);
+                let trusted = watch.health(suspicious).await.healthy() && watch.faults() == faults;
+                (idx, observation, trusted)
             }
-            w.write_record(&row)?;
+        }))
+        .buffer_unordered(concurrency);
+        while let Some((idx, observation, trusted)) = stream.next().await {
+            if !trusted {
+                bar.set_message(format!("resolver failing: {} to retry", retry.len() + 1));
+                retry.push((idx, observation.target));
+                continue;
+            }
+            let verdicts: Vec<Verdict> = profiles.iter().map(|p| assess(&observation, p)).collect();
+            for v in &verdicts {
+                *tally.entry((v.profile.clone(), v.status)).or_default() += 1;
+            }
+            if let Some(out) = jsonl.as_mut() {
+                let line = serde_json::json!({
+                    "schema_version": SCHEMA_VERSION,
+                    "run_id": run,
+                    "idx": idx,
+                    "domain": observation.target.domain,
+                    "verdicts": verdicts,
+                    "observation": observation,
+                });
+                writeln!(out, "{line}")?;
+            }
+            if let Some(w) = csv_out.as_mut() {
+                let t = &observation.target;
+                let mut row = vec![
+                    t.domain.clone(),
+                    t.category.clone().unwrap_or_default(),
+                    t.organisation.clone().unwrap_or_default(),
+                    t.region.clone().unwrap_or_default(),
+                ];
+                for v in &verdicts {
+                    row.push(v.status.to_string());
+                    row.push(format!("{:.0}", v.score));
+                }
+                w.write_record(&row)?;
+            }
+            bar.set_message(observation.target.domain.clone());
+            bar.inc(1);
+            if tx
+                .send(Finished {
+                    idx,
+                    observation,
+                    verdicts,
+                })
+                .is_err()
+            {
+                break;
+            }
         }
-        bar.set_message(observation.target.domain.clone());
-        bar.inc(1);
-        if tx
-            .send(Finished {
-                idx,
-                observation,
-                verdicts,
-            })
-            .is_err()
-        {
+        drop(stream);
+        if retry.is_empty() {
             break;
         }
+        round += 1;
+        // Wait for the resolvers (up to 10 minutes), then evaluate again.
+        let mut waited = Duration::ZERO;
+        while !watch.health(true).await.healthy() {
+            if waited >= RESOLVER_WAIT || round > 3 {
+                drop(tx);
+                let _ = writer.join();
+                bail!(
+                    "run {run}: the resolvers kept failing ({} targets not evaluated); the run is kept: finish it with --resume {run}",
+                    retry.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            waited += Duration::from_secs(5);
+        }
+        eprintln!(
+            "run {run}: the resolvers answer again; evaluating {} targets again",
+            retry.len()
+        );
+        pending = retry;
     }
+    ticker.abort();
     drop(tx);
     bar.finish_and_clear();
     if let Some(mut out) = jsonl {
@@ -1247,6 +1374,9 @@ fn inherit_probe_settings(probe: &mut ProbeArgs, stored: &str) {
             .iter()
             .filter_map(|p| p.parse().ok())
             .collect();
+    }
+    if probe.canaries.is_empty() {
+        probe.canaries = strings("canaries");
     }
 }
 

@@ -156,6 +156,22 @@ pub struct NameResolution {
     pub aaaa_error: Option<ProbeError>,
     pub a_ms: f64,
     pub aaaa_ms: f64,
+    /// A negative answer (no AAAA, NXDOMAIN) asked again of the zone's
+    /// authoritative servers: what they said, and whether the resolver
+    /// disagreed (then the addresses above are the authoritative ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
+}
+
+/// A negative answer checked at the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The authoritative server asked.
+    pub server: IpAddr,
+    /// What it answered, in words ("no AAAA", "AAAA 2001:db8::1", "NXDOMAIN").
+    pub answer: String,
+    /// The resolver said otherwise; the target is judged on `answer`.
+    pub resolver_disagreed: bool,
 }
 
 impl NameResolution {
@@ -536,6 +552,11 @@ pub struct Vantage {
     pub ipv4: bool,
     pub ipv6: bool,
     pub detail: Vec<String>,
+    /// Faults the resolver self-test found (a resolver that strips AAAA,
+    /// answers NXDOMAIN or SERVFAIL for everything, rewrites NXDOMAIN, ...).
+    /// Any fault makes every check of this vantage `not_testable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolver_problems: Vec<String>,
 }
 
 impl Vantage {
@@ -546,6 +567,7 @@ impl Vantage {
             ipv4: true,
             ipv6: true,
             detail: Vec::new(),
+            resolver_problems: Vec::new(),
         }
     }
 

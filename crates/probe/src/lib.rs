@@ -6,6 +6,7 @@ pub mod addr;
 pub mod content;
 pub mod crawl;
 pub mod dns;
+pub mod health;
 pub mod links;
 pub mod mail;
 pub mod policy;
@@ -221,6 +222,7 @@ impl Prober {
             ipv4: works[0],
             ipv6: works[1],
             detail,
+            resolver_problems: Vec::new(),
         }
     }
 
@@ -237,6 +239,7 @@ impl Prober {
             aaaa_error: None,
             a_ms: 0.0,
             aaaa_ms: 0.0,
+            confirmation: None,
         };
         let parsed = match parse_name(name) {
             Ok(n) => n,
@@ -301,13 +304,34 @@ impl Prober {
         let apex = target.domain.clone();
         let www = format!("www.{apex}");
         let (apex_res, www_res) = tokio::join!(self.resolve(&apex, NameRole::Apex), self.resolve(&www, NameRole::Www));
-        let names = vec![apex_res, www_res];
+        let mut names = vec![apex_res, www_res];
         let redirect_hosts = Arc::new(Shared::new());
-        let (zone, mail, web) = tokio::join!(
+        let (zone, mail, mut web) = tokio::join!(
             self.zone(&apex, vantage),
             self.mail(&apex, vantage),
             join_all(names.iter().map(|n| self.web(n, vantage, redirect_hosts.clone())))
         );
+        // Negatives are confirmed at the source before anyone is blamed: a
+        // name without AAAA (or that does not exist) is asked again of the
+        // zone's own servers; where they disagree with the resolver, the
+        // target is judged on their answer.
+        let authoritative: Vec<IpAddr> = zone
+            .hosts
+            .iter()
+            .flat_map(|h| h.probes.iter())
+            .filter(|p| p.answered && p.transport == Transport::Udp)
+            .map(|p| p.address)
+            .fold(Vec::new(), |mut v, a| {
+                if !v.contains(&a) {
+                    v.push(a);
+                }
+                v
+            });
+        for (i, name) in names.iter_mut().enumerate() {
+            if self.confirm_negative(name, &authoritative).await {
+                web[i] = self.web(name, vantage, redirect_hosts.clone()).await;
+            }
+        }
         DomainObservation {
             schema_version: SCHEMA_VERSION,
             target,
@@ -321,6 +345,66 @@ impl Prober {
             site: None,
             error: None,
         }
+    }
+
+    /// Asks `servers` (the zone's answering name servers) again when the
+    /// resolver said `name` has no AAAA or does not exist. Returns whether
+    /// the authoritative answer changed the resolution.
+    async fn confirm_negative(&self, name: &mut NameResolution, servers: &[IpAddr]) -> bool {
+        let no_aaaa = name.exists && name.aaaa.is_empty() && name.aaaa_error.is_none() && name.cname_chain.is_empty();
+        let missing = !name.exists;
+        if !(no_aaaa || missing) || servers.is_empty() {
+            return false;
+        }
+        let Ok(parsed) = parse_name(&name.name) else {
+            return false;
+        };
+        let timeout = self.resolver.timeout();
+        let Some((server, answer)) = health::authoritative_query(servers, &parsed, RecordType::AAAA, timeout).await
+        else {
+            return false;
+        };
+        let aaaa: Vec<IpAddr> = records_of(&answer.message.answers, &parsed, RecordType::AAAA)
+            .filter_map(|r| match r {
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect();
+        let nxdomain = answer.rcode() == ResponseCode::NXDomain;
+        let said = if nxdomain {
+            "NXDOMAIN".to_string()
+        } else if aaaa.is_empty() {
+            "no AAAA".to_string()
+        } else {
+            format!(
+                "AAAA {}",
+                aaaa.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let disagreed = if missing { !nxdomain } else { !aaaa.is_empty() };
+        name.confirmation = Some(v6scope_model::Confirmation {
+            server,
+            answer: said,
+            resolver_disagreed: disagreed,
+        });
+        if !disagreed {
+            return false;
+        }
+        if missing {
+            name.exists = true;
+            if let Some((_, a)) = health::authoritative_query(servers, &parsed, RecordType::A, timeout).await {
+                name.a = records_of(&a.message.answers, &parsed, RecordType::A)
+                    .filter_map(|r| match r {
+                        RData::A(x) => Some(self.policy.info(IpAddr::V4(x.0))),
+                        _ => None,
+                    })
+                    .collect();
+                name.a_error = None;
+            }
+        }
+        name.aaaa = aaaa.into_iter().map(|a| self.policy.info(a)).collect();
+        name.aaaa_error = None;
+        true
     }
 
     fn tested<'a>(&self, resolution: &'a NameResolution, vantage: &'a Vantage) -> impl Iterator<Item = IpAddr> + 'a {

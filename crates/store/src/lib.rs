@@ -562,6 +562,7 @@ mod tests {
                 ipv4: true,
                 ipv6: true,
                 detail: vec![],
+                resolver_problems: vec![],
             },
             names: vec![],
             zone: ZoneObservation::default(),
