@@ -27,6 +27,19 @@ mod ie {
     pub const LAST_SWITCHED: u16 = 21;
     pub const SRC_V6: u16 = 27;
     pub const DST_V6: u16 = 28;
+    pub const IP_VERSION: u16 = 60;
+    /// NSEL (Cisco ASA) initiator and responder octets.
+    pub const INITIATOR_OCTETS: u16 = 231;
+    pub const RESPONDER_OCTETS: u16 = 232;
+    /// Cisco WLC: the wireless client's address.
+    pub const STA_V4: u16 = 366;
+    pub const STA_V6: u16 = 367;
+    /// RFC 5103 reverse information elements: the same numbers under this PEN.
+    pub const REVERSE_PEN: u32 = 29305;
+    /// Ixia's reverse delta counters (PEN 3054, IEs 176/177).
+    pub const IXIA_PEN: u32 = 3054;
+    pub const IXIA_REVERSE_OCTETS: u16 = 176;
+    pub const IXIA_REVERSE_PACKETS: u16 = 177;
     pub const SAMPLING_INTERVAL: u16 = 34;
     pub const SAMPLER_ID: u16 = 48;
     pub const SAMPLER_RANDOM_INTERVAL: u16 = 50;
@@ -51,8 +64,19 @@ enum Slot {
     Protocol,
     SrcPort,
     DstPort,
-    Src,
-    Dst,
+    SrcV4,
+    SrcV6,
+    DstV4,
+    DstV6,
+    StaV4,
+    StaV6,
+    IpVersion,
+    InitiatorOctets,
+    ResponderOctets,
+    ReverseBytes,
+    ReverseBytesTotal,
+    ReversePackets,
+    ReversePacketsTotal,
     InIf,
     OutIf,
     LastSwitched,
@@ -66,8 +90,15 @@ enum Slot {
 }
 
 fn slot(ie: u16, enterprise: u32, len: u16) -> Slot {
-    if enterprise != 0 {
-        return Slot::Skip;
+    match (enterprise, ie, len) {
+        (0, _, _) => {}
+        (ie::REVERSE_PEN, ie::OCTET_DELTA, 1..=8) => return Slot::ReverseBytes,
+        (ie::REVERSE_PEN, ie::OCTET_TOTAL, 1..=8) => return Slot::ReverseBytesTotal,
+        (ie::REVERSE_PEN, ie::PACKET_DELTA, 1..=8) => return Slot::ReversePackets,
+        (ie::REVERSE_PEN, ie::PACKET_TOTAL, 1..=8) => return Slot::ReversePacketsTotal,
+        (ie::IXIA_PEN, ie::IXIA_REVERSE_OCTETS, 1..=8) => return Slot::ReverseBytes,
+        (ie::IXIA_PEN, ie::IXIA_REVERSE_PACKETS, 1..=8) => return Slot::ReversePackets,
+        _ => return Slot::Skip,
     }
     match (ie, len) {
         (ie::OCTET_DELTA, 1..=8) => Slot::Bytes,
@@ -77,8 +108,15 @@ fn slot(ie: u16, enterprise: u32, len: u16) -> Slot {
         (ie::PROTOCOL, 1) => Slot::Protocol,
         (ie::SRC_PORT, 2) => Slot::SrcPort,
         (ie::DST_PORT, 2) => Slot::DstPort,
-        (ie::SRC_V4, 4) | (ie::SRC_V6, 16) => Slot::Src,
-        (ie::DST_V4, 4) | (ie::DST_V6, 16) => Slot::Dst,
+        (ie::SRC_V4, 4) => Slot::SrcV4,
+        (ie::SRC_V6, 16) => Slot::SrcV6,
+        (ie::DST_V4, 4) => Slot::DstV4,
+        (ie::DST_V6, 16) => Slot::DstV6,
+        (ie::STA_V4, 4) => Slot::StaV4,
+        (ie::STA_V6, 16) => Slot::StaV6,
+        (ie::IP_VERSION, 1) => Slot::IpVersion,
+        (ie::INITIATOR_OCTETS, 1..=8) => Slot::InitiatorOctets,
+        (ie::RESPONDER_OCTETS, 1..=8) => Slot::ResponderOctets,
         (ie::INGRESS_IF, 1..=4) => Slot::InIf,
         (ie::EGRESS_IF, 1..=4) => Slot::OutIf,
         (ie::LAST_SWITCHED, 4) => Slot::LastSwitched,
@@ -351,11 +389,21 @@ impl Decoder {
     }
 
     fn push(&mut self, record: FlowRecord, out: &mut Vec<FlowRecord>) {
-        // An IP packet is at most 65535 bytes: more per packet is a lie.
-        if record.packets == 0
-            || record.bytes > record.packets.saturating_mul(65535)
-            || record.bytes < record.packets.saturating_mul(20)
-        {
+        self.push_counted(record, true, out);
+    }
+
+    /// A record whose template has no packet counter (NSEL, some WLCs)
+    /// keeps its bytes with 0 packets; with a packet count, bytes per
+    /// packet must be possible for IP (20 to 65535).
+    fn push_counted(&mut self, record: FlowRecord, packets_known: bool, out: &mut Vec<FlowRecord>) {
+        let absurd = if packets_known {
+            record.packets == 0
+                || record.bytes > record.packets.saturating_mul(65535)
+                || record.bytes < record.packets.saturating_mul(20)
+        } else {
+            record.bytes == 0 || record.bytes > MAX_BYTES_WITHOUT_PACKETS
+        };
+        if absurd {
             self.stats.drop(Drop::AbsurdCount);
             return;
         }
@@ -422,6 +470,11 @@ impl Decoder {
     /// The sets (flowsets) of one v9 or IPFIX message.
     fn sets(&mut self, source: Source, export: Export, mut r: Reader<'_>, now: u64, out: &mut Vec<FlowRecord>) {
         while r.remaining() >= 4 {
+            let rest = r.peek_rest();
+            if rest.iter().all(|&b| b == 0) {
+                // Zero padding after the last set (RFC 3954 §5.3 allows it).
+                break;
+            }
             let (Some(id), Some(len)) = (r.u16(), r.u16()) else {
                 break;
             };
@@ -561,9 +614,7 @@ impl Decoder {
                 self.options_record(key.source, &fields);
                 continue;
             }
-            if let Some(record) = self.flow_record(key.source, export, &fields) {
-                self.push(record, out);
-            }
+            self.flow_records(key.source, export, &fields, out);
         }
     }
 
@@ -583,7 +634,10 @@ impl Decoder {
         }
     }
 
-    fn flow_record(&mut self, source: Source, export: Export, fields: &[(Slot, &[u8])]) -> Option<FlowRecord> {
+    /// One data record: the flow, and its reverse half when the record is
+    /// a biflow (RFC 5103 or vendor reverse counters) — each with its own
+    /// direction, so enrichment labels both sides right.
+    fn flow_records(&mut self, source: Source, export: Export, fields: &[(Slot, &[u8])], out: &mut Vec<FlowRecord>) {
         let mut rec = FlowRecord {
             time: u64::from(export.unix_secs),
             exporter: source.exporter,
@@ -600,21 +654,32 @@ impl Decoder {
             direction: None,
             sampling: None,
         };
-        let (mut src, mut dst) = (None, None);
-        let (mut bytes_total, mut packets_total) = (None, None);
+        let mut c = Counters::default();
+        let mut a = Addresses::default();
         let mut sampler = None;
         let mut last_switched = None;
         for &(slot, value) in fields {
             match slot {
-                Slot::Bytes => rec.bytes = be_uint(value),
-                Slot::BytesTotal => bytes_total = Some(be_uint(value)),
-                Slot::Packets => rec.packets = be_uint(value),
-                Slot::PacketsTotal => packets_total = Some(be_uint(value)),
+                Slot::Bytes => c.bytes = Some(be_uint(value)),
+                Slot::BytesTotal => c.bytes_total = Some(be_uint(value)),
+                Slot::Packets => c.packets = Some(be_uint(value)),
+                Slot::PacketsTotal => c.packets_total = Some(be_uint(value)),
+                Slot::InitiatorOctets => c.initiator = Some(be_uint(value)),
+                Slot::ResponderOctets => c.responder = Some(be_uint(value)),
+                Slot::ReverseBytes => c.reverse_bytes = Some(be_uint(value)),
+                Slot::ReverseBytesTotal => c.reverse_bytes_total = Some(be_uint(value)),
+                Slot::ReversePackets => c.reverse_packets = Some(be_uint(value)),
+                Slot::ReversePacketsTotal => c.reverse_packets_total = Some(be_uint(value)),
                 Slot::Protocol => rec.protocol = value[0],
                 Slot::SrcPort => rec.src_port = be_uint(value) as u16,
                 Slot::DstPort => rec.dst_port = be_uint(value) as u16,
-                Slot::Src => src = address(value),
-                Slot::Dst => dst = address(value),
+                Slot::SrcV4 => a.src_v4 = address(value),
+                Slot::SrcV6 => a.src_v6 = address(value),
+                Slot::DstV4 => a.dst_v4 = address(value),
+                Slot::DstV6 => a.dst_v6 = address(value),
+                Slot::StaV4 => a.sta_v4 = address(value),
+                Slot::StaV6 => a.sta_v6 = address(value),
+                Slot::IpVersion => a.version = Some(value[0]),
                 Slot::InIf => rec.input_interface = be_uint(value) as u32,
                 Slot::OutIf => rec.output_interface = be_uint(value) as u32,
                 Slot::LastSwitched => last_switched = Some(be_uint(value) as u32),
@@ -634,20 +699,16 @@ impl Decoder {
         if !source.ipfix && last_switched.is_some() {
             rec.time = end_time(export.unix_secs, export.sys_uptime, last_switched);
         }
-        if rec.bytes == 0 {
-            rec.bytes = bytes_total.unwrap_or(0);
+        // An end time the exporter cannot mean (before 1990, or over a day
+        // after its own export time) is the export time.
+        let export_time = u64::from(export.unix_secs);
+        if rec.time < 631_152_000 || rec.time > export_time.saturating_add(86_400) {
+            rec.time = export_time;
         }
-        if rec.packets == 0 {
-            rec.packets = packets_total.unwrap_or(0);
-        }
-        let (Some(src), Some(dst)) = (src, dst) else {
+        let Some((src, dst)) = a.pick() else {
             self.stats.drop(Drop::NoAddress);
-            return None;
+            return;
         };
-        if src.is_ipv4() != dst.is_ipv4() {
-            self.stats.drop(Drop::NoAddress);
-            return None;
-        }
         rec.src = src;
         rec.dst = dst;
         let learned = self.sampling.get(&source);
@@ -664,7 +725,24 @@ impl Decoder {
             })
             .or_else(|| rate_of(fields))
             .or_else(|| learned.and_then(|s| s.default));
-        Some(rec)
+        let (bytes, packets) = c.forward();
+        let (reverse_bytes, reverse_packets) = c.reverse();
+        let biflow = reverse_bytes.unwrap_or(0) > 0;
+        if bytes.unwrap_or(0) > 0 || !biflow {
+            let mut forward = rec.clone();
+            forward.bytes = bytes.unwrap_or(0);
+            forward.packets = packets.unwrap_or(0);
+            self.push_counted(forward, packets.is_some(), out);
+        }
+        if biflow {
+            let mut back = rec;
+            std::mem::swap(&mut back.src, &mut back.dst);
+            std::mem::swap(&mut back.src_port, &mut back.dst_port);
+            std::mem::swap(&mut back.input_interface, &mut back.output_interface);
+            back.bytes = reverse_bytes.unwrap_or(0);
+            back.packets = reverse_packets.unwrap_or(0);
+            self.push_counted(back, reverse_packets.is_some(), out);
+        }
     }
 
     /// Templates to keep across restarts (JSON).
@@ -708,6 +786,101 @@ impl Decoder {
 }
 
 /// A sampling rate from an options or data record's own fields.
+/// A record without a packet counter claiming more than 1 TB is a lie.
+const MAX_BYTES_WITHOUT_PACKETS: u64 = 1 << 40;
+
+/// A record's counters as its template has them.
+#[derive(Default)]
+struct Counters {
+    bytes: Option<u64>,
+    bytes_total: Option<u64>,
+    packets: Option<u64>,
+    packets_total: Option<u64>,
+    initiator: Option<u64>,
+    responder: Option<u64>,
+    reverse_bytes: Option<u64>,
+    reverse_bytes_total: Option<u64>,
+    reverse_packets: Option<u64>,
+    reverse_packets_total: Option<u64>,
+}
+
+impl Counters {
+    /// Delta counters when the template has them (a zero delta is zero,
+    /// not a reason to take the cumulative total), else the totals, else
+    /// NSEL initiator + responder octets. Packets: `None` when the
+    /// template has no packet counter at all.
+    fn forward(&self) -> (Option<u64>, Option<u64>) {
+        let bytes = self
+            .bytes
+            .or(self.bytes_total)
+            .or(match (self.initiator, self.responder) {
+                (None, None) => None,
+                (i, r) => Some(i.unwrap_or(0).saturating_add(r.unwrap_or(0))),
+            });
+        (bytes, self.packets.or(self.packets_total))
+    }
+
+    fn reverse(&self) -> (Option<u64>, Option<u64>) {
+        (
+            self.reverse_bytes.or(self.reverse_bytes_total),
+            self.reverse_packets.or(self.reverse_packets_total),
+        )
+    }
+}
+
+/// A record's address fields. A template may carry both families with the
+/// unused one zeroed (Cisco IOS-XR): the family is the one whose addresses
+/// are set, then ipVersion; with both set (SRv6 and other encapsulations)
+/// the outer header is IPv6. Cisco WLC puts the client in staIPv4Address.
+#[derive(Default)]
+struct Addresses {
+    src_v4: Option<IpAddr>,
+    src_v6: Option<IpAddr>,
+    dst_v4: Option<IpAddr>,
+    dst_v6: Option<IpAddr>,
+    sta_v4: Option<IpAddr>,
+    sta_v6: Option<IpAddr>,
+    version: Option<u8>,
+}
+
+impl Addresses {
+    fn pick(&self) -> Option<(IpAddr, IpAddr)> {
+        let set = |a: Option<IpAddr>| a.filter(|a| !a.is_unspecified());
+        let v4 = (set(self.src_v4).or(set(self.sta_v4)), set(self.dst_v4));
+        let v6 = (set(self.src_v6).or(set(self.sta_v6)), set(self.dst_v6));
+        let unspecified_v4 = IpAddr::from([0u8; 4]);
+        let unspecified_v6 = IpAddr::from([0u16; 8]);
+        let has = |p: (Option<IpAddr>, Option<IpAddr>)| p.0.is_some() || p.1.is_some();
+        let family_v6 = match (has(v4), has(v6)) {
+            (_, true) => true,
+            (true, false) => false,
+            (false, false) => {
+                // Every address is zero: ipVersion says the family, else the
+                // fields the template has.
+                let (has_v4, has_v6) = (
+                    self.src_v4.is_some() || self.dst_v4.is_some(),
+                    self.src_v6.is_some() || self.dst_v6.is_some(),
+                );
+                match (self.version, has_v4, has_v6) {
+                    (Some(6), _, true) | (None | Some(_), false, true) => true,
+                    (_, true, _) => false,
+                    _ => return None,
+                }
+            }
+        };
+        if family_v6 {
+            let fill = |a: Option<IpAddr>, raw: Option<IpAddr>| a.or(raw).unwrap_or(unspecified_v6);
+            if self.src_v6.is_none() && self.dst_v6.is_none() && self.sta_v6.is_none() {
+                return None;
+            }
+            Some((fill(v6.0, self.src_v6), fill(v6.1, self.dst_v6)))
+        } else {
+            let fill = |a: Option<IpAddr>| a.unwrap_or(unspecified_v4);
+            Some((fill(v4.0), fill(v4.1)))
+        }
+    }
+}
+
 fn rate_of(fields: &[(Slot, &[u8])]) -> Option<u32> {
     let get = |slot: Slot| fields.iter().find(|(s, _)| *s == slot).map(|(_, v)| be_uint(v));
     if let Some(n) = get(Slot::SamplingInterval).filter(|&n| n > 0) {
@@ -793,9 +966,8 @@ fn v9_template(r: &mut Reader<'_>, options: bool) -> Option<(u16, Vec<Field>)> {
             return None;
         }
     }
-    if fields.iter().any(|f| f.len == 65535) {
-        return None;
-    }
+    // Variable-length fields (length 65535, H3C NetStream) are encoded as
+    // in IPFIX (RFC 7011 §7); the template compiles them the same way.
     Some((id, fields))
 }
 
@@ -854,6 +1026,54 @@ mod tests {
         be32(&mut m, domain);
         m.extend_from_slice(&body);
         m
+    }
+
+    /// Cisco IOS-XR style: one template with both families' address fields,
+    /// the unused family zeroed. The family follows the non-zero addresses,
+    /// not the field order; zero padding after the last set is no error.
+    #[test]
+    fn a_record_with_both_families_in_its_template_takes_the_one_that_is_set() {
+        let mut t = Vec::new();
+        be16(&mut t, 300);
+        be16(&mut t, 6);
+        for (ie, len) in [(27u16, 16u16), (28, 16), (8, 4), (12, 4), (1, 8), (2, 8)] {
+            be16(&mut t, ie);
+            be16(&mut t, len);
+        }
+        let record = |v6: bool, bytes: u64| {
+            let mut d = Vec::new();
+            let (s6, d6) = if v6 {
+                ("2001:db8:a::1", "2001:db8:b::1")
+            } else {
+                ("::", "::")
+            };
+            d.extend_from_slice(&s6.parse::<std::net::Ipv6Addr>().unwrap().octets());
+            d.extend_from_slice(&d6.parse::<std::net::Ipv6Addr>().unwrap().octets());
+            let (s4, d4) = if v6 {
+                ([0u8; 4], [0u8; 4])
+            } else {
+                ([192, 0, 2, 7], [198, 51, 100, 9])
+            };
+            d.extend_from_slice(&s4);
+            d.extend_from_slice(&d4);
+            d.extend_from_slice(&bytes.to_be_bytes());
+            d.extend_from_slice(&2u64.to_be_bytes());
+            d
+        };
+        let mut data = record(true, 3000);
+        data.extend(record(false, 1000));
+        data.extend(record(true, 1500));
+        let mut message = ipfix(7, &[(2, t), (300, data)]);
+        message.extend_from_slice(&[0u8; 6]);
+        let len = message.len() as u16;
+        message[2..4].copy_from_slice(&len.to_be_bytes());
+        let mut d = Decoder::new(Limits::default());
+        let mut out = Vec::new();
+        d.decode(EXPORTER, &message, 1_790_000_000, &mut out);
+        assert_eq!(d.stats.dropped(), 0, "{:?}", d.stats);
+        let v6: u64 = out.iter().filter(|r| r.src.is_ipv6()).map(|r| r.bytes).sum();
+        let v4: u64 = out.iter().filter(|r| r.src.is_ipv4()).map(|r| r.bytes).sum();
+        assert_eq!((v4, v6), (1000, 4500), "IPv6 share 82 %, not 18 %");
     }
 
     /// Template 256: src/dst IPv6, octets (8), packets (8), selectorId (2).

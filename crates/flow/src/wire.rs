@@ -15,6 +15,10 @@ impl<'a> Reader<'a> {
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
+    /// What is left, without consuming it.
+    pub fn peek_rest(&self) -> &'a [u8] {
+        &self.data[self.pos..]
+    }
     pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let slice = self.data.get(self.pos..end)?;
