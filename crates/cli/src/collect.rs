@@ -133,14 +133,37 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
     let table = Arc::new(table);
     let mut summary = serde_json::Map::new();
 
+    // SIGTERM or Ctrl-C while files are read: stop reading, store what was
+    // read, exit 0 (the listening loop below handles its own).
+    let stop_reading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.listen.is_empty() {
+        let flag = stop_reading.clone();
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            eprintln!("stopping: storing what was read so far");
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    let stopped = || stop_reading.load(std::sync::atomic::Ordering::SeqCst);
     // Captures: traffic, users, and each capture's app IPv6 concentration.
     let mut concentrations = Vec::new();
     for path in &args.pcaps {
+        if stopped() {
+            break;
+        }
         let mut agg = Aggregator::new(args.interval, policy.clone(), table.clone());
         agg.count_egress = true; // a capture sees each packet once
         let mut names = pcap::Names::default();
         let mut hosts = HostBytes::default();
         let stats = pcap::read(path, |time, p| {
+            if stopped() {
+                return;
+            }
             names.observe(p);
             let record = FlowRecord {
                 time,
@@ -208,6 +231,9 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
 
     // Recorded datagrams, decoded on this thread (one core).
     for path in &args.datagram_files {
+        if stopped() {
+            break;
+        }
         let bytes = std::fs::read(path).map_err(|e| crate::usage(format!("{}: {e}", path.display())))?;
         let mut datagrams: Vec<&[u8]> = Vec::new();
         let mut at = 0usize;
@@ -237,8 +263,11 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
         let mut records = Vec::with_capacity(1024);
         let started = std::time::Instant::now();
         let time = now();
-        for _ in 0..args.repeat.max(1) {
+        'replay: for _ in 0..args.repeat.max(1) {
             for d in &datagrams {
+                if stopped() {
+                    break 'replay;
+                }
                 decoders.decode(args.datagrams_from, d, time, &mut records);
                 for r in records.drain(..) {
                     agg.add(&r);
@@ -246,6 +275,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
             }
         }
         let seconds = started.elapsed().as_secs_f64();
+        decoders.netflow.abandon_held();
         if let Some(path) = &state {
             save_templates(path, &BTreeMap::from([(0, decoders.netflow.save_templates())]))?;
         }
@@ -260,6 +290,9 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
 
     // Access logs: requests and distinct clients per hour and family.
     for path in &args.access_logs {
+        if stopped() {
+            break;
+        }
         let file = std::fs::File::open(path).map_err(|e| crate::usage(format!("{}: {e}", path.display())))?;
         let mut report = LogReport::default();
         report
@@ -367,6 +400,7 @@ fn receive(
             }
             handed = std::time::Instant::now();
             if stopping {
+                decoders.netflow.abandon_held();
                 let _ = tx.send(Delta {
                     thread,
                     agg: fresh(),
@@ -459,6 +493,9 @@ async fn listen(
     let mut last_datagram: Option<tokio::time::Instant> = None;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // SIGTERM (systemd, Docker, Kubernetes) stops like Ctrl-C: flush, exit 0.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     // SIGHUP reloads the prefix tables without stopping the listeners.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
@@ -517,6 +554,10 @@ async fn listen(
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             _ = &mut ctrl_c, if !stopping => {
+                stopping = true;
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ = terminate.recv(), if !stopping => {
                 stopping = true;
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
             }

@@ -59,3 +59,51 @@ fn templates_survive_a_restart_of_the_collector() {
     assert!(restarted["records"].as_u64().unwrap() > 100, "{restarted}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// SIGTERM (what systemd, Docker and Kubernetes send) stops the listening
+/// collector like Ctrl-C: the interval in progress is stored and it exits 0.
+/// The datagrams are softflowd's own IPFIX export, sent over UDP.
+#[test]
+fn sigterm_flushes_the_interval_in_progress_and_exits_0() {
+    let dir = std::env::temp_dir().join(format!("v6scope-sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("v6scope.db");
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let child = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["collect", "--json", "--count-egress", "--interval", "60", "--listen"])
+        .arg(format!("udp://127.0.0.1:{port}"))
+        .arg("--db")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flow/testdata/softflowd-ipfix.bin");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for d in datagrams(&fixture) {
+        socket.send_to(&d[4..], ("127.0.0.1", port)).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let traffic = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["traffic", "--by", "day", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&traffic.stdout);
+    let bytes: u64 = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["ipv4_bytes"].as_u64().unwrap_or(0) + v["ipv6_bytes"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(bytes > 0, "nothing of the interval was stored: {text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

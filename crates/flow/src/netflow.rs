@@ -560,6 +560,15 @@ impl Decoder {
         });
     }
 
+    /// At shutdown: data still waiting for a template is lost; count it
+    /// (`no_template`) rather than let it vanish.
+    pub fn abandon_held(&mut self) {
+        while let Some(held) = self.held.pop_front() {
+            self.held_bytes -= held.data.len();
+            self.stats.drop(Drop::NoTemplate);
+        }
+    }
+
     fn expire(&mut self, now: u64) {
         while let Some(front) = self.held.front() {
             if now.saturating_sub(front.arrived) < self.limits.hold_secs {
@@ -1031,6 +1040,18 @@ mod tests {
     /// Cisco IOS-XR style: one template with both families' address fields,
     /// the unused family zeroed. The family follows the non-zero addresses,
     /// not the field order; zero padding after the last set is no error.
+    #[test]
+    fn data_still_waiting_for_its_template_at_shutdown_is_counted() {
+        let mut d = Decoder::new(Limits::default());
+        let mut out = Vec::new();
+        let data = ipfix(7, &[(256, data_v6(1000, 2, 1))]);
+        d.decode(EXPORTER, &data, 1_790_000_000, &mut out);
+        assert_eq!(d.stats.dropped(), 0);
+        d.abandon_held();
+        assert_eq!(d.stats.dropped(), 1, "{:?}", d.stats);
+        assert!(out.is_empty());
+    }
+
     #[test]
     fn a_record_with_both_families_in_its_template_takes_the_one_that_is_set() {
         let mut t = Vec::new();
