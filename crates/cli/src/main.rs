@@ -744,52 +744,40 @@ async fn evaluate_with_deadline(
     vantage: &Vantage,
     deadline: Duration,
 ) -> DomainObservation {
-    let fallback = target.clone();
     if !vantage.resolver_problems.is_empty() {
         // Nothing a faulty resolver says is worth probing on.
-        return DomainObservation {
-            schema_version: SCHEMA_VERSION,
-            target: fallback,
-            started_at_ms: 0,
-            duration_ms: 0.0,
-            vantage: vantage.clone(),
-            names: Vec::new(),
-            zone: Default::default(),
-            mail: v6scope_model::MailObservation {
-                status: v6scope_model::MxStatus::Error,
-                hosts: Vec::new(),
-                error: None,
-            },
-            web: Vec::new(),
-            site: None,
-            error: Some(ProbeError::new(
-                ErrorKind::NotTestable,
-                format!("faulty resolver: {}", vantage.resolver_problems.join("; ")),
-            )),
-        };
+        let why = format!("faulty resolver: {}", vantage.resolver_problems.join("; "));
+        return unprobed(target, vantage, 0.0, ProbeError::new(ErrorKind::NotTestable, why));
     }
+    let fallback = target.clone();
     match tokio::time::timeout(deadline, prober.evaluate(target, vantage)).await {
         Ok(observation) => observation,
-        Err(_) => DomainObservation {
-            schema_version: SCHEMA_VERSION,
-            target: fallback,
-            started_at_ms: 0,
-            duration_ms: deadline.as_secs_f64() * 1000.0,
-            vantage: vantage.clone(),
-            names: Vec::new(),
-            zone: Default::default(),
-            mail: v6scope_model::MailObservation {
-                status: v6scope_model::MxStatus::Error,
-                hosts: Vec::new(),
-                error: None,
-            },
-            web: Vec::new(),
-            site: None,
-            error: Some(ProbeError::new(
-                ErrorKind::Timeout,
-                format!("target deadline of {} s reached", deadline.as_secs()),
-            )),
+        Err(_) => {
+            let why = format!("target deadline of {} s reached", deadline.as_secs());
+            let ms = deadline.as_secs_f64() * 1000.0;
+            unprobed(fallback, vantage, ms, ProbeError::new(ErrorKind::Timeout, why))
+        }
+    }
+}
+
+/// An observation with no facts, only the reason there are none.
+fn unprobed(target: Target, vantage: &Vantage, duration_ms: f64, error: ProbeError) -> DomainObservation {
+    DomainObservation {
+        schema_version: SCHEMA_VERSION,
+        target,
+        started_at_ms: 0,
+        duration_ms,
+        vantage: vantage.clone(),
+        names: Vec::new(),
+        zone: Default::default(),
+        mail: v6scope_model::MailObservation {
+            status: v6scope_model::MxStatus::Error,
+            hosts: Vec::new(),
+            error: None,
         },
+        web: Vec::new(),
+        site: None,
+        error: Some(error),
     }
 }
 
