@@ -1727,6 +1727,50 @@ fn traffic(args: TrafficArgs) -> Result<ExitCode> {
             );
         }
     }
+    // Records no rate was given for: an IPv6 share per exporter (the rate,
+    // whatever it is, is the same for both families), never a volume.
+    let mut waiting: BTreeMap<(String, String), [i64; 4]> = BTreeMap::new();
+    for t in store.traffic_unscaled(&args.by)? {
+        let at = if t.family == 6 { 2 } else { 0 };
+        let e = waiting.entry((t.period, t.group)).or_default();
+        e[at] += t.bytes;
+        e[at + 1] += t.records;
+    }
+    if !waiting.is_empty() {
+        let records: i64 = waiting.values().map(|c| c[1] + c[3]).sum();
+        eprintln!(
+            "note: {records} records wait for a sampling rate (their exporters state none): shown below as IPv6 shares \
+             per exporter, unscaled, with no volume; give the rate with --sampling-default PREFIX=N (or \
+             --sampling-override) when collecting"
+        );
+        if !args.json {
+            println!("\nunscaled (sampling rate unknown)");
+            println!(
+                "{:<16}  {:<24}  {:>10}  {:>10}  {:>9}",
+                args.by, "exporter", "IPv4 recs", "IPv6 recs", "IPv6 %"
+            );
+        }
+        for ((period, exporter), c) in &waiting {
+            let share = if c[0] + c[2] > 0 {
+                c[2] as f64 * 100.0 / (c[0] + c[2]) as f64
+            } else {
+                0.0
+            };
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"period": period, "exporter": exporter, "scaled": false,
+                        "ipv4_records": c[1], "ipv6_records": c[3],
+                        "ipv6_byte_share": (share * 100.0).round() / 10_000.0})
+                );
+            } else {
+                println!(
+                    "{period:<16}  {exporter:<24}  {:>10}  {:>10}  {share:>8.2}%",
+                    c[1], c[3]
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

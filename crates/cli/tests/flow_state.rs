@@ -2,6 +2,8 @@
 //! after a restart, without their template, still decode. Uses softflowd's
 //! recorded IPFIX export (crates/flow/testdata), no network.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -105,5 +107,59 @@ fn sigterm_flushes_the_interval_in_progress_and_exits_0() {
         .map(|v| v["ipv4_bytes"].as_u64().unwrap_or(0) + v["ipv6_bytes"].as_u64().unwrap_or(0))
         .sum();
     assert!(bytes > 0, "nothing of the interval was stored: {text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Records whose exporter states no sampling rate are not shown as volumes,
+/// but their IPv6 share is, per exporter, flagged unscaled, with the flag
+/// that gives the rate (issue 10 §5). Mikrotik's real IPFIX export states none.
+#[test]
+fn records_without_a_sampling_rate_show_their_share_flagged_unscaled() {
+    let dir = std::env::temp_dir().join(format!("v6scope-unscaled-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("v6scope.db");
+    let captures = [
+        std::env::var_os("V6SCOPE_FLOW_CAPTURES").map(std::path::PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/flow-captures")),
+        Some(std::path::PathBuf::from("/work/shared/reference/flow-captures")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|d| d.join("truth.tsv").exists())
+    .expect("the real exporter captures (shared/reference/flow-captures; or set V6SCOPE_FLOW_CAPTURES)");
+    let fixture = captures.join("ls-ipfix-mikrotik.bin");
+    let out = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["collect", "--quiet", "--count-egress", "--db"])
+        .arg(&db)
+        .arg("--datagrams")
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let traffic = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["traffic", "--by", "day", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&traffic.stderr);
+    let rows: Vec<Value> = String::from_utf8_lossy(&traffic.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let unscaled: Vec<&Value> = rows.iter().filter(|r| r["scaled"] == false).collect();
+    assert_eq!(unscaled.len(), 1, "{rows:?}");
+    assert!(
+        stderr.contains("wait for a sampling rate") && stderr.contains("--sampling-default"),
+        "{stderr}"
+    );
+    let r = unscaled[0];
+    assert!(r.get("ipv4_bytes").is_none(), "an unscaled row shows a volume: {r}");
+    // The exporter's own counters: 8 225 IPv6 bytes of 103 235.
+    assert_eq!(r["ipv6_byte_share"].as_f64(), Some(0.0797), "{r}");
+    assert_eq!(
+        (r["ipv4_records"].as_u64(), r["ipv6_records"].as_u64()),
+        (Some(28), Some(18))
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -595,6 +595,17 @@ pub(crate) struct TrafficView {
     pub group: Option<String>,
     pub rows: Vec<TrafficRowView>,
     pub active_users: Option<u64>,
+    /// Records whose exporter states no sampling rate: an IPv6 share per
+    /// exporter, unscaled, never a volume.
+    pub unscaled: Vec<UnscaledRowView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct UnscaledRowView {
+    pub period: String,
+    pub exporter: String,
+    pub records: i64,
+    pub share_v6: f64,
 }
 
 pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, ApiError> {
@@ -618,6 +629,7 @@ pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, Ap
             "group '{g}': exporter, interface, asn, organisation, region or source"
         )));
     }
+    let unscaled_totals = store.traffic_unscaled(&by)?;
     let mut per: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for t in store.traffic_by(&by, group.as_deref())? {
         let e = per.entry((t.period, t.group)).or_default();
@@ -641,6 +653,27 @@ pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, Ap
             })
             .collect(),
         active_users: active_users(store)?.map(|(_, n)| n),
+        unscaled: {
+            let mut waiting: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
+            for t in unscaled_totals {
+                let e = waiting.entry((t.period, t.group)).or_default();
+                if t.family == 6 {
+                    e.1 += t.bytes;
+                } else {
+                    e.0 += t.bytes;
+                }
+                e.2 += t.records;
+            }
+            waiting
+                .into_iter()
+                .map(|((period, exporter), (v4, v6, records))| UnscaledRowView {
+                    period,
+                    exporter,
+                    records,
+                    share_v6: v6 as f64 / (v4 + v6).max(1) as f64,
+                })
+                .collect()
+        },
     })
 }
 

@@ -98,6 +98,12 @@ impl Lang {
         let (en, zh) = match key {
             "title" => ("v6scope — IPv6 deployment monitoring", "v6scope — IPv6 部署监测"),
             "overview" => ("Overview", "总览"),
+            "unscaled" => ("Waiting for a sampling rate", "等待采样率"),
+            "unscaled_note" => (
+                "These exporters state no sampling rate: their IPv6 share is shown (the rate is the same for both families), their volumes are not. Give the rate when collecting: --sampling-default PREFIX=N.",
+                "这些导出器未声明采样率：仅显示其IPv6占比（两种协议采样率相同），不显示流量值。采集时请用 --sampling-default PREFIX=N 指定采样率。",
+            ),
+            "records" => ("Records", "记录数"),
             "campaigns" => ("Campaigns", "监测任务"),
             "campaign" => ("Campaign", "监测任务"),
             "traffic" => ("Traffic", "流量"),

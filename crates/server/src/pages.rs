@@ -515,6 +515,16 @@ async fn traffic(State(state): State<SharedState>, Query(q): Query<TrafficQuery>
                 td { (r.period) } td { (r.group) } td.n { (r.bytes_v4) } td.n { (r.bytes_v6) } td.n { (format!("{:.1} %", r.share_v6 * 100.0)) }
             } } }
         } }
+        @if !view.unscaled.is_empty() {
+            h2 { (lang.t("unscaled")) }
+            p.warn id="unscaled-note" { (lang.t("unscaled_note")) }
+            div.scroll { table id="unscaled" {
+                thead { tr { th { (lang.t("period")) } th { "exporter" } th.n { (lang.t("records")) } th.n { (lang.t("share")) } } }
+                tbody { @for r in &view.unscaled { tr {
+                    td { (r.period) } td { (r.exporter) } td.n { (r.records) } td.n { (format!("{:.1} %", r.share_v6 * 100.0)) }
+                } } }
+            } }
+        }
     };
     page(lang, "/traffic", lang.t("traffic"), body).into_response()
 }

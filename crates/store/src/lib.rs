@@ -275,6 +275,33 @@ impl Store {
         Ok(())
     }
 
+    /// Records whose sampling rate nobody stated, per period and exporter,
+    /// unscaled: their bytes give an IPv6 share within an exporter (the same
+    /// rate applies to both families) but no volume.
+    pub fn traffic_unscaled(&self, period: &str) -> Result<Vec<TrafficTotal>> {
+        let format = match period {
+            "minute" => "%Y-%m-%dT%H:%M",
+            "hour" => "%Y-%m-%dT%H",
+            "month" => "%Y-%m",
+            _ => "%Y-%m-%d",
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT strftime(?1, start, 'unixepoch') AS p, exporter AS g, family, SUM(bytes), SUM(packets), \
+             SUM(records) FROM traffic WHERE NOT scaled GROUP BY p, g, family ORDER BY p, g, family",
+        )?;
+        let rows = stmt.query_map(params![format], |r| {
+            Ok(TrafficTotal {
+                period: r.get(0)?,
+                group: r.get(1)?,
+                family: r.get(2)?,
+                bytes: r.get(3)?,
+                packets: r.get(4)?,
+                records: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// IPv4 and IPv6 totals per period (`hour`, `day`, `month`, or
     /// `minute`), optionally per `group` (`exporter`, `interface`, `asn`,
     /// `organisation`, `region` or `source`), scaled rows only.
