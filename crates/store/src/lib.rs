@@ -279,39 +279,13 @@ impl Store {
     /// unscaled: their bytes give an IPv6 share within an exporter (the same
     /// rate applies to both families) but no volume.
     pub fn traffic_unscaled(&self, period: &str) -> Result<Vec<TrafficTotal>> {
-        let format = match period {
-            "minute" => "%Y-%m-%dT%H:%M",
-            "hour" => "%Y-%m-%dT%H",
-            "month" => "%Y-%m",
-            _ => "%Y-%m-%d",
-        };
-        let mut stmt = self.conn.prepare(
-            "SELECT strftime(?1, start, 'unixepoch') AS p, exporter AS g, family, SUM(bytes), SUM(packets), \
-             SUM(records) FROM traffic WHERE NOT scaled GROUP BY p, g, family ORDER BY p, g, family",
-        )?;
-        let rows = stmt.query_map(params![format], |r| {
-            Ok(TrafficTotal {
-                period: r.get(0)?,
-                group: r.get(1)?,
-                family: r.get(2)?,
-                bytes: r.get(3)?,
-                packets: r.get(4)?,
-                records: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        self.traffic_totals(period, "exporter", false)
     }
 
     /// IPv4 and IPv6 totals per period (`hour`, `day`, `month`, or
     /// `minute`), optionally per `group` (`exporter`, `interface`, `asn`,
     /// `organisation`, `region` or `source`), scaled rows only.
     pub fn traffic_by(&self, period: &str, group: Option<&str>) -> Result<Vec<TrafficTotal>> {
-        let format = match period {
-            "minute" => "%Y-%m-%dT%H:%M",
-            "hour" => "%Y-%m-%dT%H",
-            "month" => "%Y-%m",
-            _ => "%Y-%m-%d",
-        };
         // The column name comes from a fixed list, never from the caller's text.
         let column = match group {
             Some("exporter") => "exporter",
@@ -322,11 +296,21 @@ impl Store {
             Some("source") => "source",
             _ => "''",
         };
+        self.traffic_totals(period, column, true)
+    }
+
+    fn traffic_totals(&self, period: &str, column: &str, scaled: bool) -> Result<Vec<TrafficTotal>> {
+        let format = match period {
+            "minute" => "%Y-%m-%dT%H:%M",
+            "hour" => "%Y-%m-%dT%H",
+            "month" => "%Y-%m",
+            _ => "%Y-%m-%d",
+        };
         let mut stmt = self.conn.prepare(&format!(
             "SELECT strftime(?1, start, 'unixepoch') AS p, {column} AS g, family, SUM(bytes), SUM(packets), \
-             SUM(records) FROM traffic WHERE scaled GROUP BY p, g, family ORDER BY p, g, family"
+             SUM(records) FROM traffic WHERE scaled = ?2 GROUP BY p, g, family ORDER BY p, g, family"
         ))?;
-        let rows = stmt.query_map(params![format], |r| {
+        let rows = stmt.query_map(params![format, scaled], |r| {
             Ok(TrafficTotal {
                 period: r.get(0)?,
                 group: r.get(1)?,
