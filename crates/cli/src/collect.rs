@@ -235,19 +235,12 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
             break;
         }
         let bytes = std::fs::read(path).map_err(|e| crate::usage(format!("{}: {e}", path.display())))?;
-        let mut datagrams: Vec<&[u8]> = Vec::new();
-        let mut at = 0usize;
-        while at + 4 <= bytes.len() {
-            let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-            let Some(d) = bytes.get(at + 4..at + 4 + len) else {
-                eprintln!(
-                    "{}: the file ends inside a datagram; the ones before count",
-                    path.display()
-                );
-                break;
-            };
-            datagrams.push(d);
-            at += 4 + len;
+        let (datagrams, cut) = v6scope_flow::split_datagrams(&bytes);
+        if cut {
+            eprintln!(
+                "{}: the file ends inside a datagram; the ones before count",
+                path.display()
+            );
         }
         let mut decoders = Decoders::default();
         let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));

@@ -16,6 +16,23 @@ pub mod sflow;
 pub mod users;
 mod wire;
 
+/// Splits a recorded-datagrams file (each datagram behind its 4-byte
+/// big-endian length, as `v6scope collect --datagrams` reads them). The
+/// flag says the file ends inside a datagram; the ones before it are whole.
+pub fn split_datagrams(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 4 <= bytes.len() {
+        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let Some(d) = bytes.get(at + 4..at + 4 + len) else {
+            return (out, true);
+        };
+        out.push(d);
+        at += 4 + len;
+    }
+    (out, at != bytes.len())
+}
+
 use std::net::IpAddr;
 
 /// Address family of a flow.

@@ -15,14 +15,11 @@ use v6scope_flow::{Decoders, Family};
 
 fn datagrams(path: &Path) -> Vec<Vec<u8>> {
     let bytes = std::fs::read(path).unwrap();
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 4 <= bytes.len() {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        out.push(bytes[at + 4..at + 4 + len].to_vec());
-        at += 4 + len;
-    }
-    out
+    v6scope_flow::split_datagrams(&bytes)
+        .0
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// [ipv4 bytes, ipv4 packets, ipv6 bytes, ipv6 packets]: (scaled, not scaled).
