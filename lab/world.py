@@ -2,7 +2,7 @@
 """Generate the benchmark world's runtime files (used by lab/world; stdlib only).
 
 Usage: world.py --count N --out /tmp/v6lab/world [--seed S] [--v4only PCT] [--broken PCT]
-                [--mx PCT] [--crawl-site [--crawl-pages N] [--crawl-level2 N]]
+                [--mx PCT] [--mix lab|internet] [--crawl-site [--crawl-pages N] [--crawl-level2 N]]
 
 N domains d1.bench.test .. dN.bench.test, each its own zone (apex SOA/NS), delegated
 from bench.test. (own knotd, address nic.bench.test) to one of 8 dual-stack NS pairs
@@ -29,6 +29,8 @@ Addresses (documentation space the scenario catalogue never allocates: scenarios
   hosting pool           198.51.100.64-127 2001:db8:b1::1-40
   broken IPv6 pool       -                2001:db8:b2::1-8 (nftables drop)
   crawl.bench.test.      198.51.100.40    2001:db8:b4::1 (only with --crawl-site)
+  nsdead6a / nsdead6b    198.51.100.32-33 2001:db8:b2::101-102 (IPv6 blackholed; --mix internet)
+  mx-rst.bench.test.     198.51.100.41    2001:db8:b6::25 (no SMTP: RST on 25)
 Writes under --out: zones/, knot-{parent,leaf}.conf, nginx/, postfix/, www/, nft.conf,
 addrs.batch, delegation.txt (records for the test. zone), domains.txt, domains.tsv,
 world.json; with --crawl-site also crawl/ (www/, nginx.conf).
@@ -51,6 +53,13 @@ NIC = ("198.51.100.14", "2001:db8:b0::ff")
 MX = ("198.51.100.15", "2001:db8:b3::25")
 CRAWL = ("198.51.100.40", "2001:db8:b4::1")
 CRAWL_NAME = "crawl.bench.test"
+# --mix internet: a name-server pair whose IPv6 addresses are in the blackholed pool
+# (IPv4 served by the shared leaf knotd), and an MX host with nothing on port 25, so
+# both families answer a SYN there with RST.
+DEAD_NS = [("nsdead6a.bench.test.", "198.51.100.32", "2001:db8:b2::101"),
+           ("nsdead6b.bench.test.", "198.51.100.33", "2001:db8:b2::102")]
+MX_RST = ("198.51.100.41", "2001:db8:b6::25")
+KINDS = ["dual", "v4only", "broken-v6", "aaaa-1of3-dead", "ns-v6-dead", "mx-rst"]
 
 
 def ns_hosts():
@@ -216,6 +225,10 @@ def main():
     ap.add_argument("--v4only", type=float, default=30.0, help="percent IPv4-only")
     ap.add_argument("--broken", type=float, default=10.0, help="percent with a blackholed AAAA")
     ap.add_argument("--mx", type=float, default=30.0, help="percent with an MX")
+    ap.add_argument("--mix", choices=["lab", "internet"], default="lab",
+                    help="internet: 70 %% dual-stack, 10 %% IPv4-only, 10 %% with one of three AAAA "
+                         "blackholed, 5 %% with dead IPv6 on their name servers, 5 %% with an MX that "
+                         "answers RST on 25 (ignores --v4only/--broken)")
     ap.add_argument("--crawl-site", action="store_true", help="add crawl.bench.test (bench/crawl)")
     ap.add_argument("--crawl-pages", type=int, default=1000, help="pages of crawl.bench.test")
     ap.add_argument("--crawl-level2", type=int, default=30, help="level-2 pages of crawl.bench.test")
@@ -233,29 +246,39 @@ def main():
               rr("bench.test.", "NS", "nic.bench.test."),
               rr("nic.bench.test.", "A", NIC[0]), rr("nic.bench.test.", "AAAA", NIC[1]),
               rr("mx.bench.test.", "A", MX[0]), rr("mx.bench.test.", "AAAA", MX[1])]
-    for n, v4, v6 in nss:
+    for n, v4, v6 in nss + DEAD_NS:
         parent += [rr(n, "A", v4), rr(n, "AAAA", v6)]
+    parent += [rr("mx-rst.bench.test.", "A", MX_RST[0]), rr("mx-rst.bench.test.", "AAAA", MX_RST[1])]
     names, tsv = [], ["domain\tkind\tmx\tns_pair\tv4\tv6"]
-    counts = {"dual": 0, "v4only": 0, "broken-v6": 0, "mx": 0}
+    counts = {k: 0 for k in KINDS}
+    counts["mx"] = 0
     leaf_zones = []
     for i in range(1, a.count + 1):
         d = f"d{i}.bench.test"
         x = rnd.random() * 100
-        kind = "v4only" if x < a.v4only else "broken-v6" if x < a.v4only + a.broken else "dual"
-        has_mx = rnd.random() * 100 < a.mx
+        if a.mix == "internet":
+            kind = ("v4only" if x < 10 else "aaaa-1of3-dead" if x < 20 else "ns-v6-dead" if x < 25
+                    else "mx-rst" if x < 30 else "dual")
+        else:
+            kind = "v4only" if x < a.v4only else "broken-v6" if x < a.v4only + a.broken else "dual"
+        has_mx = kind == "mx-rst" or rnd.random() * 100 < a.mx
         p = (i - 1) % PAIRS
         na, nb = nss[2 * p][0], nss[2 * p + 1][0]
+        if kind == "ns-v6-dead":
+            na, nb = DEAD_NS[0][0], DEAD_NS[1][0]
         v4, v6 = hosting(rnd.randrange(POOL))
+        v6s = [v6]
         if kind == "broken-v6":
-            v6 = broken_v6(rnd.randrange(BROKEN))
+            v6s = [broken_v6(rnd.randrange(BROKEN))]
         elif kind == "v4only":
-            v6 = None
+            v6s = []
+        elif kind == "aaaa-1of3-dead":
+            v6s = [v6, hosting((int(v6.rsplit(":", 1)[1], 16) % POOL))[1], broken_v6(rnd.randrange(BROKEN))]
         z = [rr(f"{d}.", "SOA", f"{na} hostmaster.{d}. {SERIAL} 3600 600 86400 60"),
              rr(f"{d}.", "NS", na), rr(f"{d}.", "NS", nb), rr(f"{d}.", "A", v4)]
-        if v6:
-            z.append(rr(f"{d}.", "AAAA", v6))
+        z += [rr(f"{d}.", "AAAA", x) for x in v6s]
         if has_mx:
-            z.append(rr(f"{d}.", "MX", "10 mx.bench.test."))
+            z.append(rr(f"{d}.", "MX", "10 mx-rst.bench.test." if kind == "mx-rst" else "10 mx.bench.test."))
         with open(f"{zd}/{d}.zone", "w") as f:
             f.write("".join(z))
         parent += [rr(f"{d}.", "NS", na), rr(f"{d}.", "NS", nb)]
@@ -263,7 +286,7 @@ def main():
         names.append(d)
         counts[kind] += 1
         counts["mx"] += has_mx
-        tsv.append(f"{d}\t{kind}\t{int(has_mx)}\t{p + 1}\t{v4}\t{v6 or '-'}")
+        tsv.append(f"{d}\t{kind}\t{int(has_mx)}\t{p + 1}\t{v4}\t{','.join(v6s) or '-'}")
     if a.crawl_site:   # its own zone on ns1a/ns1b, like a dN domain
         d = CRAWL_NAME
         na, nb = nss[0][0], nss[1][0]
@@ -299,7 +322,7 @@ def main():
         w(f"{out}/knot-{inst}.conf", "\n".join(c) + "\n")
 
     knot("parent", NIC, ["bench.test"], 1)
-    knot("leaf", [x for _, v4, v6 in nss for x in (v4, v6)], leaf_zones, 2)
+    knot("leaf", [x for _, v4, v6 in nss + DEAD_NS for x in (v4, v6)], leaf_zones, 2)
 
     # ---------------------------------------------------------------- TLS leaf (lab CA)
     cd = f"{out}/certs"
@@ -398,7 +421,7 @@ maillog_file = {LAB}/logs/postfix-bench.log
 """)
 
     # ---------------------------------------------------------------- addresses, nftables
-    addrs = list(NIC) + list(MX) + [x for _, v4, v6 in nss for x in (v4, v6)] + pool + [
+    addrs = list(NIC) + list(MX) + list(MX_RST) + [x for _, v4, v6 in nss + DEAD_NS for x in (v4, v6)] + pool + [
         broken_v6(i) for i in range(BROKEN)] + (list(CRAWL) if crawl else [])
     w(f"{out}/addrs.batch", "".join(
         f"address add {x}/{'128' if ':' in x else '32'} dev lo{' nodad' if ':' in x else ''}\n" for x in addrs))
@@ -407,12 +430,13 @@ maillog_file = {LAB}/logs/postfix-bench.log
     w(f"{out}/nft.conf", "table inet v6lab-bench {\n  chain input {\n"
       "    type filter hook input priority 0; policy accept;\n"
       f"    ip6 daddr 2001:db8:b2::/64 drop comment \"bench broken-v6 pool\"\n  }}\n}}\n")
-    summary = {"count": a.count, "seed": a.seed, "percent": {"v4only": a.v4only, "broken": a.broken, "mx": a.mx},
+    summary = {"count": a.count, "seed": a.seed, "mix": a.mix,
+               "percent": {"v4only": a.v4only, "broken": a.broken, "mx": a.mx},
                "counts": counts, "ns_pairs": PAIRS, "hosting_pool": POOL, "broken_pool": BROKEN,
                "nic": NIC, "mx": MX, "domains": f"{out}/domains.txt", "crawl_site": crawl}
     w(f"{out}/world.json", json.dumps(summary, indent=1) + "\n")
-    print(f"world.py: {a.count} domains ({counts['dual']} dual-stack, {counts['v4only']} IPv4-only, "
-          f"{counts['broken-v6']} broken IPv6, {counts['mx']} with MX); {len(addrs)} addresses"
+    kinds = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k])
+    print(f"world.py: {a.count} domains, mix {a.mix} ({kinds}; {counts['mx']} with MX); {len(addrs)} addresses"
           + (f"; {CRAWL_NAME}: {crawl['pages']} pages (1 + {crawl['level2']} + {crawl['level3']}),"
              f" {len(crawl['static'])} static files, {crawl['html_bytes_mean']} bytes of HTML a page" if crawl else ""))
 

@@ -17,7 +17,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -180,7 +180,46 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 pub struct WebClient {
     config: WebConfig,
     tls: Arc<ClientConfig>,
-    verifier: Arc<WebPkiServerVerifier>,
+    roots: Arc<RootCertStore>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+    verified: ChainCache,
+}
+
+/// Results of validating a chain up to a trust anchor, so that the
+/// thousands of sites behind one certificate (a CDN's, a host's wildcard)
+/// cost one path validation, not one each; the name is still checked for
+/// every site. An entry is trusted for at most `CHAIN_CACHE_TTL` and never
+/// past the leaf's notAfter.
+#[derive(Default)]
+struct ChainCache {
+    entries: std::sync::Mutex<HashMap<Vec<String>, CachedChain>>,
+}
+
+#[derive(Clone)]
+struct CachedChain {
+    checked: std::time::Instant,
+    not_after: Option<i64>,
+    result: Result<(), rustls::Error>,
+}
+
+const CHAIN_CACHE_TTL: Duration = Duration::from_secs(600);
+const CHAIN_CACHE_ENTRIES: usize = 1 << 16;
+
+impl ChainCache {
+    fn get(&self, key: &Vec<String>, now_unix: i64) -> Option<CachedChain> {
+        let entries = self.entries.lock().expect("chain cache lock");
+        let hit = entries.get(key)?;
+        let fresh = hit.checked.elapsed() < CHAIN_CACHE_TTL && hit.not_after.is_none_or(|t| now_unix < t);
+        fresh.then(|| hit.clone())
+    }
+
+    fn put(&self, key: Vec<String>, value: CachedChain) {
+        let mut entries = self.entries.lock().expect("chain cache lock");
+        if entries.len() >= CHAIN_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
 }
 
 impl WebClient {
@@ -206,7 +245,9 @@ impl WebClient {
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        let algorithms = provider.signature_verification_algorithms;
+        let roots = Arc::new(roots);
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| WebSetupError::Verifier(e.to_string()))?;
         let mut tls = ClientConfig::builder_with_provider(provider)
@@ -220,7 +261,9 @@ impl WebClient {
         Ok(WebClient {
             config,
             tls: Arc::new(tls),
-            verifier,
+            roots,
+            algorithms,
+            verified: ChainCache::default(),
         })
     }
 
@@ -628,14 +671,44 @@ impl WebClient {
             observation.verify_error = Some("no certificate presented".into());
             return observation;
         };
-        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
-            observation.not_after = Some(cert.validity().not_after.timestamp());
-        }
-        match self
-            .verifier
-            .verify_server_cert(leaf, intermediates, server_name, &[], UnixTime::now())
-        {
-            Ok(_) => {
+        let now = UnixTime::now();
+        let now_unix = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let parsed = rustls::server::ParsedCertificate::try_from(leaf);
+        let checked = match self.verified.get(&observation.chain_sha256, now_unix) {
+            Some(hit) => hit,
+            None => {
+                let not_after = x509_parser::parse_x509_certificate(leaf.as_ref())
+                    .ok()
+                    .map(|(_, cert)| cert.validity().not_after.timestamp());
+                let result = parsed.as_ref().map_err(Clone::clone).and_then(|cert| {
+                    rustls::client::verify_server_cert_signed_by_trust_anchor(
+                        cert,
+                        &self.roots,
+                        intermediates,
+                        now,
+                        self.algorithms.all,
+                    )
+                });
+                let fresh = CachedChain {
+                    checked: std::time::Instant::now(),
+                    not_after,
+                    result,
+                };
+                self.verified.put(observation.chain_sha256.clone(), fresh.clone());
+                fresh
+            }
+        };
+        // As WebPkiServerVerifier does: the chain first, then the name.
+        let checked = CachedChain {
+            result: checked.result.clone().and_then(|()| match &parsed {
+                Ok(cert) => rustls::client::verify_server_name(cert, server_name),
+                Err(e) => Err(e.clone()),
+            }),
+            ..checked
+        };
+        observation.not_after = checked.not_after;
+        match checked.result {
+            Ok(()) => {
                 observation.verified = true;
                 observation.name_match = true;
             }
