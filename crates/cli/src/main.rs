@@ -408,11 +408,14 @@ struct CrawlArgs {
     /// Sub-resources fetched at most.
     #[arg(long, default_value_t = 500, value_name = "N")]
     max_resources: usize,
-    /// URLs fetched at once during a crawl (each over both families).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// URLs fetched at once during a crawl (each over both families);
+    /// 16 as Scrapy's CONCURRENT_REQUESTS.
+    #[arg(long, default_value_t = 16, value_name = "N")]
     crawl_concurrency: usize,
-    /// Requests in flight to one server address at most during a crawl.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Requests in flight to one server address at most during a crawl; 8 as
+    /// Scrapy's CONCURRENT_REQUESTS_PER_DOMAIN (at 40 ms RTT, 4 made a
+    /// 1000-page site take 13 s instead of 7).
+    #[arg(long, default_value_t = 8, value_name = "N")]
     per_host: usize,
     /// Politeness delay between two requests to one server address, in
     /// milliseconds.
