@@ -54,8 +54,10 @@ struct Cli {
 }
 
 /// Keys a configuration file may set, each the name of a long flag.
-const CONFIG_KEYS: [&str; 20] = [
+const CONFIG_KEYS: [&str; 22] = [
     "prefixes",
+    "iterative",
+    "root-hints",
     "canary",
     "providers",
     "resolver",
@@ -376,6 +378,15 @@ struct ProbeArgs {
     /// Deadline for one whole target, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS", env = "V6SCOPE_DEADLINE")]
     deadline: u64,
+    /// Resolve from the root servers with the built-in iterative resolver
+    /// instead of a recursive resolver (no external resolver is trusted).
+    #[arg(long, env = "V6SCOPE_ITERATIVE", conflicts_with = "resolvers")]
+    iterative: bool,
+    /// Root servers (named.root format) for `--iterative` and for following
+    /// delegations over IPv6 only; default: the IANA root servers for
+    /// `--iterative`, a priming query (. NS) through the resolver otherwise.
+    #[arg(long, value_name = "FILE", env = "V6SCOPE_ROOT_HINTS")]
+    root_hints: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -434,10 +445,6 @@ struct CrawlArgs {
     /// Crawl pages robots.txt disallows (for owners testing their own site).
     #[arg(long)]
     ignore_robots: bool,
-    /// Root servers for following delegations over IPv6 only (named.root
-    /// format); default: a priming query (. NS) through the resolver.
-    #[arg(long, value_name = "FILE")]
-    root_hints: Option<PathBuf>,
 }
 
 impl CrawlArgs {
@@ -740,7 +747,9 @@ const DEFAULT_VANTAGE_PROBES: [&str; 2] = ["198.41.0.4", "2001:503:ba3e::2:30"];
 /// The prober, the vantage (its families and the resolver self-test) and
 /// the watch that repeats the self-test during a run.
 async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_probe::health::Watch>)> {
-    let resolvers = if args.resolvers.is_empty() {
+    let resolvers = if args.iterative {
+        Vec::new()
+    } else if args.resolvers.is_empty() {
         v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
     } else {
         args.resolvers
@@ -749,6 +758,24 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_pr
             .collect::<Result<_>>()?
     };
     let mut config = ProbeConfig::with_resolvers(resolvers);
+    if args.iterative {
+        let roots = match &args.root_hints {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| usage(format!("reading root hints {}: {e}", path.display())))?;
+                let roots = v6scope_probe::root_hint_addresses(&text);
+                if roots.is_empty() {
+                    return Err(usage(format!("root hints {}: no A or AAAA record", path.display())));
+                }
+                roots
+            }
+            None => v6scope_probe::IANA_ROOTS
+                .iter()
+                .map(|a| a.parse().expect("static address"))
+                .collect(),
+        };
+        config.iterative_roots = Some(roots);
+    }
     config.dns_timeout = Duration::from_millis(args.dns_timeout);
     config.allow_prefixes = args.allow_prefixes.clone();
     config.web.ca_files = args.ca_files.clone();
@@ -760,8 +787,9 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_pr
     config.smtp.helo_name = args.helo_name.clone();
     config.rate = args.rate;
     config.dns_in_flight = args.dns_in_flight;
-    let (servers, dns_timeout) = (config.resolvers.clone(), config.dns_timeout);
+    let dns_timeout = config.dns_timeout;
     let prober = Prober::new(config).map_err(|e| usage(e.to_string()))?;
+    let subject = v6scope_probe::health::Subject::of(prober.resolver());
     let probes: Vec<IpAddr> = if args.vantage_probes.is_empty() {
         DEFAULT_VANTAGE_PROBES
             .iter()
@@ -779,7 +807,7 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_pr
     } else {
         args.canaries.clone()
     };
-    let health = v6scope_probe::health::check_resolvers(&servers, &canaries, dns_timeout).await;
+    let health = v6scope_probe::health::check_resolvers(&subject, &canaries, dns_timeout).await;
     tracing::info!(detail = ?health.detail, "resolver self-test");
     for problem in &health.problems {
         eprintln!("warning: {problem}; results from this vantage are not_testable");
@@ -787,7 +815,7 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_pr
     vantage.resolver_problems = health.problems.clone();
     vantage.detail.extend(health.detail.iter().cloned());
     let watch = Arc::new(v6scope_probe::health::Watch::new(
-        servers,
+        subject,
         canaries,
         dns_timeout,
         health,
@@ -889,13 +917,14 @@ impl SiteWork {
         prober: &v6scope_probe::Prober,
         vantage: &Vantage,
         crawl: &CrawlArgs,
+        root_hints: Option<&std::path::Path>,
         profiles: &[Profile],
     ) -> Result<SiteWork> {
         // Profiles that judge a whole site crawl it without being asked.
         let wanted = crawl.crawl || profiles.iter().any(|p| p.kind == v6scope_assess::Kind::CnWebsite);
         // The delegation is followed over IPv6 only when the vantage has IPv6.
         let roots = if wanted && vantage.ipv6 {
-            Some(root_servers(prober, crawl.root_hints.as_deref()).await?)
+            Some(root_servers(prober, root_hints).await?)
         } else {
             None
         };
@@ -935,7 +964,14 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
     }
     let (prober, vantage, _watch) = setup(&args.probe).await?;
     let deadline = Duration::from_secs(args.probe.deadline);
-    let site = SiteWork::new(&prober, &vantage, &args.crawl, &profiles).await?;
+    let site = SiteWork::new(
+        &prober,
+        &vantage,
+        &args.crawl,
+        args.probe.root_hints.as_deref(),
+        &profiles,
+    )
+    .await?;
     let observations = futures::future::join_all(domains.into_iter().map(|domain| {
         let target = Target {
             domain,
@@ -1153,7 +1189,14 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             vantage.resolver_problems.join("; ")
         );
     }
-    let site = SiteWork::new(&prober, &vantage, &args.crawl, &profiles).await?;
+    let site = SiteWork::new(
+        &prober,
+        &vantage,
+        &args.crawl,
+        args.probe.root_hints.as_deref(),
+        &profiles,
+    )
+    .await?;
     let site = &site;
     let total = pending.len() as u64;
     let bar = ProgressBar::new(total);

@@ -349,3 +349,83 @@ fn a_resolver_that_dies_mid_run_is_waited_for_and_its_targets_retried() {
     let disrupted = statuses(&std::fs::read_to_string(&jsonl).unwrap());
     assert_eq!(disrupted, baseline, "a resolver outage changed verdicts");
 }
+
+/// `--iterative`: no recursive resolver at all, the walk starts at the lab
+/// root. Every scenario gets the verdict it gets through the lab's
+/// resolver (unbound), and a dead root makes the vantage not testable.
+#[test]
+fn the_built_in_iterative_resolver_judges_as_the_lab_resolver_does() {
+    let env = lab_env();
+    let dir = tempfile::Builder::new().prefix("lab-iterative").tempdir().unwrap();
+    let plan = std::path::Path::new(&env["V6LAB_DIR"]).join("scenarios.json");
+    let scenarios: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    let domains: Vec<String> = scenarios
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["domain"].as_str().map(|d| d.trim_end_matches('.').to_string()))
+        .filter(|d| !d.starts_with("site-"))
+        .collect();
+    let list = dir.path().join("targets.txt");
+    std::fs::write(&list, domains.join("\n") + "\n").unwrap();
+    let hints = std::path::Path::new(&env["V6LAB_DIR"]).join("unbound/root.hints");
+    let scan = |name: &str, upstream: &[String]| {
+        let jsonl = dir.path().join(format!("{name}.jsonl"));
+        let mut args = vec![
+            "scan".to_string(),
+            list.display().to_string(),
+            "--db".into(),
+            dir.path().join(format!("{name}.db")).display().to_string(),
+            "--jsonl".into(),
+            jsonl.display().to_string(),
+            "--profile".into(),
+            "internetnl".into(),
+            "--profile".into(),
+            "nist-usgv6".into(),
+        ];
+        let without_resolver: Vec<String> = flags_with_resolver("unused")
+            .into_iter()
+            .take_while(|f| f != "--resolver")
+            .collect();
+        args.extend(without_resolver);
+        args.extend(upstream.iter().cloned());
+        let out = v6scope_in_lab(&args);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        statuses(&std::fs::read_to_string(&jsonl).unwrap())
+    };
+    let through_resolver = scan("resolver", &["--resolver".into(), env["V6LAB_RESOLVER_V4"].clone()]);
+    let iterative = scan(
+        "iterative",
+        &["--iterative".into(), "--root-hints".into(), hints.display().to_string()],
+    );
+    assert_eq!(through_resolver.len(), 2 * domains.len());
+    assert_eq!(iterative, through_resolver, "the iterative resolver changed verdicts");
+
+    // A root that does not answer is the measurer's fault.
+    let dead = dir.path().join("dead.hints");
+    std::fs::write(
+        &dead,
+        ". 3600 IN NS a.root.test.\na.root.test. 3600 IN A 198.51.100.65\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "check".to_string(),
+        "dual-stack-good.test".into(),
+        "--json".into(),
+        "--iterative".into(),
+        "--root-hints".into(),
+        dead.display().to_string(),
+    ];
+    args.extend(
+        flags_with_resolver("unused")
+            .into_iter()
+            .take_while(|f| f != "--resolver"),
+    );
+    let out = v6scope_in_lab(&args);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(4), "{doc}");
+    for v in doc["verdicts"].as_array().unwrap() {
+        assert_eq!(v["status"], "not_testable", "{v}");
+    }
+    assert!(doc.to_string().contains("iterative resolver"), "{doc}");
+}

@@ -6,6 +6,7 @@
 //! Templates compile to a plan of the few fields v6scope needs, so a data
 //! record costs a handful of slice reads.
 
+use crate::packet::{self, Link};
 use crate::wire::{Reader, be_uint};
 use crate::{Direction, Drop, FlowRecord};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -51,6 +52,9 @@ mod ie {
     pub const SELECTOR_ID: u16 = 302;
     pub const SAMPLING_PACKET_INTERVAL: u16 = 305;
     pub const SAMPLING_PACKET_SPACE: u16 = 306;
+    /// RFC 7133 packet reports: the sampled packet's first bytes.
+    pub const IP_HEADER_SECTION: u16 = 313;
+    pub const FRAME_SECTION: u16 = 315;
 }
 
 /// What a field of a template is used for.
@@ -87,6 +91,8 @@ enum Slot {
     SamplingInterval,
     PacketInterval,
     PacketSpace,
+    IpSection,
+    FrameSection,
 }
 
 fn slot(ie: u16, enterprise: u32, len: u16) -> Slot {
@@ -127,6 +133,8 @@ fn slot(ie: u16, enterprise: u32, len: u16) -> Slot {
         (ie::SAMPLING_INTERVAL | ie::SAMPLER_RANDOM_INTERVAL, 1..=4) => Slot::SamplingInterval,
         (ie::SAMPLING_PACKET_INTERVAL, 1..=4) => Slot::PacketInterval,
         (ie::SAMPLING_PACKET_SPACE, 1..=4) => Slot::PacketSpace,
+        (ie::IP_HEADER_SECTION, _) => Slot::IpSection,
+        (ie::FRAME_SECTION, _) => Slot::FrameSection,
         _ => Slot::Skip,
     }
 }
@@ -667,6 +675,7 @@ impl Decoder {
         let mut a = Addresses::default();
         let mut sampler = None;
         let mut last_switched = None;
+        let mut section = None;
         for &(slot, value) in fields {
             match slot {
                 Slot::Bytes => c.bytes = Some(be_uint(value)),
@@ -702,6 +711,8 @@ impl Decoder {
                     })
                 }
                 Slot::SamplerId => sampler = Some(be_uint(value)),
+                Slot::IpSection => section = Some((Link::Raw, value)),
+                Slot::FrameSection => section = Some((Link::Ethernet, value)),
                 Slot::SamplingInterval | Slot::PacketInterval | Slot::PacketSpace | Slot::Skip => {}
             }
         }
@@ -714,7 +725,23 @@ impl Decoder {
         if rec.time < 631_152_000 || rec.time > export_time.saturating_add(86_400) {
             rec.time = export_time;
         }
-        let Some((src, dst)) = a.pick() else {
+        // A packet report (RFC 7133) is one sampled packet: its addresses,
+        // ports and length come from the frame's outer IP header unless the
+        // template also carries them.
+        let sampled = section.and_then(|(link, frame)| packet::parse(link, frame));
+        if let Some(p) = &sampled
+            && c.forward().0.is_none()
+        {
+            c.bytes = Some(u64::from(p.l3_len));
+            c.packets = Some(1);
+        }
+        let Some((src, dst)) = a.pick().or_else(|| {
+            let p = sampled.as_ref()?;
+            rec.protocol = p.protocol;
+            rec.src_port = p.src_port;
+            rec.dst_port = p.dst_port;
+            Some((p.src, p.dst))
+        }) else {
             self.stats.drop(Drop::NoAddress);
             return;
         };
@@ -1095,6 +1122,63 @@ mod tests {
         let v6: u64 = out.iter().filter(|r| r.src.is_ipv6()).map(|r| r.bytes).sum();
         let v4: u64 = out.iter().filter(|r| r.src.is_ipv4()).map(|r| r.bytes).sum();
         assert_eq!((v4, v6), (1000, 4500), "IPv6 share 82 %, not 18 %");
+    }
+
+    /// RFC 7133 packet reports (Juniper inline-monitoring and others): no
+    /// address or counter fields, only the sampled frame's first bytes. The
+    /// record counts one packet of the IP header's length, truncated
+    /// section or not.
+    #[test]
+    fn packet_reports_count_the_sampled_frame_by_its_ip_header() {
+        use etherparse::PacketBuilder;
+        let frame = |v6: bool, payload: usize| {
+            let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+            let builder = if v6 {
+                let src = "2001:db8:a::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+                let dst = "2001:db8:b::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+                builder.ipv6(src, dst, 64)
+            } else {
+                builder.ipv4([192, 0, 2, 7], [198, 51, 100, 9], 64)
+            };
+            let builder = builder.tcp(44321, 443, 1, 65535);
+            let mut out = Vec::new();
+            builder.write(&mut out, &vec![0u8; payload]).unwrap();
+            out.truncate(128); // the exporter's section length
+            out
+        };
+        let mut t = Vec::new();
+        be16(&mut t, 400);
+        be16(&mut t, 2);
+        for (ie, len) in [(10u16, 4u16), (315, 65535)] {
+            be16(&mut t, ie);
+            be16(&mut t, len);
+        }
+        let mut data = Vec::new();
+        for (v6, payload) in [(true, 1200), (false, 500), (true, 20)] {
+            be32(&mut data, 3);
+            let f = frame(v6, payload);
+            data.push(f.len() as u8);
+            data.extend_from_slice(&f);
+        }
+        let mut d = Decoder::new(Limits::default());
+        let mut out = Vec::new();
+        d.decode(EXPORTER, &ipfix(9, &[(2, t), (400, data)]), 1_790_000_000, &mut out);
+        assert_eq!(d.stats.dropped(), 0, "{:?}", d.stats);
+        assert_eq!(out.len(), 3);
+        let v6: Vec<_> = out
+            .iter()
+            .filter(|r| r.src.is_ipv6())
+            .map(|r| (r.bytes, r.packets))
+            .collect();
+        let v4: Vec<_> = out
+            .iter()
+            .filter(|r| r.src.is_ipv4())
+            .map(|r| (r.bytes, r.packets))
+            .collect();
+        // IPv6: 40 + 20 (TCP) + payload; IPv4: 20 + 20 + payload.
+        assert_eq!(v6, vec![(1260, 1), (80, 1)]);
+        assert_eq!(v4, vec![(540, 1)]);
+        assert_eq!((out[0].dst_port, out[0].protocol, out[0].input_interface), (443, 6, 3));
     }
 
     /// Template 256: src/dst IPv6, octets (8), packets (8), selectorId (2).

@@ -400,6 +400,9 @@ pub struct Resolver {
     /// Caps queries in flight to the resolvers, so a burst of targets does
     /// not overrun a resolver's receive buffer.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// `--iterative`: no recursive resolver; questions are answered by
+    /// walking from the root (then `servers` are the root servers).
+    iterative: Option<Arc<crate::iterative::Iterative>>,
 }
 
 /// Default cap on resolver queries in flight.
@@ -421,6 +424,30 @@ impl Resolver {
             muxes,
             next_mux: Arc::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            iterative: None,
+        }
+    }
+
+    /// The built-in iterative resolver, starting at `roots`.
+    pub fn iterative(roots: Vec<std::net::IpAddr>, timeout: Duration, limiter: Option<Arc<RateLimiter>>) -> Self {
+        let servers = roots.iter().map(|&ip| SocketAddr::new(ip, 53)).collect();
+        let mut resolver = Resolver::new(servers, timeout, 1, limiter);
+        resolver.iterative = Some(Arc::new(crate::iterative::Iterative::new(roots, timeout)));
+        resolver
+    }
+
+    /// Whether this is the built-in iterative resolver.
+    pub fn is_iterative(&self) -> bool {
+        self.iterative.is_some()
+    }
+
+    /// Who answers: the resolvers' addresses, or the built-in walk.
+    pub fn describe(&self) -> String {
+        let addresses: Vec<String> = self.servers.iter().map(|s| s.ip().to_string()).collect();
+        if self.iterative.is_some() {
+            format!("the built-in iterative resolver (roots {})", addresses.join(", "))
+        } else {
+            format!("resolver {}", addresses.join(", "))
         }
     }
 
@@ -465,6 +492,11 @@ impl Resolver {
     pub async fn query(&self, name: &Name, rtype: RecordType) -> Result<Answer, ProbeError> {
         if self.servers.is_empty() {
             return Err(ProbeError::new(ErrorKind::NotTestable, "no resolver configured"));
+        }
+        if let Some(iterative) = &self.iterative {
+            self.pace().await;
+            let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
+            return iterative.query(name, rtype).await;
         }
         let mut last = None;
         for attempt in 0..self.attempts as usize * self.servers.len() {

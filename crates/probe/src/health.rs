@@ -38,10 +38,43 @@ impl ResolverHealth {
     }
 }
 
-/// Checks every resolver in `servers` against `canaries`.
-pub async fn check_resolvers(servers: &[SocketAddr], canaries: &[String], timeout: Duration) -> ResolverHealth {
+/// What the self-test asks: each configured resolver on its own, or the
+/// built-in iterative resolver (`--iterative`) as a whole.
+#[derive(Clone)]
+pub enum Subject {
+    Resolvers(Vec<SocketAddr>),
+    Iterative(Resolver),
+}
+
+impl Subject {
+    /// The subject of a prober's resolver.
+    pub fn of(resolver: &Resolver) -> Subject {
+        if resolver.is_iterative() {
+            Subject::Iterative(resolver.clone())
+        } else {
+            Subject::Resolvers(resolver.servers().to_vec())
+        }
+    }
+}
+
+/// Checks every resolver of `subject` against `canaries`.
+pub async fn check_resolvers(subject: &Subject, canaries: &[String], timeout: Duration) -> ResolverHealth {
     let mut health = ResolverHealth::default();
-    let checks = servers.iter().map(|&server| check_one(server, canaries, timeout));
+    let checks: Vec<_> = match subject {
+        Subject::Resolvers(servers) => servers
+            .iter()
+            .map(|&server| {
+                let resolver = Resolver::new(vec![server], timeout, 2, None);
+                check_one(resolver, format!("resolver {}", server.ip()), canaries, timeout)
+            })
+            .collect(),
+        Subject::Iterative(resolver) => vec![check_one(
+            resolver.clone(),
+            "the built-in iterative resolver".to_string(),
+            canaries,
+            timeout,
+        )],
+    };
     for (problems, detail) in futures::future::join_all(checks).await {
         health.problems.extend(problems);
         health.detail.extend(detail);
@@ -49,11 +82,14 @@ pub async fn check_resolvers(servers: &[SocketAddr], canaries: &[String], timeou
     health
 }
 
-async fn check_one(server: SocketAddr, canaries: &[String], timeout: Duration) -> (Vec<String>, Vec<String>) {
-    let resolver = Resolver::new(vec![server], timeout, 2, None);
+async fn check_one(
+    resolver: Resolver,
+    who: String,
+    canaries: &[String],
+    timeout: Duration,
+) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut detail = Vec::new();
-    let who = format!("resolver {}", server.ip());
     let describe = |r: &Result<dns::Answer, v6scope_model::ProbeError>| match r {
         Ok(a) => dns::rcode_name(a.rcode()),
         Err(e) => e.message.clone(),
@@ -234,7 +270,7 @@ pub(crate) async fn authoritative_query(
 /// while the resolvers are failing is not trusted (the scan evaluates that
 /// target again once they are healthy).
 pub struct Watch {
-    servers: Vec<SocketAddr>,
+    subject: Subject,
     canaries: Vec<String>,
     timeout: Duration,
     state: tokio::sync::Mutex<(std::time::Instant, ResolverHealth)>,
@@ -249,9 +285,9 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(30);
 const WATCH_MIN_GAP: Duration = Duration::from_secs(2);
 
 impl Watch {
-    pub fn new(servers: Vec<SocketAddr>, canaries: Vec<String>, timeout: Duration, first: ResolverHealth) -> Self {
+    pub fn new(subject: Subject, canaries: Vec<String>, timeout: Duration, first: ResolverHealth) -> Self {
         Watch {
-            servers,
+            subject,
             canaries,
             timeout,
             state: tokio::sync::Mutex::new((std::time::Instant::now(), first)),
@@ -287,7 +323,7 @@ impl Watch {
         let mut state = self.state.lock().await;
         let age = state.0.elapsed();
         if age >= older_than {
-            let fresh = check_resolvers(&self.servers, &self.canaries, self.timeout).await;
+            let fresh = check_resolvers(&self.subject, &self.canaries, self.timeout).await;
             if !fresh.healthy() {
                 self.faults.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tracing::warn!(problems = ?fresh.problems, "resolver self-test failed mid-run");

@@ -7,6 +7,7 @@ pub mod content;
 pub mod crawl;
 pub mod dns;
 pub mod health;
+mod iterative;
 pub mod links;
 pub mod mail;
 pub mod policy;
@@ -31,6 +32,7 @@ use v6scope_model::{
     NsHost, NsProbe, ProbeError, SCHEMA_VERSION, Scheme, Target, Transport, Vantage, WebObservation, ZoneObservation,
 };
 
+pub use crate::iterative::{IANA_ROOTS, root_hint_addresses};
 pub use crate::mail::SmtpConfig;
 
 /// Most MX hosts probed per domain (as internet.nl).
@@ -59,6 +61,9 @@ pub struct ProbeConfig {
     pub rate: Option<NonZeroU32>,
     /// Resolver queries in flight at most.
     pub dns_in_flight: usize,
+    /// `--iterative`: resolve from these root servers with the built-in
+    /// iterative resolver; `resolvers` are then not used.
+    pub iterative_roots: Option<Vec<IpAddr>>,
 }
 
 impl ProbeConfig {
@@ -84,6 +89,7 @@ impl ProbeConfig {
             },
             rate: None,
             dns_in_flight: dns::DEFAULT_MAX_IN_FLIGHT,
+            iterative_roots: None,
         }
     }
 }
@@ -152,8 +158,11 @@ impl Prober {
             .rate
             .map(|qps| Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(qps))));
         Ok(Arc::new(Prober {
-            resolver: Resolver::new(config.resolvers, config.dns_timeout, config.dns_attempts, limiter)
-                .with_max_in_flight(config.dns_in_flight),
+            resolver: match config.iterative_roots {
+                Some(roots) => Resolver::iterative(roots, config.dns_timeout, limiter),
+                None => Resolver::new(config.resolvers, config.dns_timeout, config.dns_attempts, limiter),
+            }
+            .with_max_in_flight(config.dns_in_flight),
             policy: AddressPolicy::new(config.allow_prefixes),
             web: WebClient::new(config.web)?,
             smtp: config.smtp,
