@@ -17,10 +17,26 @@ use std::process::{Command, Stdio};
 /// Runs a collector on a free loopback port, replays mix.pcap through
 /// `mode`, and returns the collector's JSON summary of the UDP listener.
 fn collect_from(mode: &str, extra: &[&str]) -> Value {
+    collect_until(mode, extra, Stop::Idle)
+}
+
+/// How the collector is stopped once the exporter is done.
+#[derive(PartialEq, Debug)]
+enum Stop {
+    /// `--idle-exit 3`: it stops by itself.
+    Idle,
+    /// `kill -TERM` (what systemd, Docker and Kubernetes send).
+    Term,
+}
+
+fn collect_until(mode: &str, extra: &[&str], stop: Stop) -> Value {
     let dir = captures();
-    let db = dir.join(format!("{mode}.db"));
+    let db = dir.join(format!("{mode}-{stop:?}.db"));
+    let _ = std::fs::remove_file(&db);
+    let idle: &[&str] = if stop == Stop::Idle { &["--idle-exit", "3"] } else { &[] };
     let mut collector = Command::new(env!("CARGO_BIN_EXE_v6scope"))
-        .args(["collect", "--json", "--listen", "udp://127.0.0.1:0", "--idle-exit", "3"])
+        .args(["collect", "--json", "--listen", "udp://127.0.0.1:0"])
+        .args(idle)
         .args(["--duration", "240", "--db"])
         .arg(&db)
         .arg("--prefixes")
@@ -51,8 +67,17 @@ fn collect_from(mode: &str, extra: &[&str]) -> Value {
         String::from_utf8_lossy(&export.stdout),
         String::from_utf8_lossy(&export.stderr)
     );
+    if stop == Stop::Term {
+        // The last datagrams have left softflowd; give the socket a moment.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let killed = Command::new("kill")
+            .args(["-TERM", &collector.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
     let output = collector.wait_with_output().unwrap();
-    assert!(output.status.success(), "collector for {mode} failed");
+    assert_eq!(output.status.code(), Some(0), "collector for {mode} failed");
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     summary["udp"].clone()
 }
@@ -103,6 +128,34 @@ fn softflowd_netflow_v9_and_ipfix_equal_the_ground_truth() {
         assert_eq!(udp["drops"], serde_json::json!({}), "{mode}");
         assert_users_match(&udp, &truth, mode);
     }
+}
+
+/// SIGTERM against a live exporter: softflowd exports the capture over
+/// IPFIX, the collector is stopped with `kill -TERM` in the middle of its
+/// (60 s) interval, and everything it received is stored: the store's
+/// totals equal the capture's, and it exits 0.
+#[test]
+fn sigterm_with_softflowd_live_stores_the_interval_in_progress() {
+    let (_, expected) = truth();
+    let mode = "softflowd-ipfix";
+    let udp = collect_until(mode, &["--count-egress", "--interval", "60"], Stop::Term);
+    assert_eq!(totals(&udp), expected, "{udp}");
+    let traffic = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["traffic", "--by", "day", "--json", "--db"])
+        .arg(captures().join(format!("{mode}-{:?}.db", Stop::Term)))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&traffic.stdout);
+    let stored = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .fold([0u64; 2], |acc, v| {
+            [
+                acc[0] + v["ipv4_bytes"].as_u64().unwrap_or(0),
+                acc[1] + v["ipv6_bytes"].as_u64().unwrap_or(0),
+            ]
+        });
+    assert_eq!(stored, [expected[0], expected[2]], "stored: {text}");
 }
 
 #[test]
