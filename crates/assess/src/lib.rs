@@ -60,6 +60,11 @@ pub struct CheckDef {
     pub severity: Severity,
     #[serde(default)]
     pub remedy: Option<String>,
+    /// Simplified Chinese title and remedy, shown on zh-CN pages and reports.
+    #[serde(default)]
+    pub title_zh: Option<String>,
+    #[serde(default)]
+    pub remedy_zh: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +174,19 @@ impl Profile {
     }
 }
 
+/// A shipped profile's Chinese title for a check, for texts stored without
+/// one (change records name the check by its English title).
+pub fn builtin_title_zh(profile: &str, check: &str) -> Option<&'static str> {
+    static BUILTIN: std::sync::LazyLock<Vec<Profile>> = std::sync::LazyLock::new(Profile::builtin);
+    BUILTIN
+        .iter()
+        .find(|p| p.name == profile)?
+        .checks
+        .get(check)?
+        .title_zh
+        .as_deref()
+}
+
 /// What a check function returns before the profile's severity applies.
 pub(crate) struct Outcome {
     pub status: Status,
@@ -224,6 +242,10 @@ pub fn assess(observation: &DomainObservation, profile: &Profile) -> Verdict {
             evidence: outcome.evidence,
             remedy: matches!(status, Status::Fail | Status::Warn)
                 .then(|| def.remedy.clone())
+                .flatten(),
+            title_zh: def.title_zh.clone(),
+            remedy_zh: matches!(status, Status::Fail | Status::Warn)
+                .then(|| def.remedy_zh.clone())
                 .flatten(),
             counts: outcome.counts,
         });
@@ -297,6 +319,22 @@ mod tests {
     }
 
     /// The rule for every shipped profile: an optional check that fails
+    /// zh-CN pages show every shipped check's title and remedy in Chinese.
+    #[test]
+    fn every_shipped_check_has_a_chinese_title_and_remedy() {
+        for profile in Profile::builtin() {
+            for (id, def) in &profile.checks {
+                let zh = def
+                    .title_zh
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{}: {id} has no title_zh", profile.name));
+                assert!(zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{id}: {zh}");
+                assert_eq!(def.remedy.is_some(), def.remedy_zh.is_some(), "{}: {id}", profile.name);
+                assert_eq!(builtin_title_zh(&profile.name, id), Some(zh));
+            }
+        }
+    }
+
     /// (a warning) never by itself turns a passing domain into a failing one.
     #[test]
     fn an_optional_check_never_fails_a_passing_domain() {
@@ -312,6 +350,8 @@ mod tests {
                     max_points: None,
                     evidence: vec![],
                     remedy: None,
+                    title_zh: None,
+                    remedy_zh: None,
                     counts: Some(v6scope_model::ServiceCounts {
                         colour: "green".into(),
                         ..Default::default()

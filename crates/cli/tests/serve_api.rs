@@ -191,6 +191,29 @@ async fn every_documented_route_answers_as_documented() {
             "report {format}: categories match by key"
         );
     }
+    // Check titles and remedies in Chinese where the profile has them.
+    let report = |lang: &'static str| {
+        let (http, url) = (
+            http.clone(),
+            server.url(&format!(
+                "/api/report?campaign=gen&period=2026-10&format=html&lang={lang}"
+            )),
+        );
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let (zh, en) = (report("zh-CN").await, report("en").await);
+    assert!(zh.contains("网站IPv6可达") || zh.contains("域名服务器IPv6可达"), "{zh}");
+    assert!(!en.contains("IPv6可达"));
+    let domain = rows[0]["domain"].as_str().unwrap();
+    let site = http
+        .get(server.url(&format!("/sites/{domain}?campaign=gen&lang=zh-CN")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(site.contains("域名服务器IPv6可达"), "{site}");
     let r = http
         .get(server.url("/api/report?campaign=gen&period=2026-13"))
         .send()

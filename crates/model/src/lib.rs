@@ -683,8 +683,31 @@ pub struct CheckResult {
     pub evidence: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
+    /// The title and remedy in Simplified Chinese, when the profile has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy_zh: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<ServiceCounts>,
+}
+
+impl CheckResult {
+    /// The title in Chinese if asked for and known, else in English.
+    pub fn title_in(&self, zh: bool) -> &str {
+        match (&self.title_zh, zh) {
+            (Some(t), true) => t,
+            _ => &self.title,
+        }
+    }
+
+    /// The remedy in Chinese if asked for and known, else in English.
+    pub fn remedy_in(&self, zh: bool) -> Option<&str> {
+        match (&self.remedy_zh, zh) {
+            (Some(r), true) if self.remedy.is_some() => Some(r),
+            _ => self.remedy.as_deref(),
+        }
+    }
 }
 
 /// A domain judged under one profile.

@@ -212,6 +212,8 @@ mod tests {
                     max_points: None,
                     evidence: vec![format!("evidence of {id}")],
                     remedy: None,
+                    title_zh: None,
+                    remedy_zh: None,
                     counts: None,
                 })
                 .collect(),

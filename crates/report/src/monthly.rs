@@ -480,7 +480,7 @@ fn change_group(g: &ChangeGroupRow, zh: bool) -> ChangeGroup {
     }
 }
 
-fn fixes(checks: &[v6scope_model::CheckResult]) -> Vec<Fix> {
+fn fixes(checks: &[v6scope_model::CheckResult], zh: bool) -> Vec<Fix> {
     let rank = |s: Status| match s {
         Status::Fail => Some(0),
         Status::Error => Some(1),
@@ -494,9 +494,9 @@ fn fixes(checks: &[v6scope_model::CheckResult]) -> Vec<Fix> {
                 rank(c.status)?,
                 Fix {
                     check_id: c.id.clone(),
-                    title: c.title.clone(),
+                    title: c.title_in(zh).to_string(),
                     status: c.status.as_str().into(),
-                    remedy: c.remedy.clone(),
+                    remedy: c.remedy_in(zh).map(str::to_string),
                 },
             ))
         })
@@ -834,7 +834,7 @@ pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, Report
                 region: t.region,
                 status: t.status.unwrap_or_default(),
                 score: t.score.unwrap_or(0.0),
-                fixes: fixes(&v.checks),
+                fixes: fixes(&v.checks, zh),
             });
         }
     }

@@ -50,6 +50,8 @@ fn verdict(domain: &str, pass: bool) -> Verdict {
         max_points: None,
         evidence: vec!["2001:db8::80 timeout".into()],
         remedy: (!pass).then(|| "Give the web server a working AAAA record".into()),
+        title_zh: None,
+        remedy_zh: None,
         counts: None,
     };
     let mut checks = vec![
@@ -62,6 +64,8 @@ fn verdict(domain: &str, pass: bool) -> Verdict {
             max_points: None,
             evidence: vec![],
             remedy: None,
+            title_zh: None,
+            remedy_zh: None,
             counts: None,
         },
     ];
@@ -75,6 +79,8 @@ fn verdict(domain: &str, pass: bool) -> Verdict {
             max_points: None,
             evidence: vec![],
             remedy: Some("Add IPv6 name servers".into()),
+            title_zh: None,
+            remedy_zh: None,
             counts: None,
         });
     }

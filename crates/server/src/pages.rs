@@ -125,7 +125,9 @@ fn change_text(lang: Lang, c: &v6scope_store::Change) -> String {
     let subject = if c.check_id == "verdict" {
         format!("总体结论（{subject}）")
     } else {
-        subject.to_string()
+        v6scope_assess::builtin_title_zh(&c.profile, &c.check_id)
+            .unwrap_or(subject)
+            .to_string()
     };
     let detail = detail
         .strip_prefix(": ")
@@ -450,9 +452,9 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
             div.scroll { table.checks {
                 thead { tr { th { (lang.t("checks")) } th { (lang.t("status")) } th { (lang.t("evidence")) } th { (lang.t("remedy")) } } }
                 tbody { @for c in &v.checks { tr {
-                    td { (c.title) } td class=(c.status.as_str()) { (lang.status(c.status.as_str())) }
+                    td { (c.title_in(lang.zh())) } td class=(c.status.as_str()) { (lang.status(c.status.as_str())) }
                     td { @for e in c.evidence.iter().take(8) { div { (e) } } }
-                    td { (c.remedy.as_deref().unwrap_or("")) }
+                    td { (c.remedy_in(lang.zh()).unwrap_or("")) }
                 } } }
             } }
         }

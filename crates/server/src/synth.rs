@@ -26,26 +26,35 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-const CHECKS: [(&str, &str, &str); 4] = [
+/// (id, title, remedy, 标题, 整改建议).
+const CHECKS: [(&str, &str, &str, &str, &str); 4] = [
     (
         "ns_v6",
         "Name servers reachable over IPv6",
         "Publish AAAA records for at least two name servers and answer over IPv6.",
+        "域名服务器IPv6可达",
+        "为至少两台域名服务器发布AAAA记录，并通过IPv6应答。",
     ),
     (
         "web_v6",
         "Website reachable over IPv6",
         "Give the web server an AAAA record and listen on IPv6.",
+        "网站IPv6可达",
+        "为网站服务器配置AAAA记录并在IPv6上监听。",
     ),
     (
         "web_ipv46",
         "Same website over IPv4 and IPv6",
         "Serve the same content over both families.",
+        "IPv4与IPv6网站相同",
+        "通过两种协议提供相同的内容。",
     ),
     (
         "mail_v6",
         "Mail servers reachable over IPv6",
         "Give the MX hosts AAAA records.",
+        "邮件服务器IPv6可达",
+        "为MX主机配置AAAA记录。",
     ),
 ];
 
@@ -62,7 +71,7 @@ fn verdict(domain: &str, profile: &str, target: usize, month: usize) -> Verdict 
     let checks: Vec<CheckResult> = CHECKS
         .iter()
         .enumerate()
-        .map(|(i, (id, title, remedy))| {
+        .map(|(i, (id, title, remedy, title_zh, remedy_zh))| {
             let pass = ok || mix(h ^ i as u64).is_multiple_of(3);
             CheckResult {
                 id: id.to_string(),
@@ -76,6 +85,8 @@ fn verdict(domain: &str, profile: &str, target: usize, month: usize) -> Verdict 
                     vec![format!("{domain}: no working IPv6 address")]
                 },
                 remedy: (!pass).then(|| remedy.to_string()),
+                title_zh: Some(title_zh.to_string()),
+                remedy_zh: (!pass).then(|| remedy_zh.to_string()),
                 counts: None,
             }
         })
