@@ -92,23 +92,103 @@ pub struct Aggregator {
     pub users: FastMap<(Arc<str>, Arc<str>), UserSketches>,
     pub egress_skipped: u64,
     /// Organisation and region names shared by every key that uses them
-    /// (no allocation per record).
-    names: std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// (no allocation per record), by number.
+    names: Names,
     last_day: Option<(u64, Arc<str>)>,
+    /// Recently seen addresses with what the table says of them: flows
+    /// repeat endpoints, and a longest-prefix match costs more than the rest
+    /// of a record. Direct-mapped; emptied when the table changes.
+    endpoints: [Vec<Option<Endpoint>>; 2],
+}
+
+/// One address as the table labels it (names by number: no reference
+/// counts touched per record).
+#[derive(Clone, Copy)]
+struct Endpoint {
+    address: IpAddr,
+    asn: u32,
+    organisation: u32,
+    region: u32,
+    /// The operator's network holds it and is a `subscriber` network.
+    subscriber_network: bool,
+    /// That network's organisation and subscriber prefix length.
+    subscriber: Option<(u32, u8)>,
+}
+
+const ENDPOINT_SLOTS: usize = 1 << 11;
+
+fn endpoint_slot(address: IpAddr) -> usize {
+    let bits = match address {
+        IpAddr::V4(a) => u64::from(a.to_bits()),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            (b as u64) ^ ((b >> 64) as u64).rotate_left(17)
+        }
+    };
+    (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 11)) as usize
 }
 
 /// The maps a record touches: hashed with foldhash (per-process random seed,
 /// so an exporter cannot aim collisions at it), not SipHash, which was a
 /// fifth of the time per record; nothing reads them in key order.
-pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
-fn intern(names: &mut std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>, s: &str) -> Arc<str> {
-    if let Some(known) = names.get(s) {
-        return known.clone();
+/// Interned names: each distinct organisation or region string once.
+#[derive(Default)]
+struct Names {
+    ids: FastMap<Arc<str>, u32>,
+    list: Vec<Arc<str>>,
+}
+
+impl Names {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.list.len() as u32;
+        let name: Arc<str> = Arc::from(s);
+        self.list.push(name.clone());
+        self.ids.insert(name, id);
+        id
     }
-    let name: Arc<str> = Arc::from(s);
-    names.insert(name.clone());
-    name
+
+    fn get(&self, id: u32) -> &Arc<str> {
+        &self.list[id as usize]
+    }
+}
+
+/// A [`TrafficKey`] with borrowed names, to find an entry without cloning
+/// (hashes as `TrafficKey` does: `Arc<str>` hashes as its `str`).
+#[derive(Hash)]
+struct TrafficKeyRef<'a> {
+    start: u64,
+    exporter: IpAddr,
+    interface: u32,
+    asn: u32,
+    organisation: &'a str,
+    region: &'a str,
+    family: Family,
+}
+
+impl hashbrown::Equivalent<TrafficKey> for TrafficKeyRef<'_> {
+    fn equivalent(&self, k: &TrafficKey) -> bool {
+        self.start == k.start
+            && self.exporter == k.exporter
+            && self.interface == k.interface
+            && self.asn == k.asn
+            && self.family == k.family
+            && *self.organisation == *k.organisation
+            && *self.region == *k.region
+    }
+}
+
+#[derive(Hash)]
+struct UsersKeyRef<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(Arc<str>, Arc<str>)> for UsersKeyRef<'_> {
+    fn equivalent(&self, k: &(Arc<str>, Arc<str>)) -> bool {
+        *self.0 == *k.0 && *self.1 == *k.1
+    }
 }
 
 impl Aggregator {
@@ -124,7 +204,51 @@ impl Aggregator {
             egress_skipped: 0,
             names: Default::default(),
             last_day: None,
+            endpoints: [Vec::new(), Vec::new()],
         }
+    }
+
+    /// The counters and sketches so far, as an aggregator of their own;
+    /// this one starts again empty but keeps its caches.
+    pub fn take(&mut self) -> Aggregator {
+        let mut taken = Aggregator::new(self.interval, self.sampling.clone(), self.table.clone());
+        taken.count_egress = self.count_egress;
+        taken.traffic = std::mem::take(&mut self.traffic);
+        taken.unknown_rate = std::mem::take(&mut self.unknown_rate);
+        taken.users = std::mem::take(&mut self.users);
+        taken.egress_skipped = std::mem::take(&mut self.egress_skipped);
+        taken
+    }
+
+    /// `address` as the table labels it, from the cache when it was seen
+    /// (one cache per side of the flow, so the two never evict each other).
+    fn endpoint(&mut self, side: usize, address: IpAddr) -> Endpoint {
+        let cache = &mut self.endpoints[side];
+        if cache.is_empty() {
+            *cache = vec![None; ENDPOINT_SLOTS];
+        }
+        let slot = endpoint_slot(address);
+        if let Some(e) = cache[slot]
+            && e.address == address
+        {
+            return e;
+        }
+        let table = &self.table;
+        let network = table.lookup(address).map(|(_, n)| &**n);
+        let label = table.label_with(address, network);
+        let names = &mut self.names;
+        let e = Endpoint {
+            address,
+            asn: label.asn,
+            organisation: names.id(label.organisation),
+            region: names.id(label.region),
+            subscriber_network: network.is_some_and(Network::is_subscriber),
+            subscriber: network
+                .filter(|n| n.is_subscriber())
+                .map(|n| (names.id(&n.organisation), n.subscriber_len)),
+        };
+        self.endpoints[side][slot] = Some(e);
+        e
     }
 
     pub fn sampling(&self) -> &SamplingPolicy {
@@ -138,6 +262,7 @@ impl Aggregator {
     /// A reloaded table applies from the next record on.
     pub fn set_table(&mut self, table: Arc<PrefixTable>) {
         self.table = table;
+        self.endpoints = [Vec::new(), Vec::new()];
     }
 
     pub fn add(&mut self, rec: &FlowRecord) {
@@ -148,37 +273,47 @@ impl Aggregator {
         let family = rec.family();
         let start = rec.time - rec.time % self.interval;
         // Each endpoint's network, looked up once for labels and users.
-        let table = self.table.clone();
-        let src_net = table.lookup(rec.src).map(|(_, n)| &**n);
-        let dst_net = table.lookup(rec.dst).map(|(_, n)| &**n);
+        let (src, dst) = (self.endpoint(0, rec.src), self.endpoint(1, rec.dst));
         match self.sampling.rate(rec.exporter, rec.sampling) {
             Some(rate) => {
                 let rate = u64::from(rate);
                 // The network of the traffic: the subscriber side's (either
                 // direction of a subscriber's traffic is that network's),
                 // else the source's, else the destination's.
-                let is_subscriber = |n: Option<&Network>| n.is_some_and(Network::is_subscriber);
-                let mut label = if !is_subscriber(src_net) && is_subscriber(dst_net) {
-                    table.label_with(rec.dst, dst_net)
+                let mut label = if !src.subscriber_network && dst.subscriber_network {
+                    dst
                 } else {
-                    table.label_with(rec.src, src_net)
+                    src
                 };
-                if label.asn == 0 && label.organisation.is_empty() {
-                    label = table.label_with(rec.dst, dst_net);
+                if label.asn == 0 && self.names.get(label.organisation).is_empty() {
+                    label = dst;
                 }
-                let key = TrafficKey {
+                let (organisation, region) = (self.names.get(label.organisation), self.names.get(label.region));
+                let key = TrafficKeyRef {
                     start,
                     exporter: rec.exporter,
                     interface: rec.input_interface,
                     asn: label.asn,
-                    organisation: intern(&mut self.names, label.organisation),
-                    region: intern(&mut self.names, label.region),
+                    organisation,
+                    region,
                     family,
                 };
-                self.traffic
-                    .entry(key)
-                    .or_default()
-                    .add(rec.bytes.saturating_mul(rate), rec.packets.saturating_mul(rate));
+                let (bytes, packets) = (rec.bytes.saturating_mul(rate), rec.packets.saturating_mul(rate));
+                match self.traffic.get_mut(&key) {
+                    Some(c) => c.add(bytes, packets),
+                    None => {
+                        let owned = TrafficKey {
+                            start,
+                            exporter: rec.exporter,
+                            interface: rec.input_interface,
+                            asn: label.asn,
+                            organisation: organisation.clone(),
+                            region: region.clone(),
+                            family,
+                        };
+                        self.traffic.entry(owned).or_default().add(bytes, packets);
+                    }
+                }
             }
             None => self
                 .unknown_rate
@@ -187,14 +322,17 @@ impl Aggregator {
                 .add(rec.bytes, rec.packets),
         }
         if family == Family::Ipv6 && counts_for_users(rec) {
-            for (address, network) in [(rec.src, src_net), (rec.dst, dst_net)] {
-                let IpAddr::V6(v6) = address else { continue };
-                let Some((organisation, len)) = self.subscriber(v6, network) else {
+            for end in [src, dst] {
+                let IpAddr::V6(v6) = end.address else { continue };
+                let Some((organisation, len)) = self.subscriber(v6, &end) else {
                     continue;
                 };
                 let day = self.day(rec.time);
-                let organisation = intern(&mut self.names, organisation);
-                let sketches = self.users.entry((day, organisation)).or_default();
+                let organisation = self.names.get(organisation);
+                let sketches = match self.users.get_mut(&UsersKeyRef(&day, organisation)) {
+                    Some(s) => s,
+                    None => self.users.entry((day, organisation.clone())).or_default(),
+                };
                 sketches.subscribers.insert(mask(v6, len));
                 sketches.addresses.insert(u128::from(v6));
             }
@@ -219,17 +357,14 @@ impl Aggregator {
     /// length. With a prefix table, subscribers are the addresses of
     /// `subscriber` networks (documentation prefixes too: the operator said
     /// so); without one, every global unicast address.
-    fn subscriber<'n>(&self, address: Ipv6Addr, network: Option<&'n Network>) -> Option<(&'n str, u8)> {
+    fn subscriber(&mut self, address: Ipv6Addr, end: &Endpoint) -> Option<(u32, u8)> {
         if !unicast(address) {
             return None;
         }
         if self.table.is_empty() {
-            return global(address).then_some(("", 64));
+            return global(address).then(|| (self.names.id(""), 64));
         }
-        let network = network?;
-        network
-            .is_subscriber()
-            .then_some((network.organisation.as_str(), network.subscriber_len))
+        end.subscriber
     }
 
     /// Adds another aggregator's counters and sketches (another thread's,

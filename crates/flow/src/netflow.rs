@@ -6,10 +6,11 @@
 //! Templates compile to a plan of the few fields v6scope needs, so a data
 //! record costs a handful of slice reads.
 
+use crate::aggregate::FastMap;
 use crate::packet::{self, Link};
 use crate::wire::{Reader, be_uint};
 use crate::{Direction, Drop, FlowRecord};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -206,7 +207,7 @@ struct TemplateKey {
 /// Sampling learned from options data records of one source.
 #[derive(Debug, Default, Clone)]
 struct Sampling {
-    by_sampler: HashMap<u64, u32>,
+    by_sampler: FastMap<u64, u32>,
     default: Option<u32>,
 }
 
@@ -282,9 +283,9 @@ impl Stats {
 /// NetFlow v5/v9 and IPFIX decoder with per-source template state.
 #[derive(Default)]
 pub struct Decoder {
-    templates: HashMap<TemplateKey, Arc<Template>>,
-    per_source: HashMap<Source, usize>,
-    sampling: HashMap<Source, Sampling>,
+    templates: FastMap<TemplateKey, Arc<Template>>,
+    per_source: FastMap<Source, usize>,
+    sampling: FastMap<Source, Sampling>,
     held: VecDeque<Held>,
     held_bytes: usize,
     /// Records decoded from held data, for the caller to take.
