@@ -53,36 +53,15 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-/// Keys a configuration file may set, each the name of a long flag.
-const CONFIG_KEYS: [&str; 22] = [
-    "prefixes",
-    "iterative",
-    "root-hints",
-    "canary",
-    "providers",
-    "resolver",
-    "allow-prefix",
-    "ca-file",
-    "vantage-probe",
-    "profile",
-    "rate",
-    "dns-timeout",
-    "connect-timeout",
-    "fetch-timeout",
-    "smtp-timeout",
-    "body-cap",
-    "helo-name",
-    "deadline",
-    "concurrency",
-    "dns-in-flight",
-    "db",
-    "quiet",
-];
-
-/// Reads the configuration file named by `--config` or `V6SCOPE_CONFIG` and
-/// exports each key as the flag's `V6SCOPE_*` variable unless that variable
-/// is already set, so that flags > environment > file.
-fn apply_config_file(args: &[String]) -> Result<()> {
+/// The command line with the configuration file's settings merged in
+/// (flags > environment > file): the file named by `--config` or
+/// `V6SCOPE_CONFIG` is a TOML table whose keys are long flag names; a key
+/// may be any flag that also has a `V6SCOPE_*` variable, and sets it for
+/// the commands that have that flag, unless the command line or the
+/// environment already did. The list of keys is the flags' own.
+fn merge_config_file(args: Vec<String>) -> Result<Vec<String>> {
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
     let from_args = args.iter().enumerate().find_map(|(i, a)| {
         if a == "--config" {
             args.get(i + 1).cloned()
@@ -91,38 +70,63 @@ fn apply_config_file(args: &[String]) -> Result<()> {
         }
     });
     let Some(path) = from_args.or_else(|| std::env::var("V6SCOPE_CONFIG").ok()) else {
-        return Ok(());
+        return Ok(args);
     };
     let text = std::fs::read_to_string(&path).map_err(|e| usage(format!("reading config {path}: {e}")))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| usage(format!("config {path}: {e}")))?;
+    let command = Cli::command();
+    let configurable = |a: &clap::Arg| a.get_env().is_some() && a.get_long().is_some_and(|l| l != "config");
+    let mut keys: Vec<&str> = command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
+        .filter(|a| configurable(a))
+        .filter_map(|a| a.get_long())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // A command line clap rejects is reported by the real parse below.
+    let Ok(matches) = Cli::command().try_get_matches_from(&args) else {
+        return Ok(args);
+    };
+    let (name, sub_matches) = matches.subcommand().unwrap_or(("", &matches));
+    let sub = command.find_subcommand(name);
+    let mut extra = Vec::new();
     for (key, value) in table {
         if key == "serve" {
             // The server's own table, read by `serve`.
             continue;
         }
         let key = key.replace('_', "-");
-        if !CONFIG_KEYS.contains(&key.as_str()) {
+        if !keys.contains(&key.as_str()) {
             return Err(usage(format!(
                 "config {path}: unknown key '{key}' (known: {})",
-                CONFIG_KEYS.join(", ")
+                keys.join(", ")
             )));
         }
-        let text = match value {
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
-                .collect::<Vec<_>>()
-                .join(","),
-            toml::Value::String(s) => s,
-            other => other.to_string(),
+        let Some(arg) = sub
+            .into_iter()
+            .flat_map(|c| c.get_arguments())
+            .chain(command.get_arguments())
+            .find(|a| a.get_long() == Some(key.as_str()))
+        else {
+            continue; // a setting for other commands
         };
-        let var = format!("V6SCOPE_{}", key.to_ascii_uppercase().replace('-', "_"));
-        if std::env::var_os(&var).is_none() {
-            // SAFETY: called at the start of main, before any other thread exists.
-            unsafe { std::env::set_var(var, text) };
+        let id = arg.get_id().as_str();
+        let source = sub_matches.value_source(id).or_else(|| matches.value_source(id));
+        if matches!(source, Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+            continue;
+        }
+        let text = |v: &toml::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        match value {
+            toml::Value::Boolean(true) => extra.push(format!("--{key}")),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => extra.extend(items.iter().map(|v| format!("--{key}={}", text(v)))),
+            other => extra.push(format!("--{key}={}", text(&other))),
         }
     }
-    Ok(())
+    let mut args = args;
+    args.extend(extra);
+    Ok(args)
 }
 
 // Parsed once at start-up; the size of the largest variant does not matter.
@@ -585,12 +589,14 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = apply_config_file(&args) {
-        eprintln!("error: {e:#}");
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let cli = Cli::parse();
+    let args = match merge_config_file(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let cli = Cli::parse_from(args);
     init_logging(cli.verbose);
     // Probing commands poll every target's future from one task (a stream with
     // a concurrency bound), so a multi-thread runtime only adds a hand-off per
@@ -1554,9 +1560,18 @@ async fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Result<ExitCode
     if args.providers.is_some() {
         config.providers = args.providers;
     }
+    // The file's probe settings reach the server's scans through the same
+    // `--config` (a scan merges it as every command does).
+    let leading_args = match &config_file {
+        Some(path) => {
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            vec!["--config".to_string(), path.display().to_string()]
+        }
+        None => Vec::new(),
+    };
     let scanner = Scanner {
         program: std::env::current_exe().context("locating the v6scope binary for scans")?,
-        leading_args: Vec::new(),
+        leading_args,
     };
     v6scope_server::serve(config, args.store.db, scanner)
         .await

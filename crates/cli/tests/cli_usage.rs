@@ -100,6 +100,32 @@ fn config_file_sets_defaults_and_rejects_unknown_keys() {
         "internetnl",
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad..name"));
+    // The environment overrides the file too.
+    let out = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+        .args(["check", "bad..name", "--config", good.to_str().unwrap()])
+        .env("V6SCOPE_PROFILE", "internetnl")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad..name") && !stderr.contains("no-such-profile"),
+        "{stderr}"
+    );
+    // Any flag with a V6SCOPE_* variable is a key: booleans, and keys of
+    // other commands (`prefixes` is collect's) are accepted.
+    let wide = dir.join("wide.toml");
+    std::fs::write(
+        &wide,
+        "iterative = true\nprefixes = \"p.csv\"\nroot_hints = \"/nonexistent/root.hints\"\n",
+    )
+    .unwrap();
+    let out = v6scope(&["check", "example.test", "--config", wide.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/root.hints"),
+        "iterative and root-hints from the file: {stderr}"
+    );
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "resolvr = \"127.0.0.1\"\n").unwrap();
     let out = v6scope(&["check", "example.test", "--config", bad.to_str().unwrap()]);
