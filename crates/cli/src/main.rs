@@ -752,7 +752,10 @@ const DEFAULT_VANTAGE_PROBES: [&str; 2] = ["198.41.0.4", "2001:503:ba3e::2:30"];
 
 /// The prober, the vantage (its families and the resolver self-test) and
 /// the watch that repeats the self-test during a run.
-async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_probe::health::Watch>)> {
+async fn setup(
+    args: &ProbeArgs,
+    scan_policy: v6scope_probe::policy::AddressPolicy,
+) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_probe::health::Watch>)> {
     let resolvers = if args.iterative {
         Vec::new()
     } else if args.resolvers.is_empty() {
@@ -764,6 +767,7 @@ async fn setup(args: &ProbeArgs) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_pr
             .collect::<Result<_>>()?
     };
     let mut config = ProbeConfig::with_resolvers(resolvers);
+    config.scan_policy = scan_policy;
     if args.iterative {
         let roots = match &args.root_hints {
             Some(path) => {
@@ -968,7 +972,7 @@ async fn check(args: CheckArgs) -> Result<ExitCode> {
         let domain = targets::normalise_domain(d).map_err(|e| usage(format!("{d}: {e}")))?;
         domains.push(domain);
     }
-    let (prober, vantage, _watch) = setup(&args.probe).await?;
+    let (prober, vantage, _watch) = setup(&args.probe, v6scope_probe::policy::AddressPolicy::open()).await?;
     let deadline = Duration::from_secs(args.probe.deadline);
     let site = SiteWork::new(
         &prober,
@@ -1184,10 +1188,12 @@ async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     for path in &args.prefixes {
         table.load(path).map_err(|e| usage(e.to_string()))?;
     }
-    if args.public_only {
-        install_scan_policy(&args.probe, &args.scan_allow)?;
-    }
-    let (prober, vantage, watch) = setup(&args.probe).await?;
+    let policy = if args.public_only {
+        public_only_policy(&args.probe, &args.scan_allow)?
+    } else {
+        v6scope_probe::policy::AddressPolicy::open()
+    };
+    let (prober, vantage, watch) = setup(&args.probe, policy).await?;
     if !vantage.resolver_problems.is_empty() {
         // A run is never judged against a faulty resolver.
         bail!(
@@ -1490,10 +1496,10 @@ fn load_providers(path: &Option<PathBuf>) -> Result<v6scope_assess::providers::P
     }
 }
 
-/// Refuses special-purpose addresses for the rest of the process, except
-/// the allowed prefixes and the resolvers the operator configured.
-fn install_scan_policy(probe: &ProbeArgs, allowed: &[ipnet::IpNet]) -> Result<()> {
-    use v6scope_probe::policy::{AddressPolicy, install};
+/// The policy of `--public-only`: special-purpose addresses are refused,
+/// except the allowed prefixes and the resolvers the operator configured.
+fn public_only_policy(probe: &ProbeArgs, allowed: &[ipnet::IpNet]) -> Result<v6scope_probe::policy::AddressPolicy> {
+    use v6scope_probe::policy::AddressPolicy;
     let mut allow = allowed.to_vec();
     let resolvers: Vec<SocketAddr> = if probe.resolvers.is_empty() {
         v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
@@ -1506,8 +1512,7 @@ fn install_scan_policy(probe: &ProbeArgs, allowed: &[ipnet::IpNet]) -> Result<()
     };
     allow.extend(resolvers.iter().map(|r| ipnet::IpNet::from(r.ip())));
     allow.extend(probe.vantage_probes.iter().map(|a| ipnet::IpNet::from(*a)));
-    install(AddressPolicy::public_only(allow));
-    Ok(())
+    Ok(AddressPolicy::public_only(allow))
 }
 
 /// The `[serve]` table of the configuration file, if there is one.

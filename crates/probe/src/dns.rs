@@ -5,6 +5,7 @@
 //! visible: RTT, flags, AA, rcode, truncation, and so that a hostile answer
 //! (wrong id, wrong question, garbage) is an error for that query only.
 
+use crate::policy::AddressPolicy;
 use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 pub use hickory_proto::rr::RecordType;
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
@@ -154,8 +155,9 @@ async fn exchange_udp(
     query: &Message,
     bytes: &[u8],
     limit: Duration,
+    policy: &AddressPolicy,
 ) -> Result<Answer, ProbeError> {
-    crate::policy::check(server.ip())?;
+    policy.check(server.ip())?;
     let start = Instant::now();
     let socket = UdpSocket::bind(unspecified_for(server))
         .await
@@ -196,8 +198,9 @@ async fn exchange_tcp(
     query: &Message,
     bytes: &[u8],
     limit: Duration,
+    policy: &AddressPolicy,
 ) -> Result<Answer, ProbeError> {
-    crate::policy::check(server.ip())?;
+    policy.check(server.ip())?;
     let start = Instant::now();
     let work = async {
         let mut stream = TcpStream::connect(server)
@@ -239,7 +242,8 @@ async fn exchange_tcp(
     })
 }
 
-/// One query to one server. `transport: None` means UDP, then TCP if truncated.
+/// One query to one server, if `policy` permits its address.
+/// `transport: None` means UDP, then TCP if truncated.
 pub async fn exchange(
     server: SocketAddr,
     name: &Name,
@@ -247,15 +251,16 @@ pub async fn exchange(
     recursion_desired: bool,
     transport: Option<Transport>,
     limit: Duration,
+    policy: &AddressPolicy,
 ) -> Result<Answer, ProbeError> {
     let (query, bytes) = build_query(name, rtype, recursion_desired)?;
     match transport {
-        Some(Transport::Tcp) => exchange_tcp(server, &query, &bytes, limit).await,
-        Some(Transport::Udp) => exchange_udp(server, &query, &bytes, limit).await,
+        Some(Transport::Tcp) => exchange_tcp(server, &query, &bytes, limit, policy).await,
+        Some(Transport::Udp) => exchange_udp(server, &query, &bytes, limit, policy).await,
         None => {
-            let answer = exchange_udp(server, &query, &bytes, limit).await?;
+            let answer = exchange_udp(server, &query, &bytes, limit, policy).await?;
             if answer.message.metadata.truncation {
-                exchange_tcp(server, &query, &bytes, limit).await
+                exchange_tcp(server, &query, &bytes, limit, policy).await
             } else {
                 Ok(answer)
             }
@@ -292,10 +297,10 @@ const RETRANSMIT_AFTER: Duration = Duration::from_millis(400);
 const MUX_SOCKETS: usize = 8;
 
 impl UdpMux {
-    async fn open(server: SocketAddr) -> Result<UdpMux, ProbeError> {
+    async fn open(server: SocketAddr, policy: &AddressPolicy) -> Result<UdpMux, ProbeError> {
         // The resolver is the operator's choice, but still checked: the
         // caller puts it on the allow list (see `policy`).
-        crate::policy::check(server.ip())?;
+        policy.check(server.ip())?;
         let socket =
             Arc::new(shared_udp_socket(server).map_err(|e| io_error(&format!("udp socket for {server}"), &e))?);
         let pending: Arc<std::sync::Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>> = Arc::default();
@@ -403,6 +408,8 @@ pub struct Resolver {
     /// `--iterative`: no recursive resolver; questions are answered by
     /// walking from the root (then `servers` are the root servers).
     iterative: Option<Arc<crate::iterative::Iterative>>,
+    /// Which addresses may be asked at all (the resolvers included).
+    policy: Arc<AddressPolicy>,
 }
 
 /// Default cap on resolver queries in flight.
@@ -425,7 +432,23 @@ impl Resolver {
             next_mux: Arc::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             iterative: None,
+            policy: Arc::default(),
         }
+    }
+
+    /// Every query asks `policy` first.
+    pub fn with_policy(mut self, policy: AddressPolicy) -> Self {
+        let policy = Arc::new(policy);
+        if let Some(iterative) = &self.iterative {
+            self.iterative = Some(Arc::new(iterative.with_policy(policy.clone())));
+        }
+        self.policy = policy;
+        self
+    }
+
+    /// The scan policy the queries obey.
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
     }
 
     /// The built-in iterative resolver, starting at `roots`.
@@ -461,14 +484,16 @@ impl Resolver {
         let server = self.servers[index];
         let _permit = self.in_flight.acquire().await.expect("semaphore never closed");
         let slot = self.next_mux.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % MUX_SOCKETS;
-        let mux = self.muxes[index][slot].get_or_try_init(|| UdpMux::open(server)).await?;
+        let mux = self.muxes[index][slot]
+            .get_or_try_init(|| UdpMux::open(server, &self.policy))
+            .await?;
         let (mut query, _) = build_query(name, rtype, true)?;
         let answer = mux.exchange(server, &mut query, self.timeout).await?;
         if answer.message.metadata.truncation {
             let bytes = query
                 .to_vec()
                 .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("encoding query: {e}")))?;
-            return exchange_tcp(server, &query, &bytes, self.timeout).await;
+            return exchange_tcp(server, &query, &bytes, self.timeout, &self.policy).await;
         }
         Ok(answer)
     }
@@ -644,22 +669,19 @@ mod tests {
 
     #[tokio::test]
     async fn scan_policy_refuses_before_any_packet() {
-        use crate::policy::{AddressPolicy, scoped};
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let server = udp.local_addr().unwrap();
         let tcp = tokio::net::TcpListener::bind(server).await.unwrap();
         let name = parse_name("example.test").unwrap();
         let limit = Duration::from_millis(300);
-        let resolver = Resolver::new(vec![server], limit, 1, None);
-        let work = async {
-            let mut outcomes = Vec::new();
-            for transport in [Some(Transport::Udp), Some(Transport::Tcp), None] {
-                outcomes.push(exchange(server, &name, RecordType::A, false, transport, limit).await);
-            }
-            outcomes.push(resolver.query(&name, RecordType::A).await);
-            outcomes
-        };
-        for outcome in scoped(AddressPolicy::public_only(Vec::new()), work).await {
+        let policy = AddressPolicy::public_only(Vec::new());
+        let resolver = Resolver::new(vec![server], limit, 1, None).with_policy(policy.clone());
+        let mut outcomes = Vec::new();
+        for transport in [Some(Transport::Udp), Some(Transport::Tcp), None] {
+            outcomes.push(exchange(server, &name, RecordType::A, false, transport, limit, &policy).await);
+        }
+        outcomes.push(resolver.query(&name, RecordType::A).await);
+        for outcome in outcomes {
             let e = outcome.expect_err("refused");
             assert_eq!(e.kind, ErrorKind::NotTestable);
             assert!(e.message.starts_with("refused by scan policy: 127.0.0.1 is loopback"));

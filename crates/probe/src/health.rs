@@ -15,6 +15,7 @@
 //! the reasons travel in [`v6scope_model::Vantage::resolver_problems`].
 
 use crate::dns::{self, Resolver, name_str, parse_name, records_of};
+use crate::policy::AddressPolicy;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::net::{IpAddr, SocketAddr};
@@ -42,7 +43,8 @@ impl ResolverHealth {
 /// built-in iterative resolver (`--iterative`) as a whole.
 #[derive(Clone)]
 pub enum Subject {
-    Resolvers(Vec<SocketAddr>),
+    /// The resolvers, and the scan policy they are asked under.
+    Resolvers(Vec<SocketAddr>, AddressPolicy),
     Iterative(Resolver),
 }
 
@@ -52,7 +54,7 @@ impl Subject {
         if resolver.is_iterative() {
             Subject::Iterative(resolver.clone())
         } else {
-            Subject::Resolvers(resolver.servers().to_vec())
+            Subject::Resolvers(resolver.servers().to_vec(), resolver.policy().clone())
         }
     }
 }
@@ -61,10 +63,10 @@ impl Subject {
 pub async fn check_resolvers(subject: &Subject, canaries: &[String], timeout: Duration) -> ResolverHealth {
     let mut health = ResolverHealth::default();
     let checks: Vec<_> = match subject {
-        Subject::Resolvers(servers) => servers
+        Subject::Resolvers(servers, policy) => servers
             .iter()
             .map(|&server| {
-                let resolver = Resolver::new(vec![server], timeout, 2, None);
+                let resolver = Resolver::new(vec![server], timeout, 2, None).with_policy(policy.clone());
                 check_one(resolver, format!("resolver {}", server.ip()), canaries, timeout)
             })
             .collect(),
@@ -239,7 +241,7 @@ pub(crate) async fn authoritative_aaaa(
         }
         zone = zone.base_name();
     };
-    authoritative_query(&servers, name, RecordType::AAAA, timeout)
+    authoritative_query(&servers, name, RecordType::AAAA, timeout, resolver.policy())
         .await
         .map(|(server, answer)| (server, addresses(&answer.message.answers, RecordType::AAAA)))
 }
@@ -251,12 +253,13 @@ pub(crate) async fn authoritative_query(
     name: &Name,
     rtype: RecordType,
     timeout: Duration,
+    policy: &AddressPolicy,
 ) -> Option<(IpAddr, dns::Answer)> {
     for &server in servers.iter().take(6) {
-        if crate::policy::check(server).is_err() {
+        if policy.check(server).is_err() {
             continue;
         }
-        if let Ok(answer) = dns::exchange(SocketAddr::new(server, 53), name, rtype, false, None, timeout).await
+        if let Ok(answer) = dns::exchange(SocketAddr::new(server, 53), name, rtype, false, None, timeout, policy).await
             && answer.message.metadata.authoritative
             && matches!(answer.rcode(), ResponseCode::NoError | ResponseCode::NXDomain)
         {

@@ -11,6 +11,7 @@
 //! minute rather than one per query.
 
 use crate::dns::{self, Answer, name_str};
+use crate::policy::AddressPolicy;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::HashMap;
@@ -97,6 +98,7 @@ struct Zone {
 pub struct Iterative {
     roots: Arc<Zone>,
     timeout: Duration,
+    policy: Arc<AddressPolicy>,
     zones: Mutex<HashMap<Name, Arc<Zone>>>,
     dead: Mutex<HashMap<IpAddr, Instant>>,
 }
@@ -120,9 +122,18 @@ impl Iterative {
                 expires: Instant::now() + Duration::from_secs(u32::MAX as u64),
             }),
             timeout,
+            policy: Arc::default(),
             zones: Mutex::new(HashMap::new()),
             dead: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same roots under another scan policy (nothing learned is kept).
+    pub fn with_policy(&self, policy: Arc<AddressPolicy>) -> Iterative {
+        let roots = self.roots.servers[0].addresses.get().cloned().unwrap_or_default();
+        let mut fresh = Iterative::new(roots, self.timeout);
+        fresh.policy = policy;
+        fresh
     }
 
     /// Answers `name`/`rtype` as a recursive resolver would: the
@@ -348,7 +359,7 @@ impl Iterative {
     /// One non-recursive question to one server of `zone_name`.
     async fn ask(&self, address: IpAddr, zone_name: &Name, name: &Name, rtype: RecordType) -> Reply {
         let server = SocketAddr::new(address, 53);
-        let answer = match dns::exchange(server, name, rtype, false, None, self.timeout).await {
+        let answer = match dns::exchange(server, name, rtype, false, None, self.timeout, &self.policy).await {
             Ok(answer) => answer,
             Err(e) => {
                 if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Unreachable | ErrorKind::Refused) {

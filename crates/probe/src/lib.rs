@@ -64,6 +64,9 @@ pub struct ProbeConfig {
     /// `--iterative`: resolve from these root servers with the built-in
     /// iterative resolver; `resolvers` are then not used.
     pub iterative_roots: Option<Vec<IpAddr>>,
+    /// Which addresses may be sent anything at all (resolvers, name
+    /// servers, web and mail servers, redirect targets).
+    pub scan_policy: policy::AddressPolicy,
 }
 
 impl ProbeConfig {
@@ -80,16 +83,19 @@ impl ProbeConfig {
                 deadline: Duration::from_secs(10),
                 body_cap: 2 * 1024 * 1024,
                 user_agent: format!("v6scope/{} (IPv6 readiness check)", env!("CARGO_PKG_VERSION")),
+                policy: policy::AddressPolicy::open(),
             },
             smtp: SmtpConfig {
                 port: 25,
                 connect_timeout: Duration::from_secs(4),
                 deadline: Duration::from_secs(10),
                 helo_name: "v6scope.invalid".into(),
+                policy: policy::AddressPolicy::open(),
             },
             rate: None,
             dns_in_flight: dns::DEFAULT_MAX_IN_FLIGHT,
             iterative_roots: None,
+            scan_policy: policy::AddressPolicy::open(),
         }
     }
 }
@@ -153,7 +159,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Prober {
-    pub fn new(config: ProbeConfig) -> Result<Arc<Self>, SetupError> {
+    pub fn new(mut config: ProbeConfig) -> Result<Arc<Self>, SetupError> {
+        config.web.policy = config.scan_policy.clone();
+        config.smtp.policy = config.scan_policy.clone();
         let limiter = config
             .rate
             .map(|qps| Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(qps))));
@@ -162,7 +170,8 @@ impl Prober {
                 Some(roots) => Resolver::iterative(roots, config.dns_timeout, limiter),
                 None => Resolver::new(config.resolvers, config.dns_timeout, config.dns_attempts, limiter),
             }
-            .with_max_in_flight(config.dns_in_flight),
+            .with_max_in_flight(config.dns_in_flight)
+            .with_policy(config.scan_policy.clone()),
             policy: AddressPolicy::new(config.allow_prefixes),
             web: WebClient::new(config.web)?,
             smtp: config.smtp,
@@ -211,6 +220,7 @@ impl Prober {
                     false,
                     Some(Transport::Udp),
                     self.resolver.timeout(),
+                    self.resolver.policy(),
                 )
                 .await
                 {
@@ -369,7 +379,8 @@ impl Prober {
             return false;
         };
         let timeout = self.resolver.timeout();
-        let Some((server, answer)) = health::authoritative_query(servers, &parsed, RecordType::AAAA, timeout).await
+        let Some((server, answer)) =
+            health::authoritative_query(servers, &parsed, RecordType::AAAA, timeout, self.resolver.policy()).await
         else {
             return false;
         };
@@ -401,7 +412,9 @@ impl Prober {
         }
         if missing {
             name.exists = true;
-            if let Some((_, a)) = health::authoritative_query(servers, &parsed, RecordType::A, timeout).await {
+            if let Some((_, a)) =
+                health::authoritative_query(servers, &parsed, RecordType::A, timeout, self.resolver.policy()).await
+            {
                 name.a = records_of(&a.message.answers, &parsed, RecordType::A)
                     .filter_map(|r| match r {
                         RData::A(x) => Some(self.policy.info(IpAddr::V4(x.0))),
@@ -503,6 +516,7 @@ impl Prober {
                     false,
                     None,
                     self.resolver.timeout(),
+                    self.resolver.policy(),
                 )
                 .await
                 {
@@ -565,6 +579,7 @@ impl Prober {
                     false,
                     None,
                     self.resolver.timeout(),
+                    self.resolver.policy(),
                 )
                 .await
                 {
@@ -651,6 +666,7 @@ impl Prober {
                 false,
                 Some(transport),
                 self.resolver.timeout(),
+                self.resolver.policy(),
             )
             .await;
             if !matches!(&outcome, Err(e) if e.kind == ErrorKind::Timeout) {

@@ -15,6 +15,8 @@ const MAX_LINES: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
+    /// Which addresses may be connected to: the prober's scan policy.
+    pub(crate) policy: crate::policy::AddressPolicy,
     pub port: u16,
     pub connect_timeout: Duration,
     /// Whole conversation.
@@ -107,7 +109,7 @@ pub async fn probe(address: IpAddr, config: &SmtpConfig) -> SmtpProbe {
 }
 
 async fn converse(result: &mut SmtpProbe, config: &SmtpConfig) -> Result<(), ProbeError> {
-    crate::policy::check(result.address)?;
+    config.policy.check(result.address)?;
     let socket = SocketAddr::new(result.address, config.port);
     let started = Instant::now();
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(socket))
@@ -182,19 +184,16 @@ mod tests {
 
     #[tokio::test]
     async fn scan_policy_refuses_before_connecting() {
-        use crate::policy::{AddressPolicy, scoped};
+        use crate::policy::AddressPolicy;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let config = SmtpConfig {
+            policy: AddressPolicy::public_only(Vec::new()),
             port: listener.local_addr().unwrap().port(),
             connect_timeout: Duration::from_secs(1),
             deadline: Duration::from_secs(2),
             helo_name: "v6scope.invalid".into(),
         };
-        let result = scoped(
-            AddressPolicy::public_only(Vec::new()),
-            probe("127.0.0.1".parse().unwrap(), &config),
-        )
-        .await;
+        let result = probe("127.0.0.1".parse().unwrap(), &config).await;
         assert!(!result.connected);
         let e = result.error.expect("refused");
         assert_eq!(e.kind, ErrorKind::NotTestable);

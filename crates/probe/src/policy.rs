@@ -3,12 +3,14 @@
 //! A server that runs scans on users' behalf must not become a way to probe
 //! its own internal networks (a target whose name resolves to 10.0.0.1, a
 //! redirect to `http://127.0.0.1:8080/`, hostile glue). Every outgoing
-//! connection and datagram in this crate first calls [`check`]; a refusal is
-//! that operation's ordinary failure, recorded as a [`ProbeError`] of kind
-//! `NotTestable` carrying the [`PolicyRefused`] text.
+//! connection and datagram in this crate first asks the prober's policy
+//! ([`AddressPolicy::check`]); a refusal is that operation's ordinary
+//! failure, recorded as a [`ProbeError`] of kind `NotTestable` carrying the
+//! [`PolicyRefused`] text. The policy is a value of the prober (its
+//! [`crate::ProbeConfig`]), so one process can run scans under different
+//! policies.
 //!
-//! - [`AddressPolicy::open`] permits everything. It is what [`check`] uses
-//!   when no policy was [`install`]ed, so the CLI needs to do nothing.
+//! - [`AddressPolicy::open`] permits everything (the CLI default).
 //! - [`AddressPolicy::public_only`] refuses the special-purpose ranges of the
 //!   IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890 and
 //!   successors), except prefixes on its allow list.
@@ -33,7 +35,7 @@
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
 use v6scope_model::{ErrorKind, ProbeError};
 
 /// Which target addresses may be probed.
@@ -59,6 +61,12 @@ pub struct PolicyRefused {
 impl From<PolicyRefused> for ProbeError {
     fn from(e: PolicyRefused) -> Self {
         ProbeError::new(ErrorKind::NotTestable, e.to_string())
+    }
+}
+
+impl Default for AddressPolicy {
+    fn default() -> Self {
+        AddressPolicy::open()
     }
 }
 
@@ -97,43 +105,6 @@ impl AddressPolicy {
             None => Ok(()),
         }
     }
-}
-
-static INSTALLED: OnceLock<AddressPolicy> = OnceLock::new();
-
-/// Sets the process-wide policy used by [`check`]. Call it once, before any
-/// probing starts. The first call wins: later calls are ignored (and logged
-/// as a warning), so a policy once in force can never be loosened.
-pub fn install(policy: AddressPolicy) {
-    if INSTALLED.set(policy).is_err() {
-        tracing::warn!("a scan policy is already installed; the later one is ignored");
-    }
-}
-
-/// Checks `addr` against the installed policy; with none installed,
-/// everything is permitted.
-pub fn check(addr: IpAddr) -> Result<(), PolicyRefused> {
-    #[cfg(test)]
-    if let Ok(outcome) = SCOPED.try_with(|policy| policy.check(addr)) {
-        return outcome;
-    }
-    match INSTALLED.get() {
-        Some(policy) => policy.check(addr),
-        None => Ok(()),
-    }
-}
-
-// Tests run many at once in one process, so they must not install the
-// process-wide policy: they run a future under a task-local one instead.
-#[cfg(test)]
-tokio::task_local! {
-    static SCOPED: AddressPolicy;
-}
-
-/// Runs `work` with `policy` in place of the installed one (tests only).
-#[cfg(test)]
-pub(crate) async fn scoped<F: std::future::Future>(policy: AddressPolicy, work: F) -> F::Output {
-    SCOPED.scope(policy, work).await
 }
 
 struct Range<N> {

@@ -360,6 +360,7 @@ impl Prober {
             false,
             None,
             self.resolver.timeout(),
+            self.resolver.policy(),
         )
         .await?;
         let m = &answer.message;

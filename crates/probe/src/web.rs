@@ -129,6 +129,8 @@ pub struct WebConfig {
     pub deadline: Duration,
     pub body_cap: usize,
     pub user_agent: String,
+    /// Which addresses may be connected to: the prober's scan policy.
+    pub(crate) policy: crate::policy::AddressPolicy,
 }
 
 /// Looks up the usable addresses of a host in one family (for redirect hops).
@@ -546,7 +548,7 @@ impl WebClient {
         pool: Option<&ConnectionPool>,
     ) -> Result<(hyper::Response<hyper::body::Incoming>, Option<Lease>), ProbeError> {
         // Before any request, pooled or fresh: redirects may name any address.
-        crate::policy::check(address)?;
+        self.config.policy.check(address)?;
         let port = url.port_or_known_default().unwrap_or(80);
         let socket = SocketAddr::new(address, port);
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
@@ -834,12 +836,17 @@ mod tests {
     }
 
     fn client() -> WebClient {
+        client_under(crate::policy::AddressPolicy::open())
+    }
+
+    fn client_under(policy: crate::policy::AddressPolicy) -> WebClient {
         WebClient::new(WebConfig {
             ca_files: Vec::new(),
             connect_timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(3),
             body_cap: 1024,
             user_agent: "v6scope-test".into(),
+            policy,
         })
         .unwrap()
     }
@@ -850,12 +857,13 @@ mod tests {
 
     #[tokio::test]
     async fn scan_policy_refuses_loopback_without_connecting() {
-        use crate::policy::{AddressPolicy, scoped};
+        use crate::policy::AddressPolicy;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port())).unwrap();
-        let (client, lookup, loopback) = (client(), no_lookup(), "127.0.0.1".parse().unwrap());
-        let fetch = client.fetch_url(&url, loopback, &lookup, None);
-        let (fetch, page) = scoped(AddressPolicy::public_only(Vec::new()), fetch).await;
+        let (lookup, loopback) = (no_lookup(), "127.0.0.1".parse().unwrap());
+        let refusing = client_under(AddressPolicy::public_only(Vec::new()));
+        let (fetch, page) = refusing.fetch_url(&url, loopback, &lookup, None).await;
+        let client = client();
         assert!(page.is_none() && !fetch.tcp_connected);
         let error = fetch.error.expect("refused");
         assert_eq!(error.kind, ErrorKind::NotTestable);
@@ -874,7 +882,7 @@ mod tests {
 
     #[tokio::test]
     async fn scan_policy_refuses_a_redirect_to_a_literal_internal_address() {
-        use crate::policy::{AddressPolicy, scoped};
+        use crate::policy::AddressPolicy;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -889,12 +897,10 @@ mod tests {
         // The lab-style allow list admits the first server only.
         let policy = AddressPolicy::public_only(vec!["127.0.0.1/32".parse().unwrap()]);
         let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
-        let (client, lookup) = (client(), no_lookup());
-        let (fetch, _) = scoped(
-            policy,
-            client.fetch_url(&url, "127.0.0.1".parse().unwrap(), &lookup, None),
-        )
-        .await;
+        let (client, lookup) = (client_under(policy), no_lookup());
+        let (fetch, _) = client
+            .fetch_url(&url, "127.0.0.1".parse().unwrap(), &lookup, None)
+            .await;
         assert_eq!(fetch.hops.len(), 2);
         assert_eq!(fetch.hops[0].status, Some(302));
         let error = fetch.error.expect("refused");

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use v6scope_model::{ErrorKind, Transport};
 use v6scope_probe::dns::{Resolver, chase, exchange, parse_name};
+use v6scope_probe::policy::AddressPolicy;
 
 const LIMIT: Duration = Duration::from_millis(500);
 
@@ -58,7 +59,9 @@ async fn garbage_and_spoofed_answers_are_ignored_then_the_real_one_taken() {
     })
     .await;
     let name = parse_name("spoof.test").unwrap();
-    let answer = exchange(server, &name, RecordType::A, true, None, LIMIT).await.unwrap();
+    let answer = exchange(server, &name, RecordType::A, true, None, LIMIT, &AddressPolicy::open())
+        .await
+        .unwrap();
     assert_eq!(answer.message.answers.len(), 1);
 }
 
@@ -73,6 +76,7 @@ async fn only_garbage_is_a_timeout_within_the_limit() {
         true,
         None,
         LIMIT,
+        &AddressPolicy::open(),
     )
     .await
     .unwrap_err();
@@ -112,6 +116,7 @@ async fn truncated_answer_falls_back_to_tcp_and_a_lying_length_is_an_error() {
         true,
         None,
         LIMIT,
+        &AddressPolicy::open(),
     )
     .await
     .unwrap_err();
@@ -127,6 +132,7 @@ async fn truncated_answer_falls_back_to_tcp_and_a_lying_length_is_an_error() {
         true,
         Some(Transport::Tcp),
         LIMIT,
+        &AddressPolicy::open(),
     )
     .await
     .unwrap_err();
@@ -167,6 +173,7 @@ async fn oversize_answer_over_tcp_parses() {
         true,
         Some(Transport::Tcp),
         LIMIT,
+        &AddressPolicy::open(),
     )
     .await
     .unwrap();
