@@ -118,16 +118,19 @@ fn merge_config_file(args: Vec<String>) -> Result<Vec<String>> {
                 keys.join(", ")
             )));
         }
-        let Some(arg) = sub
+        // The subcommand's own flags are in its matches, global ones in the
+        // top-level matches (asking matches for an id they do not define is
+        // a bug clap's debug builds stop on).
+        let own = sub
             .into_iter()
             .flat_map(|c| c.get_arguments())
-            .chain(command.get_arguments())
-            .find(|a| a.get_long() == Some(key.as_str()))
-        else {
-            continue; // a setting for other commands
+            .find(|a| a.get_long() == Some(key.as_str()));
+        let global = command.get_arguments().find(|a| a.get_long() == Some(key.as_str()));
+        let source = match (own, global) {
+            (Some(arg), _) => sub_matches.value_source(arg.get_id().as_str()),
+            (None, Some(arg)) => matches.value_source(arg.get_id().as_str()),
+            (None, None) => continue, // a setting for other commands
         };
-        let id = arg.get_id().as_str();
-        let source = sub_matches.value_source(id).or_else(|| matches.value_source(id));
         if matches!(source, Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
             continue;
         }
