@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use v6scope_flow::aggregate::{Aggregator, HostBytes, SamplingPolicy};
 use v6scope_flow::enrich::PrefixTable;
+use v6scope_flow::listener::{Listener, ListenerConfig};
 use v6scope_flow::logs::LogReport;
 use v6scope_flow::users::Sketch;
 use v6scope_flow::{Decoders, Family, FlowRecord, pcap};
@@ -335,239 +336,6 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// What a receiving thread hands the main loop every second:
-/// the counters since the last hand-over.
-struct Delta {
-    thread: usize,
-    agg: Aggregator,
-    datagrams: u64,
-    /// At the end: the thread's decoders (statistics, templates).
-    last: Option<Box<Decoders>>,
-    templates: Option<serde_json::Value>,
-}
-
-/// One thread per socket: blocking receive into one reused buffer, decode
-/// and aggregate in place (no per-datagram allocation or hand-off), and a
-/// hand-over of the counters every second.
-#[allow(clippy::too_many_arguments)] // one thread's whole world, passed once
-fn receive(
-    thread: usize,
-    socket: std::net::UdpSocket,
-    mut decoders: Decoders,
-    fresh: impl Fn() -> Aggregator,
-    table: Arc<std::sync::RwLock<(u64, Arc<PrefixTable>)>>,
-    keep_templates: bool,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    tx: tokio::sync::mpsc::UnboundedSender<Delta>,
-) {
-    use std::sync::atomic::Ordering;
-    let mut batch = Batch::new();
-    let mut records = Vec::with_capacity(1024);
-    let mut agg = fresh();
-    let mut generation = match table.read() {
-        Ok(t) => {
-            agg.set_table(t.1.clone());
-            t.0
-        }
-        Err(_) => 0,
-    };
-    let mut datagrams = 0u64;
-    let mut handed = std::time::Instant::now();
-    let mut templates_sent = std::time::Instant::now();
-    loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        if stopping || handed.elapsed() >= HAND_OVER {
-            let templates =
-                (keep_templates && (stopping || templates_sent.elapsed() >= Duration::from_secs(10))).then(|| {
-                    templates_sent = std::time::Instant::now();
-                    decoders.netflow.save_templates()
-                });
-            let delta = Delta {
-                thread,
-                agg: agg.take(),
-                datagrams: std::mem::take(&mut datagrams),
-                last: None,
-                templates,
-            };
-            if tx.send(delta).is_err() {
-                return;
-            }
-            handed = std::time::Instant::now();
-            if stopping {
-                decoders.netflow.abandon_held();
-                let _ = tx.send(Delta {
-                    thread,
-                    agg: fresh(),
-                    datagrams: 0,
-                    last: Some(Box::new(decoders)),
-                    templates: None,
-                });
-                return;
-            }
-        }
-        let received = match batch.receive(&socket) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!("udp receive: {e}");
-                0
-            }
-        };
-        if received > 0 {
-            // A reloaded prefix table applies from the next batch on (an
-            // uncontended read lock: tens of nanoseconds).
-            if let Ok(shared) = table.read()
-                && shared.0 != generation
-            {
-                generation = shared.0;
-                agg.set_table(shared.1.clone());
-            }
-            let now = now();
-            for (from, datagram) in batch.datagrams(received) {
-                datagrams += 1;
-                decoders.decode(from, datagram, now, &mut records);
-                for r in records.drain(..) {
-                    agg.add(&r);
-                }
-            }
-        }
-        if received == BATCH {
-            continue;
-        }
-        // The queue is empty: let datagrams gather for a moment instead of
-        // waking once per datagram (a wake-up cost more than decoding
-        // one); when nothing came at all, block until something does.
-        if received > 0 {
-            std::thread::sleep(COALESCE);
-        } else {
-            wait_readable(&socket, Duration::from_millis(100));
-        }
-    }
-}
-
-/// How often a receiving thread hands its counters to the main loop (each
-/// hand-over starts fresh maps and sketches, so not too often).
-const HAND_OVER: Duration = Duration::from_secs(1);
-
-/// Datagrams taken per system call.
-const BATCH: usize = 64;
-/// How long a busy receiver lets datagrams gather between batches; the
-/// 32 MiB receive buffer holds far more than this much at any rate seen.
-const COALESCE: Duration = Duration::from_millis(1);
-const DATAGRAM_MAX: usize = 65_536;
-
-/// Buffers for `recvmmsg`: up to [`BATCH`] datagrams and their sources per call.
-struct Batch {
-    buffers: Vec<u8>,
-    sources: Vec<libc::sockaddr_storage>,
-    iovecs: Vec<libc::iovec>,
-    headers: Vec<libc::mmsghdr>,
-}
-
-// SAFETY: the raw pointers in `iovecs` and `headers` point into this
-// struct's own heap buffers, which never move once allocated.
-unsafe impl Send for Batch {}
-
-impl Batch {
-    fn new() -> Batch {
-        let mut buffers = vec![0u8; BATCH * DATAGRAM_MAX];
-        // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-        let mut sources: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
-        let mut iovecs: Vec<libc::iovec> = (0..BATCH)
-            .map(|i| libc::iovec {
-                iov_base: buffers[i * DATAGRAM_MAX..].as_mut_ptr().cast(),
-                iov_len: DATAGRAM_MAX,
-            })
-            .collect();
-        let headers = (0..BATCH)
-            .map(|i| {
-                // SAFETY: msghdr is plain data; the fields that matter are set below.
-                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-                h.msg_name = (&mut sources[i] as *mut libc::sockaddr_storage).cast();
-                h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                h.msg_iov = &mut iovecs[i];
-                h.msg_iovlen = 1;
-                libc::mmsghdr { msg_hdr: h, msg_len: 0 }
-            })
-            .collect();
-        Batch {
-            buffers,
-            sources,
-            iovecs,
-            headers,
-        }
-    }
-
-    /// Takes what is queued (at most [`BATCH`] datagrams) without waiting.
-    fn receive(&mut self, socket: &std::net::UdpSocket) -> std::io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        for (i, h) in self.headers.iter_mut().enumerate() {
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut self.iovecs[i];
-            h.msg_len = 0;
-        }
-        // SAFETY: every header points at a live buffer of DATAGRAM_MAX
-        // bytes and a sockaddr_storage, owned by `self` for the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                socket.as_raw_fd(),
-                self.headers.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(e),
-            };
-        }
-        Ok(n as usize)
-    }
-
-    /// The first `n` datagrams received, with their senders' addresses.
-    fn datagrams(&self, n: usize) -> impl Iterator<Item = (IpAddr, &[u8])> + '_ {
-        (0..n).filter_map(move |i| {
-            let len = (self.headers[i].msg_len as usize).min(DATAGRAM_MAX);
-            let from = sockaddr_ip(&self.sources[i])?;
-            Some((from, &self.buffers[i * DATAGRAM_MAX..i * DATAGRAM_MAX + len]))
-        })
-    }
-}
-
-fn sockaddr_ip(s: &libc::sockaddr_storage) -> Option<IpAddr> {
-    match s.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
-            let a: &libc::sockaddr_in = unsafe { &*(s as *const libc::sockaddr_storage).cast() };
-            Some(IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
-            let a: &libc::sockaddr_in6 = unsafe { &*(s as *const libc::sockaddr_storage).cast() };
-            let v6 = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            // An IPv4 exporter on a dual-stack [::] socket.
-            Some(v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)))
-        }
-        _ => None,
-    }
-}
-
-/// Blocks until the socket has a datagram or `limit` passes.
-fn wait_readable(socket: &std::net::UdpSocket, limit: Duration) {
-    use std::os::fd::AsRawFd;
-    let mut fds = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe {
-        libc::poll(&mut fds, 1, limit.as_millis() as libc::c_int);
-    }
-}
-
 async fn listen(
     args: &CollectArgs,
     listeners: &[SocketAddr],
@@ -580,32 +348,21 @@ async fn listen(
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok());
-    let shared_table = Arc::new(std::sync::RwLock::new((0u64, table.clone())));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Delta>();
-    let mut threads = Vec::new();
-    for (thread, &addr) in listeners.iter().enumerate() {
-        let socket = bind(addr).with_context(|| format!("listening on udp://{addr}"))?;
-        eprintln!("listening on udp://{}", socket.local_addr()?);
-        let mut decoders = Decoders::default();
-        if let Some(saved) = &saved {
-            let n = decoders.netflow.load_templates(saved);
-            eprintln!("{n} template(s) restored");
-        }
-        let (interval, policy, table, count_egress) = (args.interval, policy.clone(), table.clone(), args.count_egress);
-        let fresh = move || {
-            let mut agg = Aggregator::new(interval, policy.clone(), table.clone());
-            agg.count_egress = count_egress;
-            agg
-        };
-        let (shared_table, stop, tx, keep) = (shared_table.clone(), stop.clone(), tx.clone(), state.is_some());
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("udp {addr}"))
-                .spawn(move || receive(thread, socket, decoders, fresh, shared_table, keep, stop, tx))?,
-        );
+    let had_saved = saved.is_some();
+    let config = ListenerConfig {
+        interval: args.interval,
+        sampling: policy.clone(),
+        count_egress: args.count_egress,
+        saved_templates: saved,
+        keep_templates: state.is_some(),
+    };
+    let mut listener = Listener::start(listeners, table.clone(), config).context("listening on udp")?;
+    for address in listener.local_addresses() {
+        eprintln!("listening on udp://{address}");
     }
-    drop(tx);
+    if had_saved {
+        eprintln!("{} template(s) restored", listener.restored_templates());
+    }
     let source = format!(
         "udp://{}",
         listeners.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
@@ -642,7 +399,7 @@ async fn listen(
             }
         };
         tokio::select! {
-            delta = rx.recv() => {
+            delta = listener.next() => {
                 let Some(delta) = delta else { break };
                 if delta.datagrams > 0 {
                     last_datagram = Some(tokio::time::Instant::now());
@@ -660,7 +417,7 @@ async fn listen(
                     && !stopping
                 {
                     stopping = true;
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    listener.stop();
                 }
             }
             _ = flush.tick() => {
@@ -675,9 +432,7 @@ async fn listen(
                 let loaded: Result<usize, _> = args.prefixes.iter().map(|p| table.load(p)).sum();
                 match loaded {
                     Ok(n) => {
-                        if let Ok(mut shared) = shared_table.write() {
-                            *shared = (shared.0 + 1, Arc::new(table));
-                        }
+                        listener.set_table(Arc::new(table));
                         eprintln!("prefix tables reloaded: {n} entries");
                     }
                     Err(e) => eprintln!("prefix tables not reloaded, the old ones stay: {e}"),
@@ -685,21 +440,19 @@ async fn listen(
             }
             _ = stop_timer, if !stopping => {
                 stopping = true;
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                listener.stop();
             }
             _ = &mut ctrl_c, if !stopping => {
                 stopping = true;
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                listener.stop();
             }
             _ = terminate.recv(), if !stopping => {
                 stopping = true;
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                listener.stop();
             }
         }
     }
-    for t in threads {
-        let _ = t.join();
-    }
+    listener.join();
     save(store, &pending, &source, args.interval)?;
     if let Some(path) = &state
         && !templates.is_empty()
@@ -739,21 +492,6 @@ fn listener_json(decoders: &Decoders, all: &Aggregator) -> serde_json::Value {
         "traffic": totals_json(all),
         "users": users_json(all),
     })
-}
-
-fn bind(addr: SocketAddr) -> Result<std::net::UdpSocket> {
-    let domain = socket2::Domain::for_address(addr);
-    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if addr.is_ipv6() {
-        // [::] takes IPv4 exporters too.
-        let _ = socket.set_only_v6(false);
-    }
-    // Bursts of export packets must not overflow the kernel buffer.
-    let _ = socket.set_recv_buffer_size(32 << 20);
-    socket.bind(&addr.into())?;
-    // A short timeout so the receiving thread sees stop requests.
-    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    Ok(socket.into())
 }
 
 /// Writes the templates of every receiving thread (the latest of each).

@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod enrich;
+pub mod listener;
 pub mod logs;
 pub mod netflow;
 pub mod packet;
