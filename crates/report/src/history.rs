@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use v6scope_assess::providers::{Providers, attribute};
 use v6scope_model::{Status, Verdict};
-use v6scope_store::{Change, ProviderUseRow, Slice, Store, StoreError};
+use v6scope_store::{Change, ChangeKind, ProviderUseRow, Slice, Store, StoreError};
 
 /// What a run's summary produced.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -113,7 +113,7 @@ pub fn summarise_run(
                 changes.extend(compare(previous, run, &then, &now));
             })?;
         }
-        out.regressions = changes.iter().filter(|c| c.kind == "regression").count();
+        out.regressions = changes.iter().filter(|c| c.kind == ChangeKind::Regression).count();
         out.improvements = changes.len() - out.regressions;
         store.put_changes(campaign, run, &changes)?;
     }
@@ -148,7 +148,11 @@ pub fn compare(previous_run: i64, run: i64, then: &Verdict, now: &Verdict) -> Ve
                 previous_run,
                 domain: now.domain.clone(),
                 profile: now.profile.clone(),
-                kind: if is { "improvement" } else { "regression" }.into(),
+                kind: if is {
+                    ChangeKind::Improvement
+                } else {
+                    ChangeKind::Regression
+                },
                 check_id: check_id.into(),
                 from_status: from.as_str().into(),
                 to_status: to.as_str().into(),

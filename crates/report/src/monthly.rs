@@ -784,7 +784,7 @@ pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, Report
     };
     for g in &groups {
         let group = change_group(g, zh);
-        let regression = g.kind == "regression";
+        let regression = g.kind == v6scope_store::ChangeKind::Regression;
         if regression {
             changes.regressions += g.changes;
         } else {
@@ -2270,7 +2270,7 @@ mod tests {
     #[test]
     fn change_titles_come_from_the_recorded_text() {
         let g = ChangeGroupRow {
-            kind: "regression".into(),
+            kind: v6scope_store::ChangeKind::Regression,
             check_id: "ns_v6".into(),
             changes: 2,
             domains: 2,

@@ -347,9 +347,9 @@ async fn campaign(
             (target_table(lang, "best", &name, &view.best))
             @if !view.changes.is_empty() {
                 h2 { (lang.t("changes")) }
-                ul #changes { @for c in &view.changes { li class=(c.kind) {
+                ul #changes { @for c in &view.changes { li class=(c.kind.as_str()) {
                     a href=(href(lang, &format!("/sites/{}?campaign={}", encode(&c.domain), encode(&name)))) { (c.domain) }
-                    " — " (lang.t(&c.kind)) (lang.colon()) (change_text(lang, c)) } } }
+                    " — " (lang.t(c.kind.as_str())) (lang.colon()) (change_text(lang, c)) } } }
             }
             h2 { (lang.t("targets")) " (" (list.total) ")" }
             form.filters method="get" action=(path) {
@@ -466,9 +466,9 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
             } } }
         } }
         h2 { (lang.t("changes")) }
-        ul #changelog { @for c in &view.changes { li class=(c.kind) {
+        ul #changelog { @for c in &view.changes { li class=(c.kind.as_str()) {
             (lang.t("run")) " " (c.previous_run) " → " (c.run_id) " · " (c.profile) " · "
-            strong { (lang.t(&c.kind)) } (lang.colon()) (change_text(lang, c)) } } }
+            strong { (lang.t(c.kind.as_str())) } (lang.colon()) (change_text(lang, c)) } } }
         @if !view.failing_links.is_empty() {
             h2 { (lang.t("failing_links")) }
             div.scroll { table id="failing-links" {
@@ -547,7 +547,7 @@ async fn runs(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> R
         div.scroll { table id="jobs" {
             thead { tr { th { "#" } th { (lang.t("campaign")) } th { (lang.t("source")) } th { (lang.t("state")) } th { (lang.t("run")) } th { (lang.t("started")) } th { (lang.t("finished")) } } }
             tbody { @for j in &jobs { tr {
-                td { (j.id) } td { (j.campaign) } td { (j.reason) } td class=(j.state) { (j.state) " " (j.error.as_deref().unwrap_or("")) }
+                td { (j.id) } td { (j.campaign) } td { (j.reason) }  td class=(j.state.as_str()) { (j.state.as_str()) " " (j.error.as_deref().unwrap_or("")) }
                 td { (j.run_id.map(|r| r.to_string()).unwrap_or_default()) } td { (j.requested_at) } td { (j.finished_at.as_deref().unwrap_or("")) }
             } } }
         } }

@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::str::FromStr;
 use std::time::Duration;
-use v6scope_store::{Job, Schedule};
+use v6scope_store::{Job, JobState, Schedule};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
@@ -264,7 +264,12 @@ async fn run_job(state: &SharedState, job: Job) {
     let error = outcome.as_ref().err().cloned();
     let finished = state
         .store(move |store| {
-            store.set_job_state(id, if error.is_some() { "failed" } else { "done" }, error.as_deref())?;
+            let state = if error.is_some() {
+                JobState::Failed
+            } else {
+                JobState::Done
+            };
+            store.set_job_state(id, state, error.as_deref())?;
             Ok(store.job(id)?)
         })
         .await;
@@ -295,7 +300,7 @@ async fn notify_regressions(state: &SharedState, campaign: &str, run: i64) {
             let regressions: Vec<_> = store
                 .changes(Some(run), None, 10_000)?
                 .into_iter()
-                .filter(|c| c.kind == "regression")
+                .filter(|c| c.kind == v6scope_store::ChangeKind::Regression)
                 .collect();
             Ok(Some((url, regressions)))
         })

@@ -177,7 +177,7 @@ mod tests {
             .changes(Some(runs[2]), None, 100_000)
             .unwrap()
             .into_iter()
-            .filter(|c| c.kind == "regression" && c.check_id == "verdict")
+            .filter(|c| c.kind == v6scope_store::ChangeKind::Regression && c.check_id == "verdict")
             .count();
         assert!(regressions > 0);
         assert_eq!(store.run(runs[0]).unwrap().started_at, "2026-08-15T03:00:00Z");

@@ -11,7 +11,9 @@ use v6scope_model::{DomainObservation, Target, Verdict};
 
 mod platform;
 mod reports;
-pub use platform::{Change, Job, ProviderUseRow, RunRow, Schedule, Slice, TargetFilter, TargetRow, TimelinePoint};
+pub use platform::{
+    Change, ChangeKind, Job, JobState, ProviderUseRow, RunRow, Schedule, Slice, TargetFilter, TargetRow, TimelinePoint,
+};
 pub use reports::ChangeGroupRow;
 
 #[derive(Debug, thiserror::Error)]

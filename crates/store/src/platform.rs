@@ -131,7 +131,7 @@ pub struct Change {
     pub domain: String,
     pub profile: String,
     /// `regression` or `improvement`.
-    pub kind: String,
+    pub kind: ChangeKind,
     /// The check that changed, or `verdict` for the domain's verdict.
     pub check_id: String,
     pub from_status: String,
@@ -181,6 +181,80 @@ pub struct Schedule {
     pub last_fired: Option<i64>,
 }
 
+/// Which way a change between two runs went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Regression,
+    Improvement,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Regression => "regression",
+            ChangeKind::Improvement => "improvement",
+        }
+    }
+}
+
+impl rusqlite::types::FromSql for ChangeKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_str()? {
+            "regression" => Ok(ChangeKind::Regression),
+            "improvement" => Ok(ChangeKind::Improvement),
+            other => Err(rusqlite::types::FromSqlError::Other(
+                format!("change kind '{other}'").into(),
+            )),
+        }
+    }
+}
+
+impl rusqlite::types::ToSql for ChangeKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// Done or failed: nothing more will happen to the job.
+    pub fn finished(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed)
+    }
+
+    fn parse(text: &str) -> Option<JobState> {
+        [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+impl rusqlite::types::FromSql for JobState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        JobState::parse(text).ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("job state '{text}'").into()))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub id: i64,
@@ -188,8 +262,7 @@ pub struct Job {
     pub args: Vec<String>,
     /// `schedule N`, `api`, ...
     pub reason: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: String,
+    pub state: JobState,
     pub run_id: Option<i64>,
     pub requested_at: String,
     pub finished_at: Option<String>,
@@ -664,8 +737,8 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_job_state(&mut self, job: i64, state: &str, error: Option<&str>) -> Result<()> {
-        let finished = matches!(state, "done" | "failed");
+    pub fn set_job_state(&mut self, job: i64, state: JobState, error: Option<&str>) -> Result<()> {
+        let (finished, state) = (state.finished(), state.as_str());
         self.conn.execute(
             "UPDATE jobs SET state = ?2, error = ?3, \
              finished_at = CASE WHEN ?4 THEN strftime('%Y-%m-%dT%H:%M:%SZ','now') ELSE finished_at END WHERE id = ?1",

@@ -12,7 +12,7 @@ use v6scope_model::Verdict;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeGroupRow {
     /// `regression` or `improvement`.
-    pub kind: String,
+    pub kind: crate::ChangeKind,
     pub check_id: String,
     /// Transitions counted (a domain may change in several runs).
     pub changes: i64,
@@ -83,7 +83,11 @@ impl Store {
              WHERE n <= ?3 ORDER BY kind, check_id, n",
         )?;
         let rows = stmt.query_map(params![ids, profile, examples], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, crate::ChangeKind>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         for row in rows {
             let (kind, check, domain) = row?;
