@@ -33,14 +33,7 @@ pub(crate) struct DnsArgs {
 
 pub(crate) async fn bulk_dns(args: DnsArgs, quiet: bool) -> Result<ExitCode> {
     use v6scope_probe::dns::{RecordType, Resolver, parse_name};
-    let resolvers: Vec<SocketAddr> = if args.resolvers.is_empty() {
-        v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
-    } else {
-        args.resolvers
-            .iter()
-            .map(|r| parse_resolver(r))
-            .collect::<Result<_>>()?
-    };
+    let resolvers = resolver_addresses(&args.resolvers)?;
     let types: Vec<RecordType> = args
         .types
         .iter()

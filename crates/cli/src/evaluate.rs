@@ -194,6 +194,14 @@ pub(crate) fn fit_open_files(wanted: usize) -> usize {
     }
 }
 
+/// The `--resolver` addresses, or /etc/resolv.conf's when none is given.
+pub(crate) fn resolver_addresses(given: &[String]) -> Result<Vec<SocketAddr>> {
+    if given.is_empty() {
+        return v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()));
+    }
+    given.iter().map(|r| parse_resolver(r)).collect()
+}
+
 pub(crate) fn parse_resolver(s: &str) -> Result<SocketAddr> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Ok(sa);
@@ -228,13 +236,8 @@ pub(crate) async fn setup(
 ) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_probe::health::Watch>)> {
     let resolvers = if args.iterative {
         Vec::new()
-    } else if args.resolvers.is_empty() {
-        v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
     } else {
-        args.resolvers
-            .iter()
-            .map(|r| parse_resolver(r))
-            .collect::<Result<_>>()?
+        resolver_addresses(&args.resolvers)?
     };
     let mut config = ProbeConfig::with_resolvers(resolvers);
     config.scan_policy = scan_policy;
@@ -450,15 +453,7 @@ pub(crate) fn public_only_policy(
 ) -> Result<v6scope_probe::policy::AddressPolicy> {
     use v6scope_probe::policy::AddressPolicy;
     let mut allow = allowed.to_vec();
-    let resolvers: Vec<SocketAddr> = if probe.resolvers.is_empty() {
-        v6scope_probe::resolv_conf_servers("/etc/resolv.conf").map_err(|e| usage(e.to_string()))?
-    } else {
-        probe
-            .resolvers
-            .iter()
-            .map(|r| parse_resolver(r))
-            .collect::<Result<_>>()?
-    };
+    let resolvers = resolver_addresses(&probe.resolvers)?;
     allow.extend(resolvers.iter().map(|r| ipnet::IpNet::from(r.ip())));
     allow.extend(probe.vantage_probes.iter().map(|a| ipnet::IpNet::from(*a)));
     Ok(AddressPolicy::public_only(allow))

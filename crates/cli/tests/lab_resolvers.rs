@@ -263,6 +263,19 @@ fn a_scan_is_never_judged_against_a_faulty_resolver() {
     assert!(!listing.contains(" 2/2"), "{listing}");
 }
 
+/// The lab's scenario domains, the whole-site ones (`site-…`) left out.
+fn scenario_domains(env: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let plan = std::path::Path::new(&env["V6LAB_DIR"]).join("scenarios.json");
+    let scenarios: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    scenarios
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["domain"].as_str().map(|d| d.trim_end_matches('.').to_string()))
+        .filter(|d| !d.starts_with("site-"))
+        .collect()
+}
+
 /// The statuses of a scan's verdicts per (domain, profile), from its JSON Lines.
 fn statuses(jsonl: &str) -> std::collections::BTreeMap<(String, String), String> {
     let mut out = std::collections::BTreeMap::new();
@@ -284,16 +297,7 @@ fn statuses(jsonl: &str) -> std::collections::BTreeMap<(String, String), String>
 fn a_resolver_that_dies_mid_run_is_waited_for_and_its_targets_retried() {
     let env = lab_env();
     let dir = tempfile::Builder::new().prefix("lab-resolvers-mid").tempdir().unwrap();
-    let plan = std::path::Path::new(&env["V6LAB_DIR"]).join("scenarios.json");
-    let scenarios: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
-    let domains: Vec<String> = scenarios
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["domain"].as_str().map(|d| d.trim_end_matches('.').to_string()))
-        .filter(|d| !d.starts_with("site-"))
-        .take(30)
-        .collect();
+    let domains: Vec<String> = scenario_domains(&env).into_iter().take(30).collect();
     let list = dir.path().join("targets.txt");
     std::fs::write(&list, domains.join("\n") + "\n").unwrap();
     let scan = |db: &std::path::Path, jsonl: &std::path::Path, resolver: &str| {
@@ -357,15 +361,7 @@ fn a_resolver_that_dies_mid_run_is_waited_for_and_its_targets_retried() {
 fn the_built_in_iterative_resolver_judges_as_the_lab_resolver_does() {
     let env = lab_env();
     let dir = tempfile::Builder::new().prefix("lab-iterative").tempdir().unwrap();
-    let plan = std::path::Path::new(&env["V6LAB_DIR"]).join("scenarios.json");
-    let scenarios: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
-    let domains: Vec<String> = scenarios
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["domain"].as_str().map(|d| d.trim_end_matches('.').to_string()))
-        .filter(|d| !d.starts_with("site-"))
-        .collect();
+    let domains = scenario_domains(&env);
     let list = dir.path().join("targets.txt");
     std::fs::write(&list, domains.join("\n") + "\n").unwrap();
     let hints = std::path::Path::new(&env["V6LAB_DIR"]).join("unbound/root.hints");
