@@ -511,7 +511,6 @@ fn save_templates(path: &std::path::Path, per_thread: &BTreeMap<usize, serde_jso
 
 /// Adds an aggregator's counters and sketches to the store.
 fn save(store: &mut Store, agg: &Aggregator, source: &str, interval: u64) -> Result<()> {
-    let family = |f: Family| if f == Family::Ipv4 { 4 } else { 6 };
     let mut rows: Vec<TrafficRow> = agg
         .traffic
         .iter()
@@ -524,7 +523,7 @@ fn save(store: &mut Store, agg: &Aggregator, source: &str, interval: u64) -> Res
             asn: i64::from(k.asn),
             organisation: k.organisation.to_string(),
             region: k.region.to_string(),
-            family: family(k.family),
+            family: k.family,
             bytes: c.bytes as i64,
             packets: c.packets as i64,
             records: c.records as i64,
@@ -540,7 +539,7 @@ fn save(store: &mut Store, agg: &Aggregator, source: &str, interval: u64) -> Res
         asn: 0,
         organisation: String::new(),
         region: String::new(),
-        family: family(*f),
+        family: *f,
         bytes: c.bytes as i64,
         packets: c.packets as i64,
         records: c.records as i64,

@@ -107,7 +107,7 @@ pub(crate) fn traffic(args: TrafficArgs) -> Result<ExitCode> {
     type Counts = [(i64, i64, i64); 2];
     let mut periods: BTreeMap<(String, String), Counts> = BTreeMap::new();
     for t in store.traffic_by(&args.by, args.group.as_deref())? {
-        let slot = usize::from(t.family == 6);
+        let slot = usize::from(t.family == v6scope_model::Family::Ipv6);
         periods.entry((t.period, t.group)).or_default()[slot] = (t.bytes, t.packets, t.records);
     }
     let group = args.group.as_deref().unwrap_or("");
@@ -142,7 +142,7 @@ pub(crate) fn traffic(args: TrafficArgs) -> Result<ExitCode> {
     // whatever it is, is the same for both families), never a volume.
     let mut waiting: BTreeMap<(String, String), [i64; 4]> = BTreeMap::new();
     for t in store.traffic_unscaled(&args.by)? {
-        let at = if t.family == 6 { 2 } else { 0 };
+        let at = if t.family == v6scope_model::Family::Ipv6 { 2 } else { 0 };
         let e = waiting.entry((t.period, t.group)).or_default();
         e[at] += t.bytes;
         e[at + 1] += t.records;

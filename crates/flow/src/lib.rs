@@ -36,22 +36,8 @@ pub fn split_datagrams(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
 
 use std::net::IpAddr;
 
-/// Address family of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-}
-
-impl Family {
-    pub fn of(address: &IpAddr) -> Family {
-        match address {
-            IpAddr::V4(_) => Family::Ipv4,
-            IpAddr::V6(_) => Family::Ipv6,
-        }
-    }
-}
+/// Address family (the model's, so traffic rows and verdicts share one type).
+pub use v6scope_model::Family;
 
 /// Whether the exporter saw the flow entering or leaving the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

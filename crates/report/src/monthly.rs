@@ -729,7 +729,7 @@ pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, Report
     let mut traffic: BTreeMap<String, [i64; 2]> = BTreeMap::new();
     for t in store.traffic_months(from, until_secs)? {
         let e = traffic.entry(t.period).or_default();
-        e[usize::from(t.family == 6)] += t.bytes;
+        e[usize::from(t.family == v6scope_model::Family::Ipv6)] += t.bytes;
     }
     let mut trend = Vec::new();
     for m in first_month..=period {

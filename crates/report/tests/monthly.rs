@@ -122,7 +122,13 @@ fn month_start(day: &str) -> i64 {
     v6scope_model::days::parse(day).unwrap() * 86_400
 }
 
-fn traffic(start: i64, family: i64, bytes: i64, scaled: bool) -> TrafficRow {
+/// `family` as people write it: 4 or 6.
+fn traffic(start: i64, family: u8, bytes: i64, scaled: bool) -> TrafficRow {
+    let family = if family == 6 {
+        v6scope_model::Family::Ipv6
+    } else {
+        v6scope_model::Family::Ipv4
+    };
     TrafficRow {
         start,
         seconds: 60,

@@ -322,7 +322,7 @@ fn traffic_share(store: &Store, by: &str) -> Result<Vec<(String, f64)>, ApiError
     let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for t in store.traffic_by(by, None)? {
         let e = per.entry(t.period).or_default();
-        if t.family == 6 {
+        if t.family == v6scope_model::Family::Ipv6 {
             e.1 += t.bytes;
         } else {
             e.0 += t.bytes;
@@ -633,7 +633,7 @@ pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, Ap
     let mut per: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for t in store.traffic_by(&by, group.as_deref())? {
         let e = per.entry((t.period, t.group)).or_default();
-        if t.family == 6 {
+        if t.family == v6scope_model::Family::Ipv6 {
             e.1 += t.bytes;
         } else {
             e.0 += t.bytes;
@@ -657,7 +657,7 @@ pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, Ap
             let mut waiting: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
             for t in unscaled_totals {
                 let e = waiting.entry((t.period, t.group)).or_default();
-                if t.family == 6 {
+                if t.family == v6scope_model::Family::Ipv6 {
                     e.1 += t.bytes;
                 } else {
                     e.0 += t.bytes;

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use v6scope_model::{DomainObservation, Target, Verdict};
+use v6scope_model::{DomainObservation, Family, Target, Verdict};
 
 mod platform;
 mod reports;
@@ -104,14 +104,34 @@ CREATE TABLE IF NOT EXISTS sketches (
 );
 "#;
 
+/// The family as the traffic table stores it: 4 or 6.
+fn family_number(family: Family) -> i64 {
+    match family {
+        Family::Ipv4 => 4,
+        Family::Ipv6 => 6,
+    }
+}
+
+/// The family of a stored 4 or 6; anything else is a corrupt row.
+pub(crate) fn family_of(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Family> {
+    match row.get::<_, i64>(column)? {
+        4 => Ok(Family::Ipv4),
+        6 => Ok(Family::Ipv6),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Integer,
+            format!("address family {other}").into(),
+        )),
+    }
+}
+
 /// Totals of one period and family.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrafficTotal {
     pub period: String,
     /// The group's value (empty without a group).
     pub group: String,
-    /// 4 or 6.
-    pub family: i64,
+    pub family: Family,
     pub bytes: i64,
     pub packets: i64,
     pub records: i64,
@@ -129,8 +149,7 @@ pub struct TrafficRow {
     pub asn: i64,
     pub organisation: String,
     pub region: String,
-    /// 4 or 6.
-    pub family: i64,
+    pub family: Family,
     pub bytes: i64,
     pub packets: i64,
     pub records: i64,
@@ -265,7 +284,7 @@ impl Store {
                     r.asn,
                     r.organisation,
                     r.region,
-                    r.family,
+                    family_number(r.family),
                     r.bytes,
                     r.packets,
                     r.records,
@@ -316,7 +335,7 @@ impl Store {
             Ok(TrafficTotal {
                 period: r.get(0)?,
                 group: r.get(1)?,
-                family: r.get(2)?,
+                family: family_of(r, 2)?,
                 bytes: r.get(3)?,
                 packets: r.get(4)?,
                 records: r.get(5)?,

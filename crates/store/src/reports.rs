@@ -128,7 +128,7 @@ impl Store {
             Ok(TrafficTotal {
                 period: r.get(0)?,
                 group: String::new(),
-                family: r.get(1)?,
+                family: crate::family_of(r, 1)?,
                 bytes: r.get(2)?,
                 packets: r.get(3)?,
                 records: r.get(4)?,
