@@ -59,9 +59,9 @@ pub struct CollectArgs {
     /// ingress).
     #[arg(long)]
     count_egress: bool,
-    /// SQLite store file the indicators are added to.
-    #[arg(long, default_value = "v6scope.db", env = "V6SCOPE_DB")]
-    db: PathBuf,
+    /// The store the indicators are added to.
+    #[command(flatten)]
+    store: crate::StoreArgs,
     /// Where templates are kept across restarts.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -130,7 +130,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
         .map(|l| listen_addr(l))
         .collect::<Result<_>>()
         .map_err(|e| crate::usage(e.to_string()))?;
-    let mut store = Store::open(&args.db).with_context(|| format!("opening store {}", args.db.display()))?;
+    let mut store = args.store.open()?;
     let table = Arc::new(table);
     let mut summary = serde_json::Map::new();
 
@@ -210,7 +210,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
             .map(|(h, b4, b6)| serde_json::json!({"host": h, "ipv4_bytes": b4, "ipv6_bytes": b6}))
             .collect();
         let source = format!("pcap:{}", path.display());
-        save(&mut store, &agg, &source, args.interval)?;
+        save(&mut *store, &agg, &source, args.interval)?;
         summary.insert(
             source,
             serde_json::json!({
@@ -275,7 +275,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
         }
         let decoded = decoders.netflow.stats.records + decoders.sflow.stats.records;
         let source = format!("datagrams:{}", path.display());
-        save(&mut store, &agg, &source, args.interval)?;
+        save(&mut *store, &agg, &source, args.interval)?;
         let mut result = listener_json(&decoders, &agg);
         result["decode_seconds"] = serde_json::json!(round4(seconds));
         result["records_per_second"] = serde_json::json!((decoded as f64 / seconds.max(1e-9)).round());
@@ -324,7 +324,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
 
     // UDP listeners until --duration, --idle-exit or Ctrl-C.
     if !listeners.is_empty() {
-        let result = listen(&args, &listeners, policy, table, &mut store).await?;
+        let result = listen(&args, &listeners, policy, table, &mut *store).await?;
         summary.insert("udp".into(), result);
     }
 
@@ -341,7 +341,7 @@ async fn listen(
     listeners: &[SocketAddr],
     policy: SamplingPolicy,
     table: Arc<PrefixTable>,
-    store: &mut Store,
+    store: &mut dyn Store,
 ) -> Result<serde_json::Value> {
     let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));
     let saved: Option<serde_json::Value> = state
@@ -510,7 +510,7 @@ fn save_templates(path: &std::path::Path, per_thread: &BTreeMap<usize, serde_jso
 }
 
 /// Adds an aggregator's counters and sketches to the store.
-fn save(store: &mut Store, agg: &Aggregator, source: &str, interval: u64) -> Result<()> {
+fn save(store: &mut dyn Store, agg: &Aggregator, source: &str, interval: u64) -> Result<()> {
     let mut rows: Vec<TrafficRow> = agg
         .traffic
         .iter()
@@ -551,14 +551,18 @@ fn save(store: &mut Store, agg: &Aggregator, source: &str, interval: u64) -> Res
             ("subscribers", &sketches.subscribers),
             ("addresses", &sketches.addresses),
         ] {
-            let mut merged = sketch.clone();
-            if let Some(stored) = store.sketch(day, organisation, kind)? {
-                match Sketch::from_bytes(&stored) {
-                    Ok(old) => merged.merge(&old)?,
-                    Err(e) => tracing::warn!("stored sketch {day} {organisation} {kind} replaced: {e}"),
+            // One atomic read-merge-write in the store: another collector
+            // writing the same day and organisation never loses an update.
+            store.merge_sketch(day, organisation, kind, &mut |stored| {
+                let mut merged = sketch.clone();
+                if let Some(stored) = stored {
+                    match Sketch::from_bytes(stored) {
+                        Ok(old) => merged.merge(&old).map_err(|e| e.to_string())?,
+                        Err(e) => tracing::warn!("stored sketch {day} {organisation} {kind} replaced: {e}"),
+                    }
                 }
-            }
-            store.put_sketch(day, organisation, kind, &merged.to_bytes())?;
+                Ok(merged.to_bytes())
+            })?;
         }
     }
     Ok(())

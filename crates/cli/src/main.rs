@@ -188,11 +188,43 @@ enum Command {
     SynthStore(SynthArgs),
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct StoreArgs {
-    /// SQLite store file.
-    #[arg(long, default_value = "v6scope.db", env = "V6SCOPE_DB")]
-    db: PathBuf,
+    /// Where results are kept: `sqlite:PATH` or `postgres://USER@HOST/DB`
+    /// (default: sqlite:v6scope.db). Given in any way (flag, environment,
+    /// config file), it wins over --db.
+    #[arg(long = "store", value_name = "URL", env = "V6SCOPE_STORE")]
+    location: Option<v6scope_store::Location>,
+    /// The SQLite store file: the same as --store sqlite:PATH.
+    #[arg(long, value_name = "PATH", env = "V6SCOPE_DB")]
+    db: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn location(&self) -> v6scope_store::Location {
+        match (&self.location, &self.db) {
+            (Some(l), _) => l.clone(),
+            (None, Some(db)) => v6scope_store::Location::Sqlite(db.clone()),
+            (None, None) => v6scope_store::Location::Sqlite("v6scope.db".into()),
+        }
+    }
+
+    /// Opens the store, creating it if needed (commands that write).
+    fn open(&self) -> Result<Box<dyn Store>> {
+        let location = self.location();
+        v6scope_store::open(&location).with_context(|| format!("opening store {location}"))
+    }
+
+    /// Opens a store that must exist already (commands that only read): a
+    /// mistyped SQLite path is a usage error, not a new empty store.
+    fn open_existing(&self) -> Result<Box<dyn Store>> {
+        if let Some(path) = self.location().sqlite_path()
+            && !path.exists()
+        {
+            bail!(usage(format!("no store at {}", path.display())));
+        }
+        self.open()
+    }
 }
 
 /// An error in the user's input or usage (exit code 2).
@@ -286,9 +318,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report(args),
         Command::Serve(args) => serve(args, cli.config).await,
         Command::SynthStore(args) => {
-            let mut store = Store::open(&args.store.db)?;
+            let mut store = args.store.open()?;
             v6scope_server::synth::generate(
-                &mut store,
+                &mut *store,
                 &args.campaign,
                 args.targets,
                 args.runs,

@@ -73,15 +73,14 @@ pub(crate) struct AssessArgs {
 
 pub(crate) fn reassess(args: AssessArgs) -> Result<ExitCode> {
     let profile = Profile::load(&args.profile).map_err(|e| usage(e.to_string()))?;
-    let mut store =
-        Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
+    let mut store = args.store.open()?;
     store.run(args.run).map_err(|e| usage(e.to_string()))?;
     let mut verdicts = Vec::new();
-    store.for_each_observation(args.run, |idx, observation| {
+    store.for_each_observation(args.run, &mut |idx, observation| {
         verdicts.push((idx, assess(&observation, &profile)));
     })?;
     store.save_verdicts(args.run, &verdicts)?;
-    v6scope_report::history::summarise_run(&mut store, args.run, &load_providers(&None)?, &|_| None)?;
+    v6scope_report::history::summarise_run(&mut *store, args.run, &load_providers(&None)?, &|_| None)?;
     let mut tally: BTreeMap<Status, u64> = BTreeMap::new();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -118,10 +117,7 @@ pub(crate) fn report(args: ReportArgs) -> Result<ExitCode> {
     if format == "pdf" && args.out.is_none() {
         bail!(usage("--format pdf needs --out FILE"));
     }
-    if !args.store.db.exists() {
-        bail!(usage(format!("no store at {}", args.store.db.display())));
-    }
-    let store = Store::open(&args.store.db)?;
+    let store = args.store.open_existing()?;
     let plan = v6scope_report::plan::Plan::load(&args.plan).map_err(|e| usage(e.to_string()))?;
     let request = ReportRequest {
         campaign: args.campaign,
@@ -130,7 +126,7 @@ pub(crate) fn report(args: ReportArgs) -> Result<ExitCode> {
         profile: args.profile,
         zh,
     };
-    let report = monthly::build(&store, &request).map_err(|e| {
+    let report = monthly::build(&*store, &request).map_err(|e| {
         if e.is_usage() {
             usage(e.to_string())
         } else {
@@ -162,7 +158,7 @@ pub(crate) fn campaign(command: CampaignCommand) -> Result<ExitCode> {
                 bail!(usage("a campaign name of 1 to 200 characters"));
             }
             let targets = read_targets(&file)?;
-            let mut store = Store::open(&store.db).with_context(|| format!("opening store {}", store.db.display()))?;
+            let mut store = store.open()?;
             store.put_campaign(&name, &targets)?;
             let mut by_category: BTreeMap<String, usize> = BTreeMap::new();
             for t in &targets {
@@ -181,13 +177,10 @@ pub(crate) fn campaign(command: CampaignCommand) -> Result<ExitCode> {
             }
         }
         CampaignCommand::List(store) => {
-            if !store.db.exists() {
-                bail!(usage(format!("no store at {}", store.db.display())));
-            }
-            let store = Store::open(&store.db)?;
+            let store = store.open_existing()?;
             println!("{:<32}  {:<20}  {:>8}", "campaign", "created", "targets");
-            for (name, created, n) in store.campaigns()? {
-                println!("{name:<32}  {created:<20}  {n:>8}");
+            for c in store.campaigns()? {
+                println!("{:<32}  {:<20}  {:>8}", c.name, c.created_at, c.targets);
             }
         }
     }
@@ -239,10 +232,7 @@ pub(crate) fn plans(args: PlansArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn runs(args: StoreArgs) -> Result<ExitCode> {
-    if !args.db.exists() {
-        bail!(usage(format!("no store at {}", args.db.display())));
-    }
-    let store = Store::open(&args.db)?;
+    let store = args.open_existing()?;
     println!(
         "{:>5}  {:<20}  {:<20}  {:>9}  {:>9}  profiles  source",
         "run", "started", "finished", "targets", "done"

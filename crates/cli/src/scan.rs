@@ -68,16 +68,16 @@ pub(crate) struct Finished {
 /// Writes finished targets to the store in batches on its own thread, so
 /// SQLite never blocks the probes.
 pub(crate) fn spawn_store_writer(
-    mut store: Store,
+    mut store: Box<dyn Store>,
     run: i64,
 ) -> (
     std::sync::mpsc::SyncSender<Finished>,
-    std::thread::JoinHandle<Result<Store>>,
+    std::thread::JoinHandle<Result<Box<dyn Store>>>,
 ) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Finished>(1024);
-    let handle = std::thread::spawn(move || -> Result<Store> {
+    let handle = std::thread::spawn(move || -> Result<Box<dyn Store>> {
         let mut batch: Vec<Finished> = Vec::new();
-        let flush = |store: &mut Store, batch: &mut Vec<Finished>| -> Result<()> {
+        let flush = |store: &mut dyn Store, batch: &mut Vec<Finished>| -> Result<()> {
             if batch.is_empty() {
                 return Ok(());
             }
@@ -98,12 +98,12 @@ pub(crate) fn spawn_store_writer(
                 Ok(item) => {
                     batch.push(item);
                     if batch.len() >= 200 {
-                        flush(&mut store, &mut batch)?;
+                        flush(&mut *store, &mut batch)?;
                     }
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => flush(&mut store, &mut batch)?,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => flush(&mut *store, &mut batch)?,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    flush(&mut store, &mut batch)?;
+                    flush(&mut *store, &mut batch)?;
                     return Ok(store);
                 }
             }
@@ -144,8 +144,7 @@ pub(crate) fn read_targets(file: &std::path::Path) -> Result<Vec<Target>> {
 }
 
 pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
-    let mut store =
-        Store::open(&args.store.db).with_context(|| format!("opening store {}", args.store.db.display()))?;
+    let mut store = args.store.open()?;
     let (run, pending, profiles) = match args.resume {
         Some(run) => {
             let info = store.run(run).map_err(|e| usage(e.to_string()))?;
@@ -370,7 +369,7 @@ pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let info = store.run(run)?;
     eprintln!("run {run}: {} of {} targets evaluated", info.done, info.targets);
     let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
-    let summary = v6scope_report::history::summarise_run(&mut store, run, &providers, &asn_of)?;
+    let summary = v6scope_report::history::summarise_run(&mut *store, run, &providers, &asn_of)?;
     if summary.regressions + summary.improvements > 0 {
         eprintln!(
             "  against the previous run: {} regressions, {} improvements",

@@ -115,7 +115,7 @@ pub(crate) async fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Resu
         program: std::env::current_exe().context("locating the v6scope binary for scans")?,
         leading_args,
     };
-    v6scope_server::serve(config, args.store.db, scanner)
+    v6scope_server::serve(config, args.store.location(), scanner)
         .await
         .map_err(|e| usage(e.to_string()))?;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! `traffic` and `users`: the passive indicators from the store.
 
 use super::*;
+use v6scope_store::{Period, TrafficGroup};
 
 #[derive(Args)]
 pub(crate) struct UsersArgs {
@@ -36,14 +37,11 @@ pub(crate) struct TrafficArgs {
 pub(crate) fn users(args: UsersArgs) -> Result<ExitCode> {
     use v6scope_flow::aggregate::{day_of, day_start};
     use v6scope_flow::users::Sketch;
-    if !args.store.db.exists() {
-        bail!(usage(format!("no store at {}", args.store.db.display())));
-    }
-    let store = Store::open(&args.store.db)?;
+    let store = args.store.open_existing()?;
     let until = match &args.until {
         Some(day) => day.clone(),
         None => match store.sketches("0000-00-00", "9999-99-99", "subscribers")?.last() {
-            Some((day, _, _)) => day.clone(),
+            Some(row) => row.day.clone(),
             None => bail!(usage("the store holds no user sketches (run v6scope collect)")),
         },
     };
@@ -52,8 +50,10 @@ pub(crate) fn users(args: UsersArgs) -> Result<ExitCode> {
     // Per organisation, and all organisations together ("").
     let mut merged: BTreeMap<(String, &str), Sketch> = BTreeMap::new();
     for kind in ["subscribers", "addresses"] {
-        for (day, organisation, bytes) in store.sketches(&first, &until, kind)? {
-            let sketch = Sketch::from_bytes(&bytes).with_context(|| format!("sketch {day} {organisation} {kind}"))?;
+        for row in store.sketches(&first, &until, kind)? {
+            let (day, organisation) = (&row.day, row.organisation);
+            let sketch =
+                Sketch::from_bytes(&row.sketch).with_context(|| format!("sketch {day} {organisation} {kind}"))?;
             for key in [organisation.clone(), "(all)".to_string()] {
                 merged.entry((key, kind)).or_default().merge(&sketch)?;
             }
@@ -86,27 +86,23 @@ pub(crate) fn users(args: UsersArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn traffic(args: TrafficArgs) -> Result<ExitCode> {
-    if !args.store.db.exists() {
-        bail!(usage(format!("no store at {}", args.store.db.display())));
-    }
     if !matches!(args.by.as_str(), "minute" | "hour" | "day" | "month") {
         bail!(usage(format!("--by {}: minute, hour, day or month", args.by)));
     }
-    if let Some(g) = &args.group
-        && !matches!(
-            g.as_str(),
-            "exporter" | "interface" | "asn" | "organisation" | "region" | "source"
-        )
-    {
-        bail!(usage(format!(
-            "--group {g}: exporter, interface, asn, organisation, region or source"
-        )));
-    }
-    let store = Store::open(&args.store.db)?;
+    let period = Period::parse(&args.by);
+    let group_by = match args.group.as_deref() {
+        None => None,
+        Some(g) => Some(TrafficGroup::parse(g).ok_or_else(|| {
+            usage(format!(
+                "--group {g}: exporter, interface, asn, organisation, region or source"
+            ))
+        })?),
+    };
+    let store = args.store.open_existing()?;
     // (period, group) → [IPv4, IPv6] (bytes, packets, records).
     type Counts = [(i64, i64, i64); 2];
     let mut periods: BTreeMap<(String, String), Counts> = BTreeMap::new();
-    for t in store.traffic_by(&args.by, args.group.as_deref())? {
+    for t in store.traffic_by(period, group_by)? {
         let slot = usize::from(t.family == v6scope_model::Family::Ipv6);
         periods.entry((t.period, t.group)).or_default()[slot] = (t.bytes, t.packets, t.records);
     }
@@ -141,7 +137,7 @@ pub(crate) fn traffic(args: TrafficArgs) -> Result<ExitCode> {
     // Records no rate was given for: an IPv6 share per exporter (the rate,
     // whatever it is, is the same for both families), never a volume.
     let mut waiting: BTreeMap<(String, String), [i64; 4]> = BTreeMap::new();
-    for t in store.traffic_unscaled(&args.by)? {
+    for t in store.traffic_unscaled(period)? {
         let at = if t.family == v6scope_model::Family::Ipv6 { 2 } else { 0 };
         let e = waiting.entry((t.period, t.group)).or_default();
         e[at] += t.bytes;

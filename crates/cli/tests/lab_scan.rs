@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use v6scope_store::Store;
+use v6scope_store::prelude::*;
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("v6scope-test-{}-{name}", std::process::id()));
@@ -76,7 +76,7 @@ fn scan_reports_bad_lines_streams_outputs_and_rejudges() {
     assert!(csv_text.contains("ipv4-only.test,government,Lab Ministry,South,fail,"));
     assert_eq!(csv_text.lines().count(), 5);
 
-    let store = Store::open(&db).unwrap();
+    let store = v6scope_store::SqliteStore::open(&db).unwrap();
     let runs = store.runs().unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!((runs[0].targets, runs[0].done), (4, 4));
@@ -155,7 +155,7 @@ fn scan_killed_with_sigkill_resumes_without_loss_or_duplicates() {
     let run = loop {
         assert!(started.elapsed() < Duration::from_secs(120), "no progress within 120 s");
         std::thread::sleep(Duration::from_millis(200));
-        if let Ok(store) = Store::open(&db)
+        if let Ok(store) = v6scope_store::SqliteStore::open(&db)
             && let Ok(runs) = store.runs()
             && let Some(r) = runs.first()
             && r.done >= 2
@@ -165,7 +165,7 @@ fn scan_killed_with_sigkill_resumes_without_loss_or_duplicates() {
     };
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let before = Store::open(&db).unwrap().run(run).unwrap();
+    let before = v6scope_store::SqliteStore::open(&db).unwrap().run(run).unwrap();
     assert!(
         before.done < before.targets,
         "the kill must land mid-run ({} of {})",
@@ -192,14 +192,14 @@ fn scan_killed_with_sigkill_resumes_without_loss_or_duplicates() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let store = Store::open(&db).unwrap();
+    let store = v6scope_store::SqliteStore::open(&db).unwrap();
     let after = store.run(run).unwrap();
     assert_eq!((after.targets, after.done), (10, 10));
     assert_eq!(store.observation_count(run).unwrap(), (10, 10), "no duplicates");
     assert_eq!(store.verdicts(run, "internetnl").unwrap().len(), 10);
     let mut stored = Vec::new();
     store
-        .for_each_observation(run, |_, o| stored.push(o.target.domain))
+        .for_each_observation(run, &mut |_, o| stored.push(o.target.domain))
         .unwrap();
     let mut expected: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
     stored.sort();
@@ -258,7 +258,7 @@ fn scan_crawls_sites_for_the_cn_profiles_and_keeps_the_crawl_settings() {
     };
     assert_eq!(status("site-stub-v6.test"), "fail");
     // The crawl settings are kept with the run for --resume.
-    let store = Store::open(&db).unwrap();
+    let store = v6scope_store::SqliteStore::open(&db).unwrap();
     let run = &store.runs().unwrap()[0];
     let info = store.run(run.id).unwrap();
     let config: serde_json::Value = serde_json::from_str(&info.config).unwrap();
@@ -311,7 +311,7 @@ fn a_campaign_is_imported_once_and_scanned_by_name() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let store = Store::open(&db).unwrap();
+    let store = v6scope_store::SqliteStore::open(&db).unwrap();
     let runs = store.runs().unwrap();
     assert_eq!(runs[0].source, "campaign:gov-2026");
     assert_eq!((runs[0].targets, runs[0].done), (2, 2));

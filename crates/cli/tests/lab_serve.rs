@@ -12,7 +12,6 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use v6scope_store::Store;
 
 const TOKEN: &str = "lab-token-0123456789abcdef";
 const LAB_PREFIXES: [&str; 3] = ["2001:db8::/32", "203.0.113.0/24", "198.51.100.0/24"];
@@ -131,12 +130,31 @@ fn lab_config(dir: &std::path::Path, env: &std::collections::BTreeMap<String, St
 
 #[test]
 fn a_scheduled_campaign_runs_reports_regressions_and_survives_a_restart() {
-    let env = lab_env();
     let dir = tempfile::Builder::new().prefix("lab-serve").tempdir().unwrap();
-    let db = dir.path().join("v6scope.db");
+    let store = v6scope_store::Location::Sqlite(dir.path().join("v6scope.db"));
+    scheduled_campaign_story(&dir, &store);
+}
+
+/// The same story with the server on PostgreSQL: its scans reach the store
+/// through their environment, and resume after a `kill -9` from it.
+#[test]
+fn a_scheduled_campaign_runs_reports_regressions_and_survives_a_restart_on_postgres() {
+    let dir = tempfile::Builder::new().prefix("lab-serve-pg").tempdir().unwrap();
+    let database = v6scope_store::testing::ScratchPostgres::create();
+    scheduled_campaign_story(&dir, &database.location);
+}
+
+/// One story at a time: both use the same webhook port and blackhole the
+/// same lab address.
+static ONE_STORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn scheduled_campaign_story(dir: &tempfile::TempDir, location: &v6scope_store::Location) {
+    let _one = ONE_STORY.lock().unwrap_or_else(|e| e.into_inner());
+    let env = lab_env();
     let config = lab_config(dir.path(), &env);
     let leading = ["--config", config.to_str().unwrap()];
-    let mut server = Server::start_in(Some(CLIENT_NS), &db, &leading, &[]);
+    let url = location.to_url();
+    let mut server = Server::start_on(Some(CLIENT_NS), &url, &leading, &[]);
 
     // Import through the API.
     let csv = "domain,category,organisation,region\n\
@@ -291,11 +309,11 @@ fn a_scheduled_campaign_runs_reports_regressions_and_survives_a_restart() {
         .status();
     let _ = server.child.wait();
     std::thread::sleep(Duration::from_millis(500));
-    server = Server::start_in(Some(CLIENT_NS), &db, &leading, &[]);
+    server = Server::start_on(Some(CLIENT_NS), &url, &leading, &[]);
     let done = wait_job(&server, job, Duration::from_secs(300));
     assert_eq!(done["state"], "done", "{done}\n{}", server.log.lock().unwrap());
     assert_eq!(done["run_id"], run, "the same run was resumed, not a new one");
-    let store = Store::open(&db).unwrap();
+    let store = v6scope_store::open(location).unwrap();
     let info = store.run(run).unwrap();
     assert!(info.finished_at.is_some());
     assert_eq!(store.observation_count(run).unwrap(), (8, 8), "every target once");

@@ -10,6 +10,7 @@ mod common;
 use common::server::{Server, synth_store};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use v6scope_store::prelude::*;
 
 /// reqwest here is built without a TLS provider of its own (the server's
 /// choice); loopback HTTP needs none, but the builder wants one installed.
@@ -515,7 +516,7 @@ async fn a_schedule_missed_while_the_server_was_down_runs_once() {
     let (dir, db) = setup("serve-missed");
     let config = write_config(dir.path());
     {
-        let mut store = v6scope_store::Store::open(&db).unwrap();
+        let mut store = v6scope_store::SqliteStore::open(&db).unwrap();
         let targets = vec![v6scope_model_target("missed.example.test")];
         store.put_campaign("missed", &targets).unwrap();
         // Daily at 03:00, last fired a week ago: seven times missed.

@@ -37,14 +37,14 @@ impl Tally {
 /// Summarises a finished run for every profile it was judged under and
 /// records its changes against the previous run of the same campaign.
 pub fn summarise_run(
-    store: &mut Store,
+    store: &mut dyn Store,
     run: i64,
     providers: &Providers,
     asn_of: &dyn Fn(IpAddr) -> Option<u32>,
 ) -> Result<Summarised, StoreError> {
     let info = store.run(run)?;
     let mut uses = Vec::new();
-    store.for_each_observation(run, |idx, obs| {
+    store.for_each_observation(run, &mut |idx, obs| {
         for u in attribute(&obs, providers, asn_of) {
             uses.push(ProviderUseRow {
                 idx,
@@ -66,9 +66,9 @@ pub fn summarise_run(
     for (n, profile) in info.profiles.iter().enumerate() {
         let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
         let mut targets = 0;
-        store.for_each_target_verdict(run, profile, |t| {
+        store.for_each_target_verdict(run, profile, &mut |t| {
             targets += 1;
-            let pass = t.status.as_deref() == Some("pass");
+            let pass = t.status == Some(Status::Pass);
             let score = t.score.unwrap_or(0.0);
             let mut add = |dimension: &str, key: &str| {
                 tallies
@@ -109,7 +109,7 @@ pub fn summarise_run(
     {
         let mut changes = Vec::new();
         for profile in &info.profiles {
-            store.for_each_verdict_pair(run, previous, profile, |then, now| {
+            store.for_each_verdict_pair(run, previous, profile, &mut |then, now| {
                 changes.extend(compare(previous, run, &then, &now));
             })?;
         }
@@ -154,8 +154,8 @@ pub fn compare(previous_run: i64, run: i64, then: &Verdict, now: &Verdict) -> Ve
                     ChangeKind::Regression
                 },
                 check_id: check_id.into(),
-                from_status: from.as_str().into(),
-                to_status: to.as_str().into(),
+                from_status: from,
+                to_status: to,
                 text,
             });
         }

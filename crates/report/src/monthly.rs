@@ -340,7 +340,7 @@ fn today() -> i64 {
 /// A run's slices under a profile: the stored summary, or — for a run that
 /// finished before summaries existed — the same figures computed from its
 /// verdicts (no providers), which reads every target once.
-fn slices(store: &Store, run: i64, profile: &str, dimensions: &[&str]) -> Result<(Vec<Slice>, bool), StoreError> {
+fn slices(store: &dyn Store, run: i64, profile: &str, dimensions: &[&str]) -> Result<(Vec<Slice>, bool), StoreError> {
     let mut out = Vec::new();
     for d in dimensions {
         out.extend(store.summary(run, profile, Some(d))?);
@@ -349,8 +349,8 @@ fn slices(store: &Store, run: i64, profile: &str, dimensions: &[&str]) -> Result
         return Ok((out, true));
     }
     let mut tallies: BTreeMap<(String, String), (i64, i64, f64)> = BTreeMap::new();
-    store.for_each_target_verdict(run, profile, |t| {
-        let pass = i64::from(t.status.as_deref() == Some("pass"));
+    store.for_each_target_verdict(run, profile, &mut |t| {
+        let pass = i64::from(t.status == Some(Status::Pass));
         let score = t.score.unwrap_or(0.0);
         for (d, k) in [
             ("all", None),
@@ -507,15 +507,16 @@ fn fixes(checks: &[v6scope_model::CheckResult], zh: bool) -> Vec<Fix> {
 
 /// Active users: distinct subscribers over the 30 days up to the latest
 /// collected day not after `until`, all organisations merged.
-pub fn active_users(store: &Store, until: i64) -> Result<Option<UsersFigure>, ReportError> {
+pub fn active_users(store: &dyn Store, until: i64) -> Result<Option<UsersFigure>, ReportError> {
     let Some(last) = store.latest_sketch_day("subscribers", &days::format(until))? else {
         return Ok(None);
     };
     let end = days::parse(&last).unwrap_or(until);
     let first = days::format(end - 29);
     let mut all = Sketch::default();
-    for (day, _, bytes) in store.sketches(&first, &last, "subscribers")? {
-        let sketch = Sketch::from_bytes(&bytes).map_err(|e| ReportError::Sketch {
+    for row in store.sketches(&first, &last, "subscribers")? {
+        let day = row.day;
+        let sketch = Sketch::from_bytes(&row.sketch).map_err(|e| ReportError::Sketch {
             day: day.clone(),
             reason: e.to_string(),
         })?;
@@ -538,7 +539,7 @@ struct CampaignRun {
 }
 
 /// Builds the report of `req.period` (or the latest run's month).
-pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, ReportError> {
+pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, ReportError> {
     let zh = req.zh;
     let plan = &req.plan;
     let requested = match &req.period {
@@ -832,7 +833,7 @@ pub fn build(store: &Store, req: &ReportRequest) -> Result<MonthlyReport, Report
                 category: t.category,
                 organisation: t.organisation,
                 region: t.region,
-                status: t.status.unwrap_or_default(),
+                status: v.status.as_str().to_string(),
                 score: t.score.unwrap_or(0.0),
                 fixes: fixes(&v.checks, zh),
             });
@@ -2275,8 +2276,8 @@ mod tests {
             changes: 2,
             domains: 2,
             sample_text: "Name servers: reachable over IPv6: pass → fail: 2001:db8::1 timeout".into(),
-            sample_from: "pass".into(),
-            sample_to: "fail".into(),
+            sample_from: Status::Pass,
+            sample_to: Status::Fail,
             examples: vec!["a.test".into()],
         };
         assert_eq!(change_group(&g, false).title, "Name servers: reachable over IPv6");

@@ -9,6 +9,7 @@ use v6scope_model::{CheckResult, Status, Target, Verdict};
 use v6scope_report::history::summarise_run;
 use v6scope_report::monthly::{self, MonthlyReport, ReportError, ReportRequest};
 use v6scope_report::plan::{Plan, PlanSet};
+use v6scope_store::prelude::*;
 use v6scope_store::{Slice, Store, TrafficRow};
 
 const PROFILE: &str = "internetnl";
@@ -98,7 +99,7 @@ fn verdict(domain: &str, pass: bool) -> Verdict {
 
 /// Creates, judges, finishes, dates and summarises a run in which the
 /// listed domains pass.
-fn run(store: &mut Store, campaign: &str, started_at: &str, passing: &[&str], summarise: bool) -> i64 {
+fn run(store: &mut dyn Store, campaign: &str, started_at: &str, passing: &[&str], summarise: bool) -> i64 {
     let targets = targets();
     let id = store
         .create_run(&format!("campaign:{campaign}"), &[PROFILE.into()], "{}")
@@ -148,7 +149,7 @@ fn traffic(start: i64, family: u8, bytes: i64, scaled: bool) -> TrafficRow {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: Store,
+    store: v6scope_store::SqliteStore,
     plan: Plan,
     runs: [i64; 4],
 }
@@ -163,7 +164,7 @@ struct Fixture {
 /// | 4 (10-20) | all | b0 b1 | c0 c1 |
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path().join("v6scope.db")).unwrap();
+    let mut store = v6scope_store::SqliteStore::open(dir.path().join("v6scope.db")).unwrap();
     store.put_campaign("gov", &targets()).unwrap();
     let r1 = run(
         &mut store,
@@ -225,7 +226,7 @@ fn fixture() -> Fixture {
         sketch.insert(0x2001_0db8_0000_0000_0000_0000_0000_0000 + (i << 64));
     }
     store
-        .put_sketch("2026-10-10", "Org A", "subscribers", &sketch.to_bytes())
+        .merge_sketch("2026-10-10", "Org A", "subscribers", &mut |_| Ok(sketch.to_bytes()))
         .unwrap();
     let plan = dir.path().join("plan.toml");
     std::fs::write(
@@ -621,7 +622,7 @@ fn pdf_is_printed_by_chromium_when_installed() {
 #[ignore]
 fn a_100k_target_campaign_reports_quickly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path().join("big.db")).unwrap();
+    let mut store = v6scope_store::SqliteStore::open(dir.path().join("big.db")).unwrap();
     let n = 100_000;
     let targets: Vec<Target> = (0..n)
         .map(|i| Target {

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use v6scope_model::{Target, Verdict};
 use v6scope_report::plan::{Indicator, Plan, parse_day};
 use v6scope_report::render::{Measurement, Row, rows};
-use v6scope_store::{Change, Job, Schedule, Slice, Store, TargetFilter, TargetRow, TimelinePoint};
+use v6scope_store::{
+    Change, Job, Period, Schedule, Slice, Store, TargetFilter, TargetRow, TimelinePoint, TrafficGroup,
+};
 
 pub(crate) const OPENAPI: &str = include_str!("../openapi.json");
 
@@ -53,7 +55,7 @@ async fn openapi() -> Response {
 async fn health(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
     let counters = state.store(|s| Ok(s.counters()?)).await?;
     Ok(Json(
-        serde_json::json!({"status": "ok", "runs": counters[0], "queued_jobs": counters[2]}),
+        serde_json::json!({"status": "ok", "runs": counters.runs, "queued_jobs": counters.jobs_queued}),
     ))
 }
 
@@ -152,7 +154,7 @@ impl ViewQuery {
 /// under it, else that run's own first profile (a campaign judged only
 /// under cn-website must not look as if it had never run).
 pub(crate) fn campaign_profile(
-    store: &Store,
+    store: &dyn Store,
     campaign: &str,
     asked: &ViewQuery,
     state: &crate::AppState,
@@ -195,7 +197,7 @@ pub(crate) struct CampaignHeadline {
     pub runs: Vec<RunPoint>,
 }
 
-fn run_points(store: &Store, campaign: &str, profile: &str, limit: i64) -> Result<Vec<RunPoint>, ApiError> {
+fn run_points(store: &dyn Store, campaign: &str, profile: &str, limit: i64) -> Result<Vec<RunPoint>, ApiError> {
     let mut points = Vec::new();
     for (run, started_at) in store.finished_runs_of(&format!("campaign:{campaign}"), limit)? {
         if let Some(all) = store.summary(run, profile, Some("all"))?.into_iter().next() {
@@ -224,13 +226,18 @@ pub(crate) struct Overview {
     pub active_users: Option<u64>,
 }
 
-pub(crate) fn overview(store: &Store, profile: &str, plan: &Plan, lang: Lang) -> Result<Overview, ApiError> {
+pub(crate) fn overview(store: &dyn Store, profile: &str, plan: &Plan, lang: Lang) -> Result<Overview, ApiError> {
     let mut campaigns = Vec::new();
     // Site support per category pooled over every campaign: latest and
     // previous run of each.
     let mut latest: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
     let mut earlier: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
-    for (name, created_at, targets) in store.campaigns()? {
+    for v6scope_store::CampaignRow {
+        name,
+        created_at,
+        targets,
+    } in store.campaigns()?
+    {
         let runs = run_points(store, &name, profile, 24)?;
         for (slot, point) in [(&mut latest, runs.last()), (&mut earlier, runs.iter().rev().nth(1))] {
             if let Some(p) = point {
@@ -305,20 +312,20 @@ pub(crate) fn overview(store: &Store, profile: &str, plan: &Plan, lang: Lang) ->
         },
         campaigns,
         milestones,
-        traffic_share: traffic_share(store, "month")?,
+        traffic_share: traffic_share(store, Period::Month)?,
         active_users: users.map(|(_, n)| n),
     })
 }
 
 /// 30-day active IPv6 users up to the latest day collected (the report's
 /// definition).
-fn active_users(store: &Store) -> Result<Option<(i64, u64)>, ApiError> {
+fn active_users(store: &dyn Store) -> Result<Option<(i64, u64)>, ApiError> {
     let figure = v6scope_report::monthly::active_users(store, parse_day("9999-12-31").unwrap_or(i64::MAX / 2))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(figure.map(|f| (parse_day(&f.last_day).unwrap_or(0), f.subscribers)))
 }
 
-fn traffic_share(store: &Store, by: &str) -> Result<Vec<(String, f64)>, ApiError> {
+fn traffic_share(store: &dyn Store, by: Period) -> Result<Vec<(String, f64)>, ApiError> {
     let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for t in store.traffic_by(by, None)? {
         let e = per.entry(t.period).or_default();
@@ -355,16 +362,16 @@ pub(crate) struct CampaignView {
     pub regions: Vec<String>,
 }
 
-fn campaign_exists(store: &Store, name: &str) -> Result<i64, ApiError> {
+fn campaign_exists(store: &dyn Store, name: &str) -> Result<i64, ApiError> {
     store
         .campaigns()?
         .into_iter()
-        .find(|(n, _, _)| n == name)
-        .map(|(_, _, targets)| targets)
+        .find(|c| c.name == name)
+        .map(|c| c.targets)
         .ok_or_else(|| ApiError::NotFound(format!("no campaign '{name}'")))
 }
 
-pub(crate) fn campaign(store: &Store, name: &str, profile: &str) -> Result<CampaignView, ApiError> {
+pub(crate) fn campaign(store: &dyn Store, name: &str, profile: &str) -> Result<CampaignView, ApiError> {
     let targets = campaign_exists(store, name)?;
     let runs = run_points(store, name, profile, 24)?;
     let latest_run = runs.last().map(|r| r.run);
@@ -426,14 +433,23 @@ impl TargetsQuery {
         }
     }
 
-    pub fn filter(&self) -> TargetFilter {
+    /// The list's filter; an empty field is no filter, a status that is not one is a 400.
+    pub fn filter(&self) -> Result<TargetFilter, ApiError> {
         let keep = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-        TargetFilter {
+        let status = match keep(&self.status) {
+            None => None,
+            Some(s) => Some(s.parse::<v6scope_model::Status>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "status '{s}': pass, fail, warn, info, not_applicable, not_testable or error"
+                ))
+            })?),
+        };
+        Ok(TargetFilter {
             category: keep(&self.category),
             region: keep(&self.region),
             organisation: keep(&self.organisation),
-            status: keep(&self.status),
-        }
+            status,
+        })
     }
 }
 
@@ -446,7 +462,7 @@ pub(crate) struct TargetsPage {
     pub targets: Vec<TargetRow>,
 }
 
-pub(crate) fn targets(store: &Store, name: &str, profile: &str, q: &TargetsQuery) -> Result<TargetsPage, ApiError> {
+pub(crate) fn targets(store: &dyn Store, name: &str, profile: &str, q: &TargetsQuery) -> Result<TargetsPage, ApiError> {
     const STATUSES: [&str; 7] = [
         "pass",
         "fail",
@@ -483,7 +499,7 @@ pub(crate) fn targets(store: &Store, name: &str, profile: &str, q: &TargetsQuery
             targets: vec![],
         });
     };
-    let (targets, total) = store.targets_page(run, profile, &q.filter(), limit, offset)?;
+    let (targets, total) = store.targets_page(run, profile, &q.filter()?, limit, offset)?;
     Ok(TargetsPage {
         run: Some(run),
         total,
@@ -513,7 +529,7 @@ pub(crate) struct SiteView {
     pub failing_links: Vec<FailingLink>,
 }
 
-pub(crate) fn site(store: &Store, domain: &str, campaign: Option<&str>) -> Result<SiteView, ApiError> {
+pub(crate) fn site(store: &dyn Store, domain: &str, campaign: Option<&str>) -> Result<SiteView, ApiError> {
     if domain.is_empty() || domain.len() > 253 {
         return Err(ApiError::BadRequest("domain: 1 to 253 characters".into()));
     }
@@ -523,7 +539,7 @@ pub(crate) fn site(store: &Store, domain: &str, campaign: Option<&str>) -> Resul
             campaign_exists(store, c)?;
             vec![c.to_string()]
         }
-        None => store.campaigns()?.into_iter().map(|c| c.0).collect(),
+        None => store.campaigns()?.into_iter().map(|c| c.name).collect(),
     };
     let mut found = None;
     for c in &campaigns {
@@ -608,7 +624,7 @@ pub(crate) struct UnscaledRowView {
     pub share_v6: f64,
 }
 
-pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, ApiError> {
+pub(crate) fn traffic(store: &dyn Store, q: &TrafficQuery) -> Result<TrafficView, ApiError> {
     if let Some(l) = &q.lang
         && Lang::from_query(l).is_none()
     {
@@ -618,20 +634,18 @@ pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, Ap
     if !matches!(by.as_str(), "minute" | "hour" | "day" | "month") {
         return Err(ApiError::BadRequest(format!("by '{by}': minute, hour, day or month")));
     }
-    let group = q.group.clone().filter(|g| !g.is_empty());
-    if let Some(g) = &group
-        && !matches!(
-            g.as_str(),
-            "exporter" | "interface" | "asn" | "organisation" | "region" | "source"
-        )
-    {
-        return Err(ApiError::BadRequest(format!(
-            "group '{g}': exporter, interface, asn, organisation, region or source"
-        )));
-    }
-    let unscaled_totals = store.traffic_unscaled(&by)?;
+    let group = match q.group.as_deref().filter(|g| !g.is_empty()) {
+        None => None,
+        Some(g) => Some(TrafficGroup::parse(g).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "group '{g}': exporter, interface, asn, organisation, region or source"
+            ))
+        })?),
+    };
+    let period = Period::parse(&by);
+    let unscaled_totals = store.traffic_unscaled(period)?;
     let mut per: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-    for t in store.traffic_by(&by, group.as_deref())? {
+    for t in store.traffic_by(period, group)? {
         let e = per.entry((t.period, t.group)).or_default();
         if t.family == v6scope_model::Family::Ipv6 {
             e.1 += t.bytes;
@@ -641,7 +655,7 @@ pub(crate) fn traffic(store: &Store, q: &TrafficQuery) -> Result<TrafficView, Ap
     }
     Ok(TrafficView {
         by,
-        group,
+        group: group.and(q.group.clone()),
         rows: per
             .into_iter()
             .map(|((period, group), (v4, v6))| TrafficRowView {
@@ -687,7 +701,7 @@ pub(crate) struct ProviderView {
     pub ipv4_only: i64,
 }
 
-pub(crate) fn providers(store: &Store, name: &str, profile: &str) -> Result<Vec<ProviderView>, ApiError> {
+pub(crate) fn providers(store: &dyn Store, name: &str, profile: &str) -> Result<Vec<ProviderView>, ApiError> {
     campaign_exists(store, name)?;
     let Some((run, _)) = store.finished_runs_of(&format!("campaign:{name}"), 1)?.pop() else {
         return Ok(vec![]);
@@ -731,10 +745,11 @@ pub(crate) struct RunView {
     pub done: i64,
 }
 
-pub(crate) fn runs(state: &crate::AppState, store: &Store) -> Result<Vec<RunView>, ApiError> {
+pub(crate) fn runs(state: &crate::AppState, store: &dyn Store) -> Result<Vec<RunView>, ApiError> {
     let mut out = Vec::new();
     for r in store.run_list(200)? {
-        let (targets, done, _) = state.run_counts(store, r.id, r.finished_at.is_some())?;
+        let counts = state.run_counts(store, r.id, r.finished_at.is_some())?;
+        let (targets, done) = (counts.targets, counts.observations);
         out.push(RunView {
             id: r.id,
             started_at: r.started_at,
@@ -769,10 +784,10 @@ async fn api_campaigns(State(state): State<SharedState>) -> Result<Json<Vec<Camp
     let list = state.store(|s| Ok(s.campaigns()?)).await?;
     Ok(Json(
         list.into_iter()
-            .map(|(name, created_at, targets)| CampaignItem {
-                name,
-                created_at,
-                targets,
+            .map(|c| CampaignItem {
+                name: c.name,
+                created_at: c.created_at,
+                targets: c.targets,
             })
             .collect(),
     ))
@@ -1222,7 +1237,8 @@ async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result
             let c = s.counters()?;
             let (mut probes, mut errors) = (0, 0);
             for r in s.run_list(i64::MAX)? {
-                let (_, done, error) = st.run_counts(s, r.id, r.finished_at.is_some())?;
+                let counts = st.run_counts(s, r.id, r.finished_at.is_some())?;
+                let (done, error) = (counts.observations, counts.errors);
                 probes += done;
                 errors += error;
             }
@@ -1230,11 +1246,11 @@ async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result
         })
         .await?;
     let m = &state.metrics;
-    m.runs.set(c[0]);
-    m.runs_finished.set(c[1]);
+    m.runs.set(c.runs);
+    m.runs_finished.set(c.runs_finished);
     m.probes.set(probes);
     m.errors.set(errors);
-    m.queue_depth.set(c[2]);
+    m.queue_depth.set(c.jobs_queued);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &m.registry)
         .map_err(|e| ApiError::Internal(format!("metrics: {e}")))?;

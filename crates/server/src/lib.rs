@@ -141,15 +141,16 @@ pub enum ServeError {
 /// Shared by every handler and the scheduler.
 pub(crate) struct AppState {
     pub config: ServerConfig,
-    pub db: PathBuf,
+    /// Where the store is; scans the server starts get it too.
+    pub location: v6scope_store::Location,
     pub token: Option<String>,
     pub scanner: Scanner,
     /// The plans requests may name, loaded at start.
     pub plans: v6scope_report::plan::PlanSet,
-    readers: Mutex<Vec<Store>>,
+    readers: Mutex<Vec<Box<dyn Store>>>,
     /// (targets, observations, error verdicts) of finished runs, which do
     /// not change: counting them again on every scrape cost seconds.
-    pub run_counts: Mutex<std::collections::HashMap<i64, (i64, i64, i64)>>,
+    pub run_counts: Mutex<std::collections::HashMap<i64, v6scope_store::RunCounts>>,
     pub metrics: scheduler::Metrics,
     pub wake: tokio::sync::Notify,
     /// Form bodies being read at once (see `max_form_bytes`).
@@ -164,16 +165,16 @@ impl AppState {
     /// scan proceed together.
     pub async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             let taken = state.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
             let mut store = match taken {
                 Some(s) => s,
-                None => Store::open(&state.db).map_err(ApiError::from)?,
+                None => v6scope_store::open(&state.location).map_err(ApiError::from)?,
             };
-            let out = f(&mut store);
+            let out = f(&mut *store);
             if let Ok(mut pool) = state.readers.lock()
                 && pool.len() < 8
             {
@@ -201,7 +202,12 @@ impl AppState {
     }
 
     /// A run's counts, from the cache when the run is finished.
-    pub fn run_counts(&self, store: &Store, run: i64, finished: bool) -> Result<(i64, i64, i64), ApiError> {
+    pub fn run_counts(
+        &self,
+        store: &dyn Store,
+        run: i64,
+        finished: bool,
+    ) -> Result<v6scope_store::RunCounts, ApiError> {
         if finished && let Some(c) = self.run_counts.lock().ok().and_then(|m| m.get(&run).copied()) {
             return Ok(c);
         }
@@ -239,9 +245,7 @@ pub(crate) enum ApiError {
 impl From<v6scope_store::StoreError> for ApiError {
     fn from(e: v6scope_store::StoreError) -> Self {
         match e {
-            v6scope_store::StoreError::NoSuchRun(_) | v6scope_store::StoreError::NoSuchJob(_) => {
-                ApiError::NotFound(e.to_string())
-            }
+            v6scope_store::StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -285,7 +289,11 @@ impl IntoResponse for ApiError {
 
 /// Builds the state, resumes interrupted work, and serves until Ctrl-C or
 /// SIGTERM.
-pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Result<(), ServeError> {
+pub async fn serve(
+    config: ServerConfig,
+    location: v6scope_store::Location,
+    scanner: Scanner,
+) -> Result<(), ServeError> {
     let token = match (&config.token, &config.token_file) {
         (_, Some(path)) => Some(
             std::fs::read_to_string(path)
@@ -314,7 +322,12 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
     // Webhooks may be https: rustls with ring, as the probes use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Opening once creates the schema before any reader needs it.
-    let store = Store::open(&db)?;
+    let store = {
+        let location = location.clone();
+        tokio::task::spawn_blocking(move || v6scope_store::open(&location))
+            .await
+            .map_err(|e| ServeError::Io(std::io::Error::other(e)))??
+    };
     let mut listeners = Vec::new();
     for addr in &config.listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -326,7 +339,7 @@ pub async fn serve(config: ServerConfig, db: PathBuf, scanner: Scanner) -> Resul
     }
     let state = Arc::new(AppState {
         config,
-        db,
+        location,
         token,
         scanner,
         plans,

@@ -115,7 +115,11 @@ fn change_text(lang: Lang, c: &v6scope_store::Change) -> String {
     if !lang.zh() {
         return c.text.clone();
     }
-    let transition = format!("{} → {}", lang.status(&c.from_status), lang.status(&c.to_status));
+    let transition = format!(
+        "{} → {}",
+        lang.status(c.from_status.as_str()),
+        lang.status(c.to_status.as_str())
+    );
     // The stored text is "{subject}: {from} → {to}{detail}".
     let marker = format!(": {} → {}", c.from_status, c.to_status);
     let Some(at) = c.text.find(&marker) else {
@@ -162,7 +166,7 @@ fn target_table(lang: Lang, id: &str, campaign: &str, rows: &[TargetRow]) -> Mar
                 td { a href=(href(lang, &format!("/sites/{}?campaign={}", encode(&t.domain), encode(campaign)))) { (t.domain) } }
                 td { (t.category.as_deref().unwrap_or("")) } td.region { (t.region.as_deref().unwrap_or("")) }
                 td { (t.organisation.as_deref().unwrap_or("")) }
-                td class=(t.status.as_deref().unwrap_or("")) { (t.status.as_deref().map(|s| lang.status(s)).unwrap_or_else(|| "—".into())) }
+                td class=(t.status.map(|s| s.as_str()).unwrap_or("")) { (t.status.map(|s| lang.status(s.as_str())).unwrap_or_else(|| "—".into())) }
                 td.n { (t.score.map(|s| format!("{s:.0}")).unwrap_or_default()) }
             } } }
         } }
@@ -294,7 +298,10 @@ async fn campaign(
         Ok(d) => d,
         Err(e) => return error_page(lang, e),
     };
-    let filter = q.filter();
+    let filter = match q.filter() {
+        Ok(f) => f,
+        Err(e) => return error_page(lang, e),
+    };
     let path = format!("/campaigns/{}", encode(&name));
     let next_offset = list.offset + list.limit;
     let page_link = |offset: i64| {
@@ -302,7 +309,7 @@ async fn campaign(
         for (k, v) in [
             ("category", &filter.category),
             ("region", &filter.region),
-            ("status", &filter.status),
+            ("status", &filter.status.map(|s| s.as_str().to_string())),
         ] {
             if let Some(v) = v {
                 link.push_str(&format!("&{k}={}", encode(v)));
@@ -362,7 +369,7 @@ async fn campaign(
                     @for r in &view.regions { option value=(r) selected[filter.region.as_deref() == Some(r.as_str())] { (r) } } } }
                 label { (lang.t("status")) select name="status" id="filter-status" {
                     option value="" { (lang.t("all")) }
-                    @for s in ["pass", "fail", "warn", "error", "not_testable"] { option value=(s) selected[filter.status.as_deref() == Some(s)] { (lang.status(s)) } } } }
+                    @for s in ["pass", "fail", "warn", "error", "not_testable"] { option value=(s) selected[filter.status.map(|f| f.as_str()) == Some(s)] { (lang.status(s)) } } } }
                 button type="submit" id="filter-apply" { (lang.t("apply")) }
             }
             (target_table(lang, "targets", &name, &list.targets))
@@ -462,7 +469,7 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
         div.scroll { table id="timeline" {
             thead { tr { th { (lang.t("run")) } th { (lang.t("started")) } th { (lang.t("profile")) } th { (lang.t("status")) } th.n { (lang.t("score")) } } }
             tbody { @for p in &view.timeline { tr {
-                td { (p.run_id) } td { (p.started_at) } td { (p.profile) } td class=(p.status) { (lang.status(&p.status)) } td.n { (format!("{:.0}", p.score)) }
+                td { (p.run_id) } td { (p.started_at) } td { (p.profile) } td class=(p.status.as_str()) { (lang.status(p.status.as_str())) } td.n { (format!("{:.0}", p.score)) }
             } } }
         } }
         h2 { (lang.t("changes")) }

@@ -206,12 +206,10 @@ pub(crate) fn scan_command(state: &SharedState, job: &Job) -> Vec<String> {
         Some(run) => args.extend(["--resume".into(), run.to_string()]),
         None => args.extend(["--campaign".into(), job.campaign.clone()]),
     }
-    args.extend([
-        "--db".into(),
-        state.db.display().to_string(),
-        "--job".into(),
-        job.id.to_string(),
-    ]);
+    // The store reaches the scan through its environment (see run_job):
+    // a PostgreSQL URL may hold a password, which argv would show to
+    // every user of the machine.
+    args.extend(["--job".into(), job.id.to_string()]);
     if !config.allow_special_targets {
         args.push("--public-only".into());
         for prefix in &config.allow_targets {
@@ -235,6 +233,7 @@ async fn run_job(state: &SharedState, job: Job) {
     let mut command = tokio::process::Command::new(&state.scanner.program);
     command
         .args(&args)
+        .env("V6SCOPE_STORE", state.location.to_url())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -108,7 +108,7 @@ fn verdict(domain: &str, profile: &str, target: usize, month: usize) -> Verdict 
 /// runs ending in the month of `last_month` ("YYYY-MM"), then summarises
 /// each run. Returns the run ids, oldest first.
 pub fn generate(
-    store: &mut Store,
+    store: &mut dyn Store,
     campaign: &str,
     targets: usize,
     runs: usize,
@@ -161,11 +161,12 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use v6scope_store::prelude::*;
 
     #[test]
     fn support_rises_and_regressions_are_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path().join("s.db")).unwrap();
+        let mut store = v6scope_store::SqliteStore::open(dir.path().join("s.db")).unwrap();
         let runs = generate(&mut store, "gen", 2000, 3, "2026-10", "cn-website", |_| {}).unwrap();
         assert_eq!(runs.len(), 3);
         let rate = |run| {

@@ -16,7 +16,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `v6scope [leading] serve --listen 127.0.0.1:0 --db DB [args]`
+    /// Starts `v6scope [leading] serve --listen 127.0.0.1:0 --store sqlite:DB [args]`
     /// and waits for its address.
     pub fn start(db: &Path, leading: &[&str], args: &[&str]) -> Server {
         Self::start_in(None, db, leading, args)
@@ -24,6 +24,11 @@ impl Server {
 
     /// The same, inside a network namespace (`ip netns exec NS`).
     pub fn start_in(netns: Option<&str>, db: &Path, leading: &[&str], args: &[&str]) -> Server {
+        Self::start_on(netns, &format!("sqlite:{}", db.display()), leading, args)
+    }
+
+    /// The same on any store (`--store sqlite:PATH` or `postgres://…`).
+    pub fn start_on(netns: Option<&str>, store: &str, leading: &[&str], args: &[&str]) -> Server {
         let bin = env!("CARGO_BIN_EXE_v6scope");
         let mut command = match netns {
             Some(ns) => {
@@ -35,8 +40,7 @@ impl Server {
         };
         command
             .args(leading)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,359 @@
+//! The rows the store takes and gives back. Fields with a fixed set of
+//! values are enums; each has the text form the backends store.
+
+use serde::{Deserialize, Serialize};
+use v6scope_model::{DomainObservation, Family, Status, Verdict};
+
+/// A run as stored, with its target and result counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub source: String,
+    pub profiles: Vec<String>,
+    pub config: String,
+    pub targets: i64,
+    pub done: i64,
+}
+
+/// A run as listed, without counting its targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub source: String,
+    pub profiles: Vec<String>,
+}
+
+/// One target's results, written together.
+pub struct TargetResult<'a> {
+    pub idx: i64,
+    pub observation: &'a DomainObservation,
+    pub verdicts: &'a [Verdict],
+}
+
+/// Totals of one period and family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficTotal {
+    pub period: String,
+    /// The group's value (empty without a group).
+    pub group: String,
+    pub family: Family,
+    pub bytes: i64,
+    pub packets: i64,
+    pub records: i64,
+}
+
+/// Traffic counters of one interval and group, added to what is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficRow {
+    pub start: i64,
+    pub seconds: i64,
+    /// `udp://...`, `pcap:FILE` or `log:FILE`.
+    pub source: String,
+    pub exporter: String,
+    pub interface: i64,
+    pub asn: i64,
+    pub organisation: String,
+    pub region: String,
+    pub family: Family,
+    pub bytes: i64,
+    pub packets: i64,
+    pub records: i64,
+    /// False for records whose sampling rate is unknown (not scaled).
+    pub scaled: bool,
+}
+
+/// The period traffic totals are summed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Minute,
+    Hour,
+    Day,
+    Month,
+}
+
+impl Period {
+    /// `minute`, `hour`, `day` or `month`; anything else is a day.
+    pub fn parse(text: &str) -> Period {
+        match text {
+            "minute" => Period::Minute,
+            "hour" => Period::Hour,
+            "month" => Period::Month,
+            _ => Period::Day,
+        }
+    }
+}
+
+/// What traffic totals are grouped by, besides period and family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficGroup {
+    Exporter,
+    Interface,
+    Asn,
+    Organisation,
+    Region,
+    Source,
+}
+
+impl TrafficGroup {
+    /// The group of a request's text; none for anything not in the list.
+    pub fn parse(text: &str) -> Option<TrafficGroup> {
+        Some(match text {
+            "exporter" => TrafficGroup::Exporter,
+            "interface" => TrafficGroup::Interface,
+            "asn" => TrafficGroup::Asn,
+            "organisation" => TrafficGroup::Organisation,
+            "region" => TrafficGroup::Region,
+            "source" => TrafficGroup::Source,
+            _ => return None,
+        })
+    }
+}
+
+/// The family as backends store it: 4 or 6.
+pub fn family_number(family: Family) -> i64 {
+    match family {
+        Family::Ipv4 => 4,
+        Family::Ipv6 => 6,
+    }
+}
+
+/// The family of a stored 4 or 6; anything else is a corrupt row.
+pub fn family_from_number(number: i64) -> Result<Family, String> {
+    match number {
+        4 => Ok(Family::Ipv4),
+        6 => Ok(Family::Ipv6),
+        other => Err(format!("address family {other}")),
+    }
+}
+
+/// Targets and passes of one slice of a run (all, a category, a region, a
+/// provider ...), under one profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slice {
+    pub dimension: String,
+    pub key: String,
+    pub targets: i64,
+    pub pass: i64,
+    /// Mean score (0-100).
+    pub score: f64,
+}
+
+/// A provider's part in one target, as attributed at the end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderUseRow {
+    pub idx: i64,
+    pub provider: String,
+    pub role: String,
+    pub ipv6: bool,
+    pub evidence: String,
+}
+
+/// A transition of a target between two runs of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub run_id: i64,
+    pub previous_run: i64,
+    pub domain: String,
+    pub profile: String,
+    pub kind: ChangeKind,
+    /// The check that changed, or `verdict` for the domain's verdict.
+    pub check_id: String,
+    pub from_status: Status,
+    pub to_status: Status,
+    pub text: String,
+}
+
+/// Changes of one kind and check over a set of runs, with the first few
+/// domains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeGroupRow {
+    pub kind: ChangeKind,
+    pub check_id: String,
+    /// Transitions counted (a domain may change in several runs).
+    pub changes: i64,
+    /// Distinct domains.
+    pub domains: i64,
+    /// The text, from and to status of the first change (for the check's title).
+    pub sample_text: String,
+    pub sample_from: Status,
+    pub sample_to: Status,
+    /// Up to the requested number of distinct domains, first changed first.
+    pub examples: Vec<String>,
+}
+
+/// One point of a target's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    pub run_id: i64,
+    pub started_at: String,
+    pub profile: String,
+    pub status: Status,
+    pub score: f64,
+}
+
+/// A target row of a run with its verdict under a profile (none when the
+/// target has no verdict yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetRow {
+    pub idx: i64,
+    pub domain: String,
+    pub category: Option<String>,
+    pub organisation: Option<String>,
+    pub region: Option<String>,
+    pub status: Option<Status>,
+    pub score: Option<f64>,
+}
+
+/// Filters of a run's target list; fields are compared for equality.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetFilter {
+    pub category: Option<String>,
+    pub region: Option<String>,
+    pub organisation: Option<String>,
+    pub status: Option<Status>,
+}
+
+impl TargetFilter {
+    /// The run-summary slice (dimension, key) whose count is the number of
+    /// targets this filter matches: the whole run, or the one category,
+    /// region or organisation filtered on; none for other filters.
+    pub fn summary_slice(&self) -> Option<(&'static str, String)> {
+        let single = [
+            ("category", &self.category),
+            ("region", &self.region),
+            ("organisation", &self.organisation),
+        ];
+        let set: Vec<_> = single.iter().filter(|(_, v)| v.is_some()).collect();
+        match (set.as_slice(), &self.status) {
+            ([], None) => Some(("all", String::new())),
+            ([(dimension, Some(key))], None) => Some((*dimension, key.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub id: i64,
+    pub campaign: String,
+    pub cron: String,
+    /// Extra `scan` arguments (profiles, crawl settings).
+    pub args: Vec<String>,
+    /// Unix seconds of the last time it fired.
+    pub last_fired: Option<i64>,
+}
+
+/// Which way a change between two runs went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Regression,
+    Improvement,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Regression => "regression",
+            ChangeKind::Improvement => "improvement",
+        }
+    }
+}
+
+impl std::str::FromStr for ChangeKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "regression" => Ok(ChangeKind::Regression),
+            "improvement" => Ok(ChangeKind::Improvement),
+            other => Err(format!("change kind '{other}'")),
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// Done or failed: nothing more will happen to the job.
+    pub fn finished(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed)
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| format!("job state '{text}'"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub campaign: String,
+    pub args: Vec<String>,
+    /// `schedule N`, `api`, ...
+    pub reason: String,
+    pub state: JobState,
+    pub run_id: Option<i64>,
+    pub requested_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A campaign as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRow {
+    pub name: String,
+    pub created_at: String,
+    pub targets: i64,
+}
+
+/// Counts for the metrics endpoint that cost nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub runs: i64,
+    pub runs_finished: i64,
+    pub jobs_queued: i64,
+    pub jobs_running: i64,
+}
+
+/// Per run: targets, observations stored and error verdicts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub targets: i64,
+    pub observations: i64,
+    pub errors: i64,
+}
+
+/// A stored sketch with its day and organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SketchRow {
+    pub day: String,
+    pub organisation: String,
+    pub sketch: Vec<u8>,
+}

@@ -1,0 +1,181 @@
+//! The store, by entity. Every backend implements all five traits; callers
+//! hold a `Box<dyn Store>` and never see which backend it is.
+//!
+//! Methods are synchronous: backends block, and async callers reach them
+//! from a blocking thread (the server's `spawn_blocking`, the scan's writer
+//! thread). Streaming methods take a callback so a run of a million targets
+//! is never held in memory; a backend may call it between reads, never
+//! while holding a lock the callback could need.
+
+use crate::error::Result;
+use crate::rows::*;
+use v6scope_model::{DomainObservation, Target, Verdict};
+
+/// Runs, their targets, observations and verdicts.
+pub trait Runs {
+    /// A new run; its start time is the program's clock.
+    fn create_run(&mut self, source: &str, profiles: &[String], config: &str) -> Result<i64>;
+    /// Records the run's targets (in order, indexed from 0) in one transaction.
+    fn add_targets(&mut self, run: i64, targets: &[Target]) -> Result<()>;
+    /// Targets of a run that have no stored observation yet, in order.
+    fn pending_targets(&self, run: i64) -> Result<Vec<(i64, Target)>>;
+    /// Stores a batch of finished targets atomically; a target saved again
+    /// replaces what it had.
+    fn save_results(&mut self, run: i64, batch: &[TargetResult<'_>]) -> Result<()>;
+    /// Stores verdicts of an existing run (re-judging).
+    fn save_verdicts(&mut self, run: i64, verdicts: &[(i64, Verdict)]) -> Result<()>;
+    fn finish_run(&mut self, run: i64) -> Result<()>;
+    /// Sets when a run started ("YYYY-MM-DDTHH:MM:SSZ"): for tests and the
+    /// benchmark generator, which make runs of past months.
+    fn set_run_started_at(&mut self, run: i64, started_at: &str) -> Result<()>;
+    /// A run with its counts; `NotFound` if there is none.
+    fn run(&self, run: i64) -> Result<RunInfo>;
+    /// Every run with its counts, oldest first.
+    fn runs(&self) -> Result<Vec<RunInfo>>;
+    /// Runs without their counts, newest first.
+    fn run_list(&self, limit: i64) -> Result<Vec<RunRow>>;
+    /// The profiles a run was judged under.
+    fn run_profiles(&self, run: i64) -> Result<Vec<String>>;
+    /// A run's counts. A finished run's counts never change, so callers may keep them.
+    fn run_counts(&self, run: i64) -> Result<RunCounts>;
+    /// Runs never finished (killed or interrupted), oldest first: (id, source).
+    fn unfinished_runs(&self) -> Result<Vec<(i64, String)>>;
+    /// The finished runs of a source (`campaign:NAME`), newest first: (id, started_at).
+    fn finished_runs_of(&self, source: &str, limit: i64) -> Result<Vec<(i64, String)>>;
+    /// The run that finished last before `run` with the same source.
+    fn previous_run(&self, run: i64) -> Result<Option<i64>>;
+    /// The index of a domain in a run.
+    fn target_index(&self, run: i64, domain: &str) -> Result<Option<i64>>;
+    fn observation(&self, run: i64, idx: i64) -> Result<Option<DomainObservation>>;
+    /// Observations stored and distinct target indexes among them (for integrity checks).
+    fn observation_count(&self, run: i64) -> Result<(i64, i64)>;
+    /// Streams a run's observations in target order.
+    fn for_each_observation(&self, run: i64, f: &mut dyn FnMut(i64, DomainObservation)) -> Result<()>;
+    fn verdict(&self, run: i64, idx: i64, profile: &str) -> Result<Option<Verdict>>;
+    /// A run's verdicts under one profile, in target order.
+    fn verdicts(&self, run: i64, profile: &str) -> Result<Vec<(i64, Verdict)>>;
+    /// Per category of a run's targets: (category, targets, targets whose
+    /// verdict under `profile` is pass). Targets without a verdict count as
+    /// not passing.
+    fn support_by_category(&self, run: i64, profile: &str) -> Result<Vec<(String, i64, i64)>>;
+}
+
+/// Named target lists that schedules and jobs scan.
+pub trait Campaigns {
+    /// Creates or replaces a campaign's target list, in one transaction.
+    fn put_campaign(&mut self, name: &str, targets: &[Target]) -> Result<()>;
+    /// Campaigns by name, with their sizes.
+    fn campaigns(&self) -> Result<Vec<CampaignRow>>;
+    /// A campaign's targets in order; none if there is no such campaign.
+    fn campaign_targets(&self, name: &str) -> Result<Option<Vec<Target>>>;
+    /// Whether a campaign of that name exists (without reading its targets).
+    fn campaign_exists(&self, name: &str) -> Result<bool>;
+    /// Deletes a campaign, its targets, schedules and hook (runs stay).
+    fn delete_campaign(&mut self, name: &str) -> Result<bool>;
+    fn set_webhook(&mut self, campaign: &str, url: Option<&str>) -> Result<()>;
+    fn webhook(&self, campaign: &str) -> Result<Option<String>>;
+}
+
+/// What pages and reports read: per-run summaries, target lists, changes
+/// between runs and timelines.
+pub trait History {
+    /// Replaces a run's summaries under a profile, and adds provider uses, in one transaction.
+    fn put_summary(&mut self, run: i64, profile: &str, slices: &[Slice], uses: &[ProviderUseRow]) -> Result<()>;
+    /// A run's summary slices under a profile, optionally of one dimension.
+    fn summary(&self, run: i64, profile: &str, dimension: Option<&str>) -> Result<Vec<Slice>>;
+    /// Provider uses of a run, by provider, role and target.
+    fn provider_uses(&self, run: i64) -> Result<Vec<ProviderUseRow>>;
+    /// Every target of a run with its verdict under a profile, in target order.
+    fn for_each_target_verdict(&self, run: i64, profile: &str, f: &mut dyn FnMut(TargetRow)) -> Result<()>;
+    /// A page of a run's judged targets matching `filter`, worst score first
+    /// (ties by target order), and how many match in all.
+    fn targets_page(
+        &self,
+        run: i64,
+        profile: &str,
+        filter: &TargetFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<TargetRow>, i64)>;
+    /// The best-scoring targets of a run (ties: later targets first).
+    fn best_targets(&self, run: i64, profile: &str, limit: i64) -> Result<Vec<TargetRow>>;
+    /// The `limit` lowest-scoring judged targets with their verdicts.
+    fn worst_targets(&self, run: i64, profile: &str, limit: i64) -> Result<Vec<(TargetRow, Verdict)>>;
+    /// A target's verdicts over a source's runs, oldest first.
+    fn timeline(&self, source: &str, domain: &str) -> Result<Vec<TimelinePoint>>;
+    /// Each target of `run` that `previous` also had (matched by domain),
+    /// with both verdicts under `profile` (then, now), in target order.
+    fn for_each_verdict_pair(
+        &self,
+        run: i64,
+        previous: i64,
+        profile: &str,
+        f: &mut dyn FnMut(Verdict, Verdict),
+    ) -> Result<()>;
+    /// Replaces the changes recorded for a run.
+    fn put_changes(&mut self, campaign: &str, run: i64, changes: &[Change]) -> Result<()>;
+    /// Changes of one run, or of one domain (all runs), newest run first.
+    fn changes(&self, run: Option<i64>, domain: Option<&str>, limit: i64) -> Result<Vec<Change>>;
+    /// Changes of `runs` under `profile`, grouped by kind and check, most
+    /// frequent first, each with up to `examples` domains.
+    fn change_groups(&self, runs: &[i64], profile: &str, examples: i64) -> Result<Vec<ChangeGroupRow>>;
+}
+
+/// Schedules and the jobs they queue.
+pub trait Jobs {
+    /// Adds a schedule; it first fires at its first time after `now` (Unix seconds).
+    fn add_schedule(&mut self, campaign: &str, cron: &str, args: &[String], now: i64) -> Result<i64>;
+    fn delete_schedule(&mut self, id: i64) -> Result<bool>;
+    fn schedules(&self) -> Result<Vec<Schedule>>;
+    /// Marks a schedule fired and queues its job in one transaction, so a
+    /// crash between the two can neither lose nor double a run.
+    fn fire_schedule(&mut self, schedule: &Schedule, at: i64) -> Result<i64>;
+    fn queue_job(&mut self, campaign: &str, args: &[String], reason: &str) -> Result<i64>;
+    /// Jobs, newest first.
+    fn jobs(&self, limit: i64) -> Result<Vec<Job>>;
+    /// Jobs not finished (queued or running), oldest first.
+    fn open_jobs(&self) -> Result<Vec<Job>>;
+    fn job(&self, id: i64) -> Result<Option<Job>>;
+    /// Records the run a job's scan created and marks it running.
+    fn attach_job(&mut self, job: i64, run: i64) -> Result<()>;
+    fn set_job_state(&mut self, job: i64, state: JobState, error: Option<&str>) -> Result<()>;
+    /// Runs, finished runs, queued and running jobs.
+    fn counters(&self) -> Result<Counters>;
+}
+
+/// Merges a stored sketch (none the first time) with new data: the new
+/// sketch, or why the stored one cannot be merged.
+pub type SketchMerge<'a> = dyn FnMut(Option<&[u8]>) -> std::result::Result<Vec<u8>, String> + Send + 'a;
+
+/// Passive measurement: traffic counters and user sketches.
+pub trait Traffic {
+    /// Adds traffic counters (a row for the same interval and group is
+    /// summed), in one transaction.
+    fn add_traffic(&mut self, rows: &[TrafficRow]) -> Result<()>;
+    /// IPv4 and IPv6 totals per period, optionally per group, scaled rows only.
+    fn traffic_by(&self, period: Period, group: Option<TrafficGroup>) -> Result<Vec<TrafficTotal>>;
+    /// Records whose sampling rate nobody stated, per period and exporter,
+    /// unscaled: their bytes give an IPv6 share within an exporter (the same
+    /// rate applies to both families) but no volume.
+    fn traffic_unscaled(&self, period: Period) -> Result<Vec<TrafficTotal>>;
+    /// Monthly ("YYYY-MM") totals of the traffic in [`from`, `until`) (Unix seconds), scaled rows only.
+    fn traffic_months(&self, from: i64, until: i64) -> Result<Vec<TrafficTotal>>;
+    /// The stored sketch of a day, organisation and kind (`subscribers`, `addresses`, ...).
+    fn sketch(&self, day: &str, organisation: &str, kind: &str) -> Result<Option<Vec<u8>>>;
+    /// Sketches of a kind between two days (inclusive), by day.
+    fn sketches(&self, first_day: &str, last_day: &str, kind: &str) -> Result<Vec<SketchRow>>;
+    /// Merges into a day's sketch as one atomic operation: `merge` gets the
+    /// stored sketch (none the first time) and returns the new one, with
+    /// the row locked, so two collectors writing the same day and
+    /// organisation never lose an update. An error from `merge` leaves the
+    /// stored sketch as it was.
+    fn merge_sketch(&mut self, day: &str, organisation: &str, kind: &str, merge: &mut SketchMerge<'_>) -> Result<()>;
+    /// The latest day up to `until` ("YYYY-MM-DD") with a sketch of `kind`.
+    fn latest_sketch_day(&self, kind: &str, until: &str) -> Result<Option<String>>;
+}
+
+/// A whole store: what `open` returns.
+pub trait Store: Runs + Campaigns + History + Jobs + Traffic + Send {
+    /// `sqlite:PATH` or `postgres://…` without a password.
+    fn describe(&self) -> String;
+}
