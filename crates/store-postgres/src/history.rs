@@ -116,6 +116,7 @@ impl History for PostgresStore {
                     &format!(
                         "SELECT {TARGET_ROW} FROM targets t \
                          LEFT JOIN verdicts v ON v.run_id = t.run_id AND v.idx = t.idx AND v.profile = $2 \
+                         AND v.idx >= $3 AND v.idx < $4 \
                          WHERE t.run_id = $1 AND t.idx >= $3 AND t.idx < $4 ORDER BY t.idx"
                     ),
                     &[&run, &profile, &from, &until],
@@ -268,7 +269,7 @@ impl History for PostgresStore {
             |c, from, until| {
                 c.query(
                     "SELECT p.body, n.body FROM verdicts n \
-                     JOIN targets tn ON tn.run_id = n.run_id AND tn.idx = n.idx \
+                     JOIN targets tn ON tn.run_id = n.run_id AND tn.idx = n.idx AND tn.idx >= $4 AND tn.idx < $5 \
                      JOIN targets tp ON tp.domain = tn.domain AND tp.run_id = $2 \
                      JOIN verdicts p ON p.run_id = tp.run_id AND p.idx = tp.idx AND p.profile = n.profile \
                      WHERE n.run_id = $1 AND n.profile = $3 AND n.idx >= $4 AND n.idx < $5 ORDER BY n.idx, tp.idx",

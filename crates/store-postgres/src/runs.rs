@@ -182,7 +182,10 @@ impl Runs for PostgresStore {
         self.with(|c| {
             c.execute("UPDATE runs SET finished_at = $2 WHERE id = $1", &[&run, &now_utc()])
                 .db()?;
-            Ok(())
+            // A run's rows arrive faster than autovacuum samples them; plans
+            // made on stale statistics read whole tables per chunk. ANALYZE
+            // reads a fixed sample (about a second at 10 M rows).
+            c.batch_execute("ANALYZE targets, observations, verdicts").db()
         })
     }
 
