@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "campaign_size", include_str!("../migrations/0002_campaign_size.sql")),
     (3, "score_order", include_str!("../migrations/0003_score_order.sql")),
+    (4, "change_order", include_str!("../migrations/0004_change_order.sql")),
 ];
 
 /// The schema version this build writes.
