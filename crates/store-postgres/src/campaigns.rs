@@ -1,4 +1,4 @@
-use crate::runs::target_of;
+use crate::runs::{insert_targets, target_of};
 use crate::{Db, PostgresStore, get};
 use v6scope_model::Target;
 use v6scope_store_api::{CampaignRow, Campaigns, Result, now_utc};
@@ -15,20 +15,13 @@ impl Campaigns for PostgresStore {
             .db()?;
             tx.execute("DELETE FROM campaign_targets WHERE campaign = $1", &[&name])
                 .db()?;
-            for (n, chunk) in targets.chunks(10_000).enumerate() {
-                let first = (n * 10_000) as i64;
-                let idx: Vec<i64> = (first..first + chunk.len() as i64).collect();
-                let domain: Vec<&str> = chunk.iter().map(|t| t.domain.as_str()).collect();
-                let category: Vec<Option<&str>> = chunk.iter().map(|t| t.category.as_deref()).collect();
-                let organisation: Vec<Option<&str>> = chunk.iter().map(|t| t.organisation.as_deref()).collect();
-                let region: Vec<Option<&str>> = chunk.iter().map(|t| t.region.as_deref()).collect();
-                tx.execute(
-                    "INSERT INTO campaign_targets (campaign, idx, domain, category, organisation, region) \
-                     SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])",
-                    &[&name, &idx, &domain, &category, &organisation, &region],
-                )
-                .db()?;
-            }
+            insert_targets(
+                &mut tx,
+                "INSERT INTO campaign_targets (campaign, idx, domain, category, organisation, region) \
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])",
+                &name,
+                targets,
+            )?;
             tx.commit().db()
         })
     }

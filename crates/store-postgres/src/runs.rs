@@ -17,6 +17,27 @@ pub(crate) fn target_of(r: &Row, first: usize) -> Result<Target> {
     })
 }
 
+/// Writes a target list (indexed from 0) with `sql`, whose `$1` is `key`
+/// and `$2`…`$6` the columns, one statement per `WRITE_CHUNK` targets.
+pub(crate) fn insert_targets(
+    tx: &mut postgres::Transaction<'_>,
+    sql: &str,
+    key: &(dyn postgres::types::ToSql + Sync),
+    targets: &[Target],
+) -> Result<()> {
+    for (n, chunk) in targets.chunks(WRITE_CHUNK).enumerate() {
+        let first = (n * WRITE_CHUNK) as i64;
+        let idx: Vec<i64> = (first..first + chunk.len() as i64).collect();
+        let domain: Vec<&str> = chunk.iter().map(|t| t.domain.as_str()).collect();
+        let category: Vec<Option<&str>> = chunk.iter().map(|t| t.category.as_deref()).collect();
+        let organisation: Vec<Option<&str>> = chunk.iter().map(|t| t.organisation.as_deref()).collect();
+        let region: Vec<Option<&str>> = chunk.iter().map(|t| t.region.as_deref()).collect();
+        tx.execute(sql, &[key, &idx, &domain, &category, &organisation, &region])
+            .db()?;
+    }
+    Ok(())
+}
+
 /// Verdicts as columns, serialised on the caller's thread.
 #[derive(Default)]
 struct VerdictColumns {
@@ -102,21 +123,14 @@ impl Runs for PostgresStore {
     fn add_targets(&mut self, run: i64, targets: &[Target]) -> Result<()> {
         self.with(|c| {
             let mut tx = c.transaction().db()?;
-            for (n, chunk) in targets.chunks(WRITE_CHUNK).enumerate() {
-                let first = (n * WRITE_CHUNK) as i64;
-                let idx: Vec<i64> = (first..first + chunk.len() as i64).collect();
-                let domain: Vec<&str> = chunk.iter().map(|t| t.domain.as_str()).collect();
-                let category: Vec<Option<&str>> = chunk.iter().map(|t| t.category.as_deref()).collect();
-                let organisation: Vec<Option<&str>> = chunk.iter().map(|t| t.organisation.as_deref()).collect();
-                let region: Vec<Option<&str>> = chunk.iter().map(|t| t.region.as_deref()).collect();
-                tx.execute(
-                    "INSERT INTO targets (run_id, idx, domain, category, organisation, region) \
-                     SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-                     ON CONFLICT DO NOTHING",
-                    &[&run, &idx, &domain, &category, &organisation, &region],
-                )
-                .db()?;
-            }
+            insert_targets(
+                &mut tx,
+                "INSERT INTO targets (run_id, idx, domain, category, organisation, region) \
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+                 ON CONFLICT DO NOTHING",
+                &run,
+                targets,
+            )?;
             tx.commit().db()
         })
     }
