@@ -17,34 +17,27 @@ pub(crate) struct CheckArgs {
 }
 
 pub(crate) async fn check(args: CheckArgs) -> Result<ExitCode> {
-    let profiles = load_profiles(&args.probe.profiles)?;
+    let profiles = load_profiles(&args.probe.profiles).map_err(scan_error)?;
     let mut domains = Vec::new();
     for d in &args.domains {
         let domain = targets::normalise_domain(d).map_err(|e| usage(format!("{d}: {e}")))?;
         domains.push(domain);
     }
-    let (prober, vantage, _watch) = setup(&args.probe, v6scope_probe::policy::AddressPolicy::open()).await?;
-    let deadline = Duration::from_secs(args.probe.deadline);
-    let site = SiteWork::new(
-        &prober,
-        &vantage,
-        &args.crawl,
-        args.probe.root_hints.as_deref(),
-        &profiles,
-    )
-    .await?;
+    let config = args.probe.run_config(&args.crawl);
+    let runner = Runner::start(&config, &args.probe.vantage_settings(), None)
+        .await
+        .map_err(scan_error)?;
     let observations = futures::future::join_all(domains.into_iter().map(|domain| {
-        let target = Target {
+        runner.evaluate(Target {
             domain,
             ..Default::default()
-        };
-        observe(&prober, target, &vantage, deadline, &site)
+        })
     }))
     .await;
     let (mut any_fail, mut any_untested) = (false, false);
     let mut documents = Vec::new();
     for observation in &observations {
-        let verdicts: Vec<Verdict> = profiles.iter().map(|p| assess(observation, p)).collect();
+        let verdicts = judge(observation, &profiles);
         any_fail |= verdicts.iter().any(|v| v.status == Status::Fail);
         any_untested |= verdicts
             .iter()

@@ -1,4 +1,5 @@
-//! What `check` and `scan` share: the probe flags, the prober and vantage set-up, one evaluation.
+//! What `check`, `scan` and `agent` share: the probe and crawl flags, turned
+//! into the scan engine's typed settings.
 
 use super::*;
 
@@ -91,7 +92,7 @@ pub(crate) struct ProbeArgs {
 
 /// The whole-site crawl (homepage, 二级 and 三级 links, sub-resources).
 /// Kept with a scan's run so `--resume` crawls the same way.
-#[derive(Args, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Args, Clone)]
 pub(crate) struct CrawlArgs {
     /// Crawl the site to level 3 over both families.
     #[arg(long)]
@@ -134,63 +135,73 @@ pub(crate) struct CrawlArgs {
 }
 
 impl CrawlArgs {
-    pub(crate) fn limits(&self) -> v6scope_probe::crawl::CrawlLimits {
-        v6scope_probe::crawl::CrawlLimits {
+    pub(crate) fn settings(&self) -> CrawlSettings {
+        CrawlSettings {
+            crawl: self.crawl,
             pages_per_level: self.pages_per_level,
-            total_pages: self.max_pages,
-            resources: self.max_resources,
-            concurrency: self.crawl_concurrency,
+            max_pages: self.max_pages,
+            max_resources: self.max_resources,
+            crawl_concurrency: self.crawl_concurrency,
             per_host: self.per_host,
-            delay: Duration::from_millis(self.crawl_delay),
-            deadline: Duration::from_secs(self.crawl_deadline),
+            crawl_delay: self.crawl_delay,
+            crawl_deadline: self.crawl_deadline,
             samples: self.samples,
-            interval: Duration::from_secs_f64(self.interval.max(0.0)),
-            respect_robots: !self.ignore_robots,
+            interval: self.interval,
+            ignore_robots: self.ignore_robots,
         }
     }
 }
 
-/// Sockets one target can hold open at once (name-server probes over UDP
-/// and TCP per address, web per family and scheme, SMTP), with room to spare.
-pub(crate) const SOCKETS_PER_TARGET: u64 = 12;
-/// Descriptors kept for the store, the resolver sockets and the rest.
-pub(crate) const RESERVED_FILES: u64 = 256;
+impl ProbeArgs {
+    /// The run's probe limits.
+    pub(crate) fn settings(&self) -> ProbeSettings {
+        ProbeSettings {
+            dns_timeout_ms: self.dns_timeout,
+            connect_timeout_ms: self.connect_timeout,
+            fetch_timeout_secs: self.fetch_timeout,
+            smtp_timeout_secs: self.smtp_timeout,
+            body_cap: self.body_cap,
+            helo_name: self.helo_name.clone(),
+            rate: self.rate,
+            dns_in_flight: self.dns_in_flight,
+            deadline_secs: self.deadline,
+        }
+    }
 
-/// Raises the soft open-files limit to the hard one and returns the
-/// concurrency that fits in it. Running out of descriptors mid-scan would
-/// turn the measurer's limit into targets' failures (rule 1), so the scan
-/// runs fewer targets at once instead, and says so.
-pub(crate) fn fit_open_files(wanted: usize) -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    let soft = unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return wanted;
+    /// What belongs to this machine: resolvers, CA files, self-test.
+    pub(crate) fn vantage_settings(&self) -> VantageSettings {
+        VantageSettings {
+            resolvers: self.resolvers.clone(),
+            allow_prefixes: self.allow_prefixes.clone(),
+            ca_files: self.ca_files.clone(),
+            vantage_probes: self.vantage_probes.clone(),
+            canaries: self.canaries.clone(),
+            iterative: self.iterative,
+            root_hints: self.root_hints.clone(),
         }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit.rlim_cur = limit.rlim_max;
-            }
+    }
+
+    /// A new run's configuration from these flags.
+    pub(crate) fn run_config(&self, crawl: &CrawlArgs) -> RunConfig {
+        RunConfig {
+            profiles: if self.profiles.is_empty() {
+                vec!["internetnl".into()]
+            } else {
+                self.profiles.clone()
+            },
+            probe: self.settings(),
+            crawl: crawl.settings(),
+            vantage: self.vantage_settings(),
+            ..RunConfig::default()
         }
-        limit.rlim_cur
-    };
-    let fits = usize::try_from(soft.saturating_sub(RESERVED_FILES) / SOCKETS_PER_TARGET)
-        .unwrap_or(usize::MAX)
-        .max(1);
-    if fits < wanted {
-        tracing::warn!(
-            "open-files limit {soft} holds {fits} targets at once, not {wanted}: running {fits} (raise it with ulimit -n)"
-        );
-        fits
-    } else {
-        wanted
+    }
+}
+
+/// A scan engine error at the command line: bad settings are usage errors.
+pub(crate) fn scan_error(e: ScanError) -> anyhow::Error {
+    match e {
+        ScanError::Settings(why) => usage(why),
+        other => anyhow::Error::new(other),
     }
 }
 
@@ -214,247 +225,9 @@ pub(crate) fn parse_resolver(s: &str) -> Result<SocketAddr> {
     )))
 }
 
-pub(crate) fn load_profiles(names: &[String]) -> Result<Vec<Profile>> {
-    let names: Vec<String> = if names.is_empty() {
-        vec!["internetnl".into()]
-    } else {
-        names.to_vec()
-    };
-    names
-        .iter()
-        .map(|n| Profile::load(n).map_err(|e| usage(e.to_string())))
-        .collect()
-}
-
-pub(crate) const DEFAULT_VANTAGE_PROBES: [&str; 2] = ["198.41.0.4", "2001:503:ba3e::2:30"];
-
-/// The prober, the vantage (its families and the resolver self-test) and
-/// the watch that repeats the self-test during a run.
-pub(crate) async fn setup(
-    args: &ProbeArgs,
-    scan_policy: v6scope_probe::policy::AddressPolicy,
-) -> Result<(Arc<Prober>, Vantage, Arc<v6scope_probe::health::Watch>)> {
-    let resolvers = if args.iterative {
-        Vec::new()
-    } else {
-        resolver_addresses(&args.resolvers)?
-    };
-    let mut config = ProbeConfig::with_resolvers(resolvers);
-    config.scan_policy = scan_policy;
-    if args.iterative {
-        let roots = match &args.root_hints {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| usage(format!("reading root hints {}: {e}", path.display())))?;
-                let roots = v6scope_probe::root_hint_addresses(&text);
-                if roots.is_empty() {
-                    return Err(usage(format!("root hints {}: no A or AAAA record", path.display())));
-                }
-                roots
-            }
-            None => v6scope_probe::IANA_ROOTS
-                .iter()
-                .map(|a| a.parse().expect("static address"))
-                .collect(),
-        };
-        config.iterative_roots = Some(roots);
-    }
-    config.dns_timeout = Duration::from_millis(args.dns_timeout);
-    config.allow_prefixes = args.allow_prefixes.clone();
-    config.web.ca_files = args.ca_files.clone();
-    config.web.connect_timeout = Duration::from_millis(args.connect_timeout);
-    config.web.deadline = Duration::from_secs(args.fetch_timeout);
-    config.web.body_cap = args.body_cap;
-    config.smtp.connect_timeout = Duration::from_millis(args.connect_timeout);
-    config.smtp.deadline = Duration::from_secs(args.smtp_timeout);
-    config.smtp.helo_name = args.helo_name.clone();
-    config.rate = args.rate;
-    config.dns_in_flight = args.dns_in_flight;
-    let dns_timeout = config.dns_timeout;
-    let prober = Prober::new(config).map_err(|e| usage(e.to_string()))?;
-    let subject = v6scope_probe::health::Subject::of(prober.resolver());
-    let probes: Vec<IpAddr> = if args.vantage_probes.is_empty() {
-        DEFAULT_VANTAGE_PROBES
-            .iter()
-            .map(|s| s.parse().expect("static address"))
-            .collect()
-    } else {
-        args.vantage_probes.clone()
-    };
-    let mut vantage = prober.vantage(&probes).await;
-    let canaries: Vec<String> = if args.canaries.is_empty() {
-        v6scope_probe::health::DEFAULT_CANARIES
-            .iter()
-            .map(|c| c.to_string())
-            .collect()
-    } else {
-        args.canaries.clone()
-    };
-    let health = v6scope_probe::health::check_resolvers(&subject, &canaries, dns_timeout).await;
-    tracing::info!(detail = ?health.detail, "resolver self-test");
-    for problem in &health.problems {
-        eprintln!("warning: {problem}; results from this vantage are not_testable");
-    }
-    vantage.resolver_problems = health.problems.clone();
-    vantage.detail.extend(health.detail.iter().cloned());
-    let watch = Arc::new(v6scope_probe::health::Watch::new(
-        subject,
-        canaries,
-        dns_timeout,
-        health,
-    ));
-    tracing::info!(ipv4 = vantage.ipv4, ipv6 = vantage.ipv6, detail = ?vantage.detail, "vantage checked");
-    if !vantage.ipv6 {
-        eprintln!("warning: this vantage point has no working IPv6; IPv6 checks will be not_testable");
-    }
-    if !vantage.ipv4 {
-        eprintln!(
-            "warning: this vantage point has no working IPv4; the IPv4/IPv6 comparison (web_ipv46) will be not_testable"
-        );
-    }
-    Ok((prober, vantage, watch))
-}
-
-pub(crate) async fn evaluate_with_deadline(
-    prober: &Arc<Prober>,
-    target: Target,
-    vantage: &Vantage,
-    deadline: Duration,
-) -> DomainObservation {
-    if !vantage.resolver_problems.is_empty() {
-        // Nothing a faulty resolver says is worth probing on.
-        let why = format!("faulty resolver: {}", vantage.resolver_problems.join("; "));
-        return unprobed(target, vantage, 0.0, ProbeError::new(ErrorKind::NotTestable, why));
-    }
-    let fallback = target.clone();
-    match tokio::time::timeout(deadline, prober.evaluate(target, vantage)).await {
-        Ok(observation) => observation,
-        Err(_) => {
-            let why = format!("target deadline of {} s reached", deadline.as_secs());
-            let ms = deadline.as_secs_f64() * 1000.0;
-            unprobed(fallback, vantage, ms, ProbeError::new(ErrorKind::Timeout, why))
-        }
-    }
-}
-
-/// An observation with no facts, only the reason there are none.
-pub(crate) fn unprobed(target: Target, vantage: &Vantage, duration_ms: f64, error: ProbeError) -> DomainObservation {
-    DomainObservation {
-        schema_version: SCHEMA_VERSION,
-        target,
-        started_at_ms: 0,
-        duration_ms,
-        vantage: vantage.clone(),
-        names: Vec::new(),
-        zone: Default::default(),
-        mail: v6scope_model::MailObservation {
-            status: v6scope_model::MxStatus::Error,
-            hosts: Vec::new(),
-            error: None,
-        },
-        web: Vec::new(),
-        site: None,
-        error: Some(error),
-    }
-}
-
-/// Root servers from `--root-hints`, or by priming through the resolver
-/// (a failed priming query is recorded per target, not fatal).
-pub(crate) async fn root_servers(
-    prober: &v6scope_probe::Prober,
-    hints: Option<&std::path::Path>,
-) -> Result<Result<v6scope_probe::v6path::RootServers, ProbeError>> {
-    match hints {
-        Some(path) => Ok(Ok(v6scope_probe::v6path::RootServers::from_hints(
-            &path.display().to_string(),
-        )
-        .map_err(|e| usage(e.to_string()))?)),
-        None => Ok(prober.prime_roots().await),
-    }
-}
-
-pub(crate) async fn v6_delegation(
-    prober: &v6scope_probe::Prober,
-    zone: &str,
-    roots: &Result<v6scope_probe::v6path::RootServers, ProbeError>,
-) -> v6scope_model::V6Delegation {
-    match roots {
-        Ok(roots) => prober.v6_delegation(zone, roots).await,
-        Err(e) => v6scope_model::V6Delegation {
-            roots_from: "priming query (. NS)".into(),
-            error: Some(e.clone()),
-            ..Default::default()
-        },
-    }
-}
-
-/// The whole-site part of an evaluation, when the profiles or `--crawl`
-/// ask for it.
-pub(crate) struct SiteWork {
-    pub(crate) limits: Option<v6scope_probe::crawl::CrawlLimits>,
-    pub(crate) roots: Option<Result<v6scope_probe::v6path::RootServers, ProbeError>>,
-}
-
-impl SiteWork {
-    pub(crate) async fn new(
-        prober: &v6scope_probe::Prober,
-        vantage: &Vantage,
-        crawl: &CrawlArgs,
-        root_hints: Option<&std::path::Path>,
-        profiles: &[Profile],
-    ) -> Result<SiteWork> {
-        // Profiles that judge a whole site crawl it without being asked.
-        let wanted = crawl.crawl || profiles.iter().any(|p| p.kind == v6scope_assess::Kind::CnWebsite);
-        // The delegation is followed over IPv6 only when the vantage has IPv6.
-        let roots = if wanted && vantage.ipv6 {
-            Some(root_servers(prober, root_hints).await?)
-        } else {
-            None
-        };
-        Ok(SiteWork {
-            limits: wanted.then(|| crawl.limits()),
-            roots,
-        })
-    }
-}
-
-/// One target: the evaluation within its deadline, then the site crawl and
-/// the IPv6-only delegation walk when asked for.
-pub(crate) async fn observe(
-    prober: &Arc<v6scope_probe::Prober>,
-    target: Target,
-    vantage: &Vantage,
-    deadline: Duration,
-    site: &SiteWork,
-) -> DomainObservation {
-    let domain = target.domain.clone();
-    let mut observation = evaluate_with_deadline(prober, target, vantage, deadline).await;
-    if let Some(limits) = &site.limits {
-        observation.site = Some(prober.crawl(&domain, vantage, limits).await);
-        if let Some(roots) = &site.roots {
-            observation.zone.v6_delegation = Some(v6_delegation(prober, &observation.zone.zone, roots).await);
-        }
-    }
-    observation
-}
-
 pub(crate) fn load_providers(path: &Option<PathBuf>) -> Result<v6scope_assess::providers::Providers> {
     match path {
         Some(p) => v6scope_assess::providers::Providers::load(p).map_err(|e| usage(e.to_string())),
         None => Ok(v6scope_assess::providers::Providers::builtin()),
     }
-}
-
-/// The policy of `--public-only`: special-purpose addresses are refused,
-/// except the allowed prefixes and the resolvers the operator configured.
-pub(crate) fn public_only_policy(
-    probe: &ProbeArgs,
-    allowed: &[ipnet::IpNet],
-) -> Result<v6scope_probe::policy::AddressPolicy> {
-    use v6scope_probe::policy::AddressPolicy;
-    let mut allow = allowed.to_vec();
-    let resolvers = resolver_addresses(&probe.resolvers)?;
-    allow.extend(resolvers.iter().map(|r| ipnet::IpNet::from(r.ip())));
-    allow.extend(probe.vantage_probes.iter().map(|a| ipnet::IpNet::from(*a)));
-    Ok(AddressPolicy::public_only(allow))
 }

@@ -32,9 +32,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use v6scope_assess::{Profile, assess};
 use v6scope_model::targets;
-use v6scope_model::{DomainObservation, ErrorKind, ProbeError, SCHEMA_VERSION, Status, Target, Vantage, Verdict};
-use v6scope_probe::{ProbeConfig, Prober};
-use v6scope_store::{Store, TargetResult};
+use v6scope_model::{SCHEMA_VERSION, Status, Target};
+use v6scope_scan::{
+    CancellationToken, CrawlSettings, Judged, Outcome, ProbeSettings, RunConfig, Runner, ScanError, SinkError,
+    StoreSink, VantageSettings, fit_open_files, judge, load_profiles,
+};
+use v6scope_store::Store;
 
 /// Exit code for usage and input errors.
 const EXIT_USAGE: u8 = 2;

@@ -52,66 +52,6 @@ pub(crate) struct ScanArgs {
     pub(crate) job: Option<i64>,
 }
 
-/// How often a scan repeats the resolver self-test in the background.
-pub(crate) const RESOLVER_CHECK_EVERY: Duration = Duration::from_secs(5);
-
-/// How long a scan waits for failing resolvers before it stops (resumable).
-pub(crate) const RESOLVER_WAIT: Duration = Duration::from_secs(600);
-
-/// What the scan writer thread receives.
-pub(crate) struct Finished {
-    pub(crate) idx: i64,
-    pub(crate) observation: DomainObservation,
-    pub(crate) verdicts: Vec<Verdict>,
-}
-
-/// Writes finished targets to the store in batches on its own thread, so
-/// SQLite never blocks the probes.
-pub(crate) fn spawn_store_writer(
-    mut store: Box<dyn Store>,
-    run: i64,
-) -> (
-    std::sync::mpsc::SyncSender<Finished>,
-    std::thread::JoinHandle<Result<Box<dyn Store>>>,
-) {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Finished>(1024);
-    let handle = std::thread::spawn(move || -> Result<Box<dyn Store>> {
-        let mut batch: Vec<Finished> = Vec::new();
-        let flush = |store: &mut dyn Store, batch: &mut Vec<Finished>| -> Result<()> {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let results: Vec<TargetResult<'_>> = batch
-                .iter()
-                .map(|f| TargetResult {
-                    idx: f.idx,
-                    observation: &f.observation,
-                    verdicts: &f.verdicts,
-                })
-                .collect();
-            store.save_results(run, &results).context("saving results")?;
-            batch.clear();
-            Ok(())
-        };
-        loop {
-            match rx.recv_timeout(Duration::from_millis(250)) {
-                Ok(item) => {
-                    batch.push(item);
-                    if batch.len() >= 200 {
-                        flush(&mut *store, &mut batch)?;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => flush(&mut *store, &mut batch)?,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    flush(&mut *store, &mut batch)?;
-                    return Ok(store);
-                }
-            }
-        }
-    });
-    (tx, handle)
-}
-
 pub(crate) fn open_output(path: &Option<PathBuf>) -> Result<Option<Box<dyn Write + Send>>> {
     Ok(match path {
         None => None,
@@ -143,18 +83,87 @@ pub(crate) fn read_targets(file: &std::path::Path) -> Result<Vec<Target>> {
     Ok(parsed.targets)
 }
 
-pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
+/// What a scan writes besides the store, and the tally it prints.
+struct Outputs {
+    run: i64,
+    jsonl: Option<Box<dyn Write + Send>>,
+    csv: Option<csv::Writer<std::fs::File>>,
+    tally: BTreeMap<(String, Status), u64>,
+}
+
+impl Outputs {
+    fn record(&mut self, judged: &Judged) -> std::io::Result<()> {
+        for v in &judged.verdicts {
+            *self.tally.entry((v.profile.clone(), v.status)).or_default() += 1;
+        }
+        let observation = &judged.observation;
+        if let Some(out) = self.jsonl.as_mut() {
+            let line = serde_json::json!({
+                "schema_version": SCHEMA_VERSION,
+                "run_id": self.run,
+                "idx": judged.idx,
+                "domain": observation.target.domain,
+                "verdicts": judged.verdicts,
+                "observation": observation,
+            });
+            writeln!(out, "{line}")?;
+        }
+        if let Some(w) = self.csv.as_mut() {
+            let t = &observation.target;
+            let mut row = vec![
+                t.domain.clone(),
+                t.category.clone().unwrap_or_default(),
+                t.organisation.clone().unwrap_or_default(),
+                t.region.clone().unwrap_or_default(),
+            ];
+            for v in &judged.verdicts {
+                row.push(v.status.to_string());
+                row.push(format!("{:.0}", v.score));
+            }
+            w.write_record(&row)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(out) = self.jsonl.as_mut() {
+            out.flush()?;
+        }
+        if let Some(w) = self.csv.as_mut() {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Cancelled on SIGTERM or Ctrl-C: the scan stops taking targets, stores
+/// what finished and exits 0; `--resume` does the rest.
+pub(crate) fn cancel_on_signals() -> Result<CancellationToken> {
+    let cancel = CancellationToken::new();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        token.cancel();
+    });
+    Ok(cancel)
+}
+
+pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let mut store = args.store.open()?;
-    let (run, pending, profiles) = match args.resume {
+    let (run, pending, config) = match args.resume {
         Some(run) => {
             let info = store.run(run).map_err(|e| usage(e.to_string()))?;
-            let profiles = load_profiles(&info.profiles)?;
-            inherit_probe_settings(&mut args.probe, &info.config);
-            if let Some(crawl) = serde_json::from_str::<serde_json::Value>(&info.config)
-                .ok()
-                .and_then(|c| serde_json::from_value::<CrawlArgs>(c["crawl"].clone()).ok())
-            {
-                args.crawl = crawl;
+            let (mut config, legacy) =
+                RunConfig::from_stored(&info.config).map_err(|e| usage(format!("run {run}: {e}")))?;
+            if legacy {
+                // Runs from before the configuration was kept probe as told now.
+                config.probe = args.probe.settings();
+                config.profiles = info.profiles.clone();
             }
             let pending = store.pending_targets(run)?;
             eprintln!(
@@ -163,10 +172,12 @@ pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 pending.len(),
                 info.targets
             );
-            (run, pending, profiles)
+            (run, pending, config)
         }
         None => {
-            let profiles = load_profiles(&args.probe.profiles)?;
+            let config = args.probe.run_config(&args.crawl);
+            // Bad profiles stop the scan before a run exists.
+            load_profiles(&config.profiles).map_err(scan_error)?;
             let (source, targets) = match (&args.file, &args.campaign) {
                 (Some(file), None) => (file.display().to_string(), read_targets(file)?),
                 (None, Some(campaign)) => {
@@ -183,55 +194,31 @@ pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 (Some(_), Some(_)) => return Err(usage("give a targets FILE or --campaign NAME, not both")),
                 (None, None) => return Err(usage("give a targets FILE, --campaign NAME, or --resume RUN")),
             };
-            let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
-            let config = serde_json::json!({
-                "resolvers": args.probe.resolvers,
-                "allow_prefixes": args.probe.allow_prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                "ca_files": args.probe.ca_files,
-                "vantage_probes": args.probe.vantage_probes,
-                "canaries": args.probe.canaries,
-                "crawl": args.crawl,
-            });
-            let run = store.create_run(&source, &names, &config.to_string())?;
+            let names: Vec<String> = load_profiles(&config.profiles)
+                .map_err(scan_error)?
+                .iter()
+                .map(|p| p.name.clone())
+                .collect();
+            let run = store.create_run(&source, &names, &config.to_stored())?;
             store.add_targets(run, &targets)?;
             let pending = targets.into_iter().enumerate().map(|(i, t)| (i as i64, t)).collect();
             eprintln!("run {run}: {} targets", store.run(run)?.targets);
-            (run, pending, profiles)
+            (run, pending, config)
         }
     };
     if let Some(job) = args.job {
         store.attach_job(job, run)?;
     }
+    let profiles = load_profiles(&store.run_profiles(run)?).map_err(scan_error)?;
     let providers = load_providers(&args.providers)?;
     // Loaded before the scan so that a bad file stops it at once.
     let mut table = v6scope_flow::enrich::PrefixTable::default();
     for path in &args.prefixes {
         table.load(path).map_err(|e| usage(e.to_string()))?;
     }
-    let policy = if args.public_only {
-        public_only_policy(&args.probe, &args.scan_allow)?
-    } else {
-        v6scope_probe::policy::AddressPolicy::open()
-    };
-    let (prober, vantage, watch) = setup(&args.probe, policy).await?;
-    if !vantage.resolver_problems.is_empty() {
-        // A run is never judged against a faulty resolver.
-        bail!(
-            "run {run} not started: the resolver self-test failed ({}); fix the resolver (or --resolver) and resume with --resume {run}",
-            vantage.resolver_problems.join("; ")
-        );
-    }
-    let site = SiteWork::new(
-        &prober,
-        &vantage,
-        &args.crawl,
-        args.probe.root_hints.as_deref(),
-        &profiles,
-    )
-    .await?;
-    let site = &site;
-    let total = pending.len() as u64;
-    let bar = ProgressBar::new(total);
+    let vantage = args.probe.vantage_settings().or(&config.vantage);
+    let public_only = args.public_only.then_some(args.scan_allow.as_slice());
+    let bar = ProgressBar::new(pending.len() as u64);
     if quiet || !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
@@ -239,9 +226,19 @@ pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
             .expect("static template"),
     );
-    let (tx, writer) = spawn_store_writer(store, run);
-    let mut jsonl = open_output(&args.jsonl)?;
-    let mut csv_out = match &args.csv {
+    let runner = Runner::start(&config, &vantage, public_only)
+        .await
+        .map_err(scan_error)?
+        .with_progress(bar.clone());
+    let problems = &runner.vantage().resolver_problems;
+    if !problems.is_empty() {
+        // A run is never judged against a faulty resolver.
+        bail!(
+            "run {run} not started: the resolver self-test failed ({}); fix the resolver (or --resolver) and resume with --resume {run}",
+            problems.join("; ")
+        );
+    }
+    let csv_out = match &args.csv {
         Some(p) => {
             let mut w = csv::Writer::from_path(p).with_context(|| format!("creating {}", p.display()))?;
             let mut header = vec![
@@ -259,112 +256,48 @@ pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
         }
         None => None,
     };
-    let deadline = Duration::from_secs(args.probe.deadline);
+    let outputs = Arc::new(std::sync::Mutex::new(Outputs {
+        run,
+        jsonl: open_output(&args.jsonl)?,
+        csv: csv_out,
+        tally: BTreeMap::new(),
+    }));
+    let recorder = outputs.clone();
+    let mut sink = StoreSink::new(store, run, profiles).with_observer(Box::new(move |judged| {
+        let mut outputs = recorder
+            .lock()
+            .map_err(|_| SinkError::Writer("outputs poisoned".into()))?;
+        Ok(outputs.record(judged)?)
+    }));
+    let cancel = cancel_on_signals()?;
     let concurrency = fit_open_files(args.concurrency.max(1));
-    let mut tally: BTreeMap<(String, Status), u64> = BTreeMap::new();
-    // Targets whose result came while the resolvers were failing are
-    // evaluated again once they are healthy (rounds below).
-    let mut pending = pending;
-    let mut round = 0;
-    let ticker = watch.spawn_ticker(RESOLVER_CHECK_EVERY);
-    loop {
-        let mut retry: Vec<(i64, Target)> = Vec::new();
-        let mut stream = futures::stream::iter(pending.into_iter().map(|(idx, target)| {
-            let prober = prober.clone();
-            let vantage = vantage.clone();
-            let watch = watch.clone();
-            async move {
-                let faults = watch.faults();
-                let observation = observe(&prober, target, &vantage, deadline, site).await;
-                let suspicious = v6scope_probe::health::looks_like_resolver_failure(&observation);
-                let trusted = watch.health(suspicious).await.healthy() && watch.faults() == faults;
-                (idx, observation, trusted)
-            }
-        }))
-        .buffer_unordered(concurrency);
-        while let Some((idx, observation, trusted)) = stream.next().await {
-            if !trusted {
-                bar.set_message(format!("resolver failing: {} to retry", retry.len() + 1));
-                retry.push((idx, observation.target));
-                continue;
-            }
-            let verdicts: Vec<Verdict> = profiles.iter().map(|p| assess(&observation, p)).collect();
-            for v in &verdicts {
-                *tally.entry((v.profile.clone(), v.status)).or_default() += 1;
-            }
-            if let Some(out) = jsonl.as_mut() {
-                let line = serde_json::json!({
-                    "schema_version": SCHEMA_VERSION,
-                    "run_id": run,
-                    "idx": idx,
-                    "domain": observation.target.domain,
-                    "verdicts": verdicts,
-                    "observation": observation,
-                });
-                writeln!(out, "{line}")?;
-            }
-            if let Some(w) = csv_out.as_mut() {
-                let t = &observation.target;
-                let mut row = vec![
-                    t.domain.clone(),
-                    t.category.clone().unwrap_or_default(),
-                    t.organisation.clone().unwrap_or_default(),
-                    t.region.clone().unwrap_or_default(),
-                ];
-                for v in &verdicts {
-                    row.push(v.status.to_string());
-                    row.push(format!("{:.0}", v.score));
-                }
-                w.write_record(&row)?;
-            }
-            bar.set_message(observation.target.domain.clone());
-            bar.inc(1);
-            if tx
-                .send(Finished {
-                    idx,
-                    observation,
-                    verdicts,
-                })
-                .is_err()
-            {
-                break;
-            }
-        }
-        drop(stream);
-        if retry.is_empty() {
-            break;
-        }
-        round += 1;
-        // Wait for the resolvers (up to 10 minutes), then evaluate again.
-        let mut waited = Duration::ZERO;
-        while !watch.health(true).await.healthy() {
-            if waited >= RESOLVER_WAIT || round > 3 {
-                drop(tx);
-                let _ = writer.join();
-                bail!(
-                    "run {run}: the resolvers kept failing ({} targets not evaluated); the run is kept: finish it with --resume {run}",
-                    retry.len()
-                );
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            waited += Duration::from_secs(5);
-        }
-        eprintln!(
-            "run {run}: the resolvers answer again; evaluating {} targets again",
-            retry.len()
-        );
-        pending = retry;
-    }
-    ticker.abort();
-    drop(tx);
+    let outcome = runner.run(pending, concurrency, &mut sink, &cancel).await;
     bar.finish_and_clear();
-    if let Some(mut out) = jsonl {
-        out.flush()?;
+    let mut store = sink.finish()?;
+    let mut outputs = std::mem::replace(
+        &mut *outputs.lock().map_err(|_| anyhow::anyhow!("outputs poisoned"))?,
+        Outputs {
+            run,
+            jsonl: None,
+            csv: None,
+            tally: BTreeMap::new(),
+        },
+    );
+    outputs.flush()?;
+    match outcome.map_err(scan_error)? {
+        Outcome::Finished => {}
+        Outcome::Cancelled { left } => {
+            eprintln!(
+                "run {run} stopped: {} targets left; finish it with --resume {run}",
+                left.len()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Outcome::ResolversFailing { left } => bail!(
+            "run {run}: the resolvers kept failing ({} targets not evaluated); the run is kept: finish it with --resume {run}",
+            left.len()
+        ),
     }
-    if let Some(mut w) = csv_out {
-        w.flush()?;
-    }
-    let mut store = writer.join().map_err(|_| anyhow::anyhow!("store writer panicked"))??;
     store.finish_run(run)?;
     let info = store.run(run)?;
     eprintln!("run {run}: {} of {} targets evaluated", info.done, info.targets);
@@ -376,44 +309,8 @@ pub(crate) async fn scan(mut args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             summary.regressions, summary.improvements
         );
     }
-    for ((profile, status), n) in &tally {
+    for ((profile, status), n) in &outputs.tally {
         eprintln!("  {profile}: {status} {n}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A resumed run probes the way it started unless told otherwise.
-pub(crate) fn inherit_probe_settings(probe: &mut ProbeArgs, stored: &str) {
-    let Ok(config) = serde_json::from_str::<serde_json::Value>(stored) else {
-        return;
-    };
-    let strings = |key: &str| -> Vec<String> {
-        config[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    };
-    if probe.resolvers.is_empty() {
-        probe.resolvers = strings("resolvers");
-    }
-    if probe.allow_prefixes.is_empty() {
-        probe.allow_prefixes = strings("allow_prefixes")
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-    }
-    if probe.ca_files.is_empty() {
-        probe.ca_files = strings("ca_files").into_iter().map(PathBuf::from).collect();
-    }
-    if probe.vantage_probes.is_empty() {
-        probe.vantage_probes = strings("vantage_probes")
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-    }
-    if probe.canaries.is_empty() {
-        probe.canaries = strings("canaries");
-    }
 }

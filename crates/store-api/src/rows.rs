@@ -2,7 +2,7 @@
 //! values are enums; each has the text form the backends store.
 
 use serde::{Deserialize, Serialize};
-use v6scope_model::{DomainObservation, Family, Status, Verdict};
+use v6scope_model::{DomainObservation, Family, Status, Target, Verdict};
 
 /// A run as stored, with its target and result counts.
 #[derive(Debug, Clone, PartialEq)]
@@ -356,4 +356,82 @@ pub struct SketchRow {
     pub day: String,
     pub organisation: String,
     pub sketch: Vec<u8>,
+}
+
+/// An agent: a token holder that evaluates targets from one vantage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+    pub revoked: bool,
+    /// What the agent declared when it last registered.
+    pub vantage: Option<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub concurrency: i64,
+    pub version: Option<String>,
+    /// The self-test it reported (JSON of the vantage: families, resolver faults).
+    pub selftest: Option<String>,
+    /// Unix seconds of its last request.
+    pub last_seen: Option<i64>,
+    /// Results it delivered, and how many of them were probe errors.
+    pub results: i64,
+    pub errors: i64,
+    /// Targets it holds under a live lease.
+    pub leased: i64,
+}
+
+/// What an agent declares when it registers.
+#[derive(Debug, Clone)]
+pub struct AgentRegistration<'a> {
+    pub vantage: &'a str,
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+    pub concurrency: i64,
+    pub version: &'a str,
+    pub selftest: &'a str,
+}
+
+/// A target handed to an agent under a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub run: i64,
+    pub idx: i64,
+    pub target: Target,
+}
+
+/// One vantage's result for one target, as delivered.
+pub struct VantageResult<'a> {
+    pub run: i64,
+    pub idx: i64,
+    pub observation: &'a DomainObservation,
+    pub verdicts: &'a [Verdict],
+}
+
+/// What became of a delivered result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Stored now.
+    Stored,
+    /// This vantage's result for the target was stored before (a resend).
+    Duplicate,
+    /// The agent holds no lease on the target (never given, or given to
+    /// another agent after its lease ran out): refused.
+    NotGiven,
+}
+
+/// A stored per-vantage result.
+#[derive(Debug, Clone)]
+pub struct VantageResultRow {
+    pub vantage: String,
+    pub agent: String,
+    pub observation: DomainObservation,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// How far one vantage has got in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VantageProgress {
+    pub vantage: String,
+    pub done: i64,
+    pub leased: i64,
 }

@@ -174,8 +174,50 @@ pub trait Traffic {
     fn latest_sketch_day(&self, kind: &str, until: &str) -> Result<Option<String>>;
 }
 
+/// Agents, the targets they lease and the results they deliver, per vantage.
+///
+/// A fleet run names its vantages when it starts. Each target is evaluated
+/// once per vantage: an agent of that vantage claims it under a lease,
+/// and its result is keyed on (run, target, vantage). When every vantage of
+/// the run has delivered a target, the target is queued as ready, and the
+/// run's owner combines the per-vantage verdicts into the run's.
+pub trait Fleet {
+    /// A new agent with the hash of its token; `Conflict` if the name is taken.
+    fn add_agent(&mut self, name: &str, token_hash: &str) -> Result<i64>;
+    /// Revokes an agent's token and ends its leases; false if there is no such agent.
+    fn revoke_agent(&mut self, name: &str) -> Result<bool>;
+    /// Agents by name.
+    fn agents(&self) -> Result<Vec<AgentRow>>;
+    /// The agent holding a token (by its hash), unless revoked.
+    fn agent_by_token(&self, token_hash: &str) -> Result<Option<AgentRow>>;
+    /// Records what an agent declared and its self-test.
+    fn register_agent(&mut self, agent: i64, registration: &AgentRegistration<'_>, now: i64) -> Result<()>;
+    /// Marks an agent seen and extends its live leases to `lease_until`.
+    fn heartbeat(&mut self, agent: i64, now: i64, lease_until: i64) -> Result<()>;
+    /// Fixes the vantages of a fleet run.
+    fn set_run_vantages(&mut self, run: i64, vantages: &[String]) -> Result<()>;
+    fn run_vantages(&self, run: i64) -> Result<Vec<String>>;
+    /// Hands the agent up to `concurrency` targets minus those it already
+    /// holds, from the unfinished fleet runs of its vantage (oldest first):
+    /// first targets whose lease ran out, then targets never handed out.
+    fn claim(&mut self, agent: i64, vantage: &str, concurrency: i64, now: i64, lease_until: i64) -> Result<Vec<Lease>>;
+    /// Stores results an agent delivers, in one transaction: each is
+    /// stored only if the agent holds the target's lease, once per vantage.
+    fn deliver(&mut self, agent: i64, vantage: &str, results: &[VantageResult<'_>], now: i64) -> Result<Vec<Delivery>>;
+    /// Up to `limit` targets of a run that every vantage has delivered and
+    /// that are not combined yet, with their per-vantage results.
+    fn ready_targets(&self, run: i64, limit: i64) -> Result<Vec<(i64, Vec<VantageResultRow>)>>;
+    /// Stores combined results (as `Runs::save_results`) and takes their
+    /// targets off the ready queue, in one transaction.
+    fn save_combined(&mut self, run: i64, batch: &[TargetResult<'_>]) -> Result<()>;
+    /// Per-vantage results of one target.
+    fn vantage_results(&self, run: i64, idx: i64) -> Result<Vec<VantageResultRow>>;
+    /// Per vantage of a run: targets delivered and under a live lease.
+    fn fleet_progress(&self, run: i64, now: i64) -> Result<Vec<VantageProgress>>;
+}
+
 /// A whole store: what `open` returns.
-pub trait Store: Runs + Campaigns + History + Jobs + Traffic + Send {
+pub trait Store: Runs + Campaigns + History + Jobs + Traffic + Fleet + Send {
     /// `sqlite:PATH` or `postgres://…` without a password.
     fn describe(&self) -> String;
 }

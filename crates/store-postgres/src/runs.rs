@@ -8,6 +8,52 @@ use v6scope_store_api::{
 /// Targets per statement when a list is written.
 const WRITE_CHUNK: usize = 10_000;
 
+/// Whole targets' observations and verdicts, as columns for one statement each.
+pub(crate) struct ResultColumns<'a> {
+    idx: Vec<i64>,
+    domain: Vec<&'a str>,
+    body: Vec<String>,
+    verdicts: VerdictColumns,
+}
+
+impl<'a> ResultColumns<'a> {
+    pub(crate) fn of(batch: &'a [TargetResult<'a>]) -> Result<ResultColumns<'a>> {
+        let mut columns = ResultColumns {
+            idx: Vec::with_capacity(batch.len()),
+            domain: Vec::with_capacity(batch.len()),
+            body: Vec::with_capacity(batch.len()),
+            verdicts: VerdictColumns::default(),
+        };
+        for r in batch {
+            columns.idx.push(r.idx);
+            columns.domain.push(r.observation.target.domain.as_str());
+            columns.body.push(serde_json::to_string(r.observation)?);
+            for v in r.verdicts {
+                columns.verdicts.push(r.idx, v)?;
+            }
+        }
+        Ok(columns)
+    }
+
+    /// Writes them (replacing what the targets had).
+    pub(crate) fn write(&self, tx: &mut postgres::Transaction<'_>, run: i64) -> Result<()> {
+        tx.execute(
+            "INSERT INTO observations (run_id, idx, domain, body) \
+             SELECT DISTINCT ON (idx) $1, idx, domain, body \
+             FROM UNNEST($2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS o(idx, domain, body, n) \
+             ORDER BY idx, n DESC \
+             ON CONFLICT (run_id, idx) DO UPDATE SET domain = excluded.domain, body = excluded.body",
+            &[&run, &self.idx, &self.domain, &self.body],
+        )
+        .db()?;
+        self.verdicts.write(tx, run)
+    }
+
+    pub(crate) fn indexes(&self) -> &[i64] {
+        &self.idx
+    }
+}
+
 pub(crate) fn target_of(r: &Row, first: usize) -> Result<Target> {
     Ok(Target {
         domain: get(r, first)?,
@@ -152,30 +198,10 @@ impl Runs for PostgresStore {
     }
 
     fn save_results(&mut self, run: i64, batch: &[TargetResult<'_>]) -> Result<()> {
-        let mut idx = Vec::with_capacity(batch.len());
-        let mut domain = Vec::with_capacity(batch.len());
-        let mut body = Vec::with_capacity(batch.len());
-        let mut verdicts = VerdictColumns::default();
-        for r in batch {
-            idx.push(r.idx);
-            domain.push(r.observation.target.domain.as_str());
-            body.push(serde_json::to_string(r.observation)?);
-            for v in r.verdicts {
-                verdicts.push(r.idx, v)?;
-            }
-        }
+        let columns = ResultColumns::of(batch)?;
         self.with(|c| {
             let mut tx = c.transaction().db()?;
-            tx.execute(
-                "INSERT INTO observations (run_id, idx, domain, body) \
-                 SELECT DISTINCT ON (idx) $1, idx, domain, body \
-                 FROM UNNEST($2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS o(idx, domain, body, n) \
-                 ORDER BY idx, n DESC \
-                 ON CONFLICT (run_id, idx) DO UPDATE SET domain = excluded.domain, body = excluded.body",
-                &[&run, &idx, &domain, &body],
-            )
-            .db()?;
-            verdicts.write(&mut tx, run)?;
+            columns.write(&mut tx, run)?;
             tx.commit().db()
         })
     }

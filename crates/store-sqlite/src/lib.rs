@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use v6scope_store_api::{Result, StoreError};
 
 mod campaigns;
+mod fleet;
 mod history;
 mod jobs;
 mod runs;
@@ -23,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "campaign_size", include_str!("../migrations/0002_campaign_size.sql")),
     (3, "score_order", include_str!("../migrations/0003_score_order.sql")),
     (4, "change_order", include_str!("../migrations/0004_change_order.sql")),
+    (5, "fleet", include_str!("../migrations/0005_fleet.sql")),
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,7 @@ use v6scope_store_api::{
 const INSERT_VERDICT: &str = "INSERT OR REPLACE INTO verdicts (run_id, idx, profile, domain, status, score, body) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-fn insert_verdict(stmt: &mut rusqlite::Statement<'_>, run: i64, idx: i64, v: &Verdict) -> Result<()> {
+fn insert_verdict(stmt: &mut rusqlite::CachedStatement<'_>, run: i64, idx: i64, v: &Verdict) -> Result<()> {
     stmt.execute(params![
         run,
         idx,
@@ -29,6 +29,27 @@ pub(crate) fn target_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result
         organisation: r.get(first + 2)?,
         region: r.get(first + 3)?,
     })
+}
+
+/// Writes whole targets' observations and verdicts (replacing what they had).
+pub(crate) fn write_results(tx: &rusqlite::Transaction<'_>, run: i64, batch: &[TargetResult<'_>]) -> Result<()> {
+    let mut obs = tx
+        .prepare_cached("INSERT OR REPLACE INTO observations (run_id, idx, domain, body) VALUES (?1, ?2, ?3, ?4)")
+        .db()?;
+    let mut ver = tx.prepare_cached(INSERT_VERDICT).db()?;
+    for r in batch {
+        obs.execute(params![
+            run,
+            r.idx,
+            r.observation.target.domain,
+            serde_json::to_string(r.observation)?
+        ])
+        .db()?;
+        for v in r.verdicts {
+            insert_verdict(&mut ver, run, r.idx, v)?;
+        }
+    }
+    Ok(())
 }
 
 impl Runs for SqliteStore {
@@ -78,31 +99,14 @@ impl Runs for SqliteStore {
 
     fn save_results(&mut self, run: i64, batch: &[TargetResult<'_>]) -> Result<()> {
         let tx = self.conn.transaction().db()?;
-        {
-            let mut obs = tx
-                .prepare("INSERT OR REPLACE INTO observations (run_id, idx, domain, body) VALUES (?1, ?2, ?3, ?4)")
-                .db()?;
-            let mut ver = tx.prepare(INSERT_VERDICT).db()?;
-            for r in batch {
-                obs.execute(params![
-                    run,
-                    r.idx,
-                    r.observation.target.domain,
-                    serde_json::to_string(r.observation)?
-                ])
-                .db()?;
-                for v in r.verdicts {
-                    insert_verdict(&mut ver, run, r.idx, v)?;
-                }
-            }
-        }
+        write_results(&tx, run, batch)?;
         tx.commit().db()
     }
 
     fn save_verdicts(&mut self, run: i64, verdicts: &[(i64, Verdict)]) -> Result<()> {
         let tx = self.conn.transaction().db()?;
         {
-            let mut ver = tx.prepare(INSERT_VERDICT).db()?;
+            let mut ver = tx.prepare_cached(INSERT_VERDICT).db()?;
             for (idx, v) in verdicts {
                 insert_verdict(&mut ver, run, *idx, v)?;
             }

@@ -56,6 +56,8 @@ stories!(
     traffic_and_sketches,
     concurrent_sketch_merges_lose_nothing,
     streams_may_use_the_store_between_rows,
+    agents_leases_and_per_vantage_results,
+    concurrent_claims_never_hand_out_a_target_twice,
 );
 
 fn target(domain: &str, category: Option<&str>) -> Target {
@@ -838,4 +840,235 @@ fn streams_may_use_the_store_between_rows(fixture: Fixture) {
         .for_each_verdict_pair(run, run, "internetnl", &mut |_, _| pairs += 1)
         .unwrap();
     assert_eq!(pairs, n);
+}
+
+fn register(store: &mut dyn Store, name: &str, vantage: &str) -> i64 {
+    let id = store.add_agent(name, &format!("hash-of-{name}")).unwrap();
+    let labels = std::collections::BTreeMap::from([("isp".to_string(), vantage.to_string())]);
+    store
+        .register_agent(
+            id,
+            &AgentRegistration {
+                vantage,
+                labels: &labels,
+                concurrency: 3,
+                version: "test",
+                selftest: "{}",
+            },
+            1000,
+        )
+        .unwrap();
+    id
+}
+
+fn agents_leases_and_per_vantage_results(fixture: Fixture) {
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut store = fixture.open();
+    let store = &mut *store;
+    let a = register(store, "agent-a", "isp-a");
+    let a2 = register(store, "agent-a2", "isp-a");
+    let b = register(store, "agent-b", "isp-b");
+    assert!(matches!(
+        store.add_agent("agent-a", "other"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.add_agent("agent-x", "hash-of-agent-a"),
+        Err(StoreError::Conflict(_))
+    ));
+    let found = store.agent_by_token("hash-of-agent-a").unwrap().unwrap();
+    assert_eq!(
+        (found.id, found.vantage.as_deref(), found.concurrency),
+        (a, Some("isp-a"), 3)
+    );
+    assert_eq!(found.labels["isp"], "isp-a");
+    assert!(store.agent_by_token("nothing").unwrap().is_none());
+
+    let run = store
+        .create_run("campaign:fleet", &["internetnl".into()], "{}")
+        .unwrap();
+    let targets: Vec<Target> = (0..5).map(|i| target(&format!("t{i}.example"), None)).collect();
+    store.add_targets(run, &targets).unwrap();
+    store.set_run_vantages(run, &["isp-b".into(), "isp-a".into()]).unwrap();
+    assert_eq!(store.run_vantages(run).unwrap(), ["isp-a", "isp-b"]);
+
+    // Flow control: never more than the declared concurrency at once.
+    let first = store.claim(a, "isp-a", 3, t0, t0 + 100).unwrap();
+    assert_eq!(first.iter().map(|l| l.idx).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(first[0].target.domain, "t0.example");
+    assert!(store.claim(a, "isp-a", 3, t0 + 1, t0 + 101).unwrap().is_empty());
+    let other = store.claim(a2, "isp-a", 3, t0 + 1, t0 + 101).unwrap();
+    assert_eq!(other.iter().map(|l| l.idx).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(store.agents().unwrap().iter().find(|r| r.id == a).unwrap().leased, 3);
+
+    // Results: stored once, resends are duplicates, targets not given are refused.
+    let obs = observation("t0.example");
+    let v = [verdict("t0.example", "internetnl", Status::Pass, 100.0)];
+    let result = |idx| VantageResult {
+        run,
+        idx,
+        observation: &obs,
+        verdicts: &v,
+    };
+    let acks = store
+        .deliver(a, "isp-a", &[result(0), result(0), result(3), result(1)], t0 + 2)
+        .unwrap();
+    assert_eq!(
+        acks,
+        [
+            Delivery::Stored,
+            Delivery::Duplicate,
+            Delivery::NotGiven,
+            Delivery::Stored
+        ]
+    );
+    assert_eq!(
+        store.deliver(a, "isp-a", &[result(0)], t0 + 3).unwrap(),
+        [Delivery::Duplicate]
+    );
+    // Not ready until every vantage has delivered.
+    assert!(store.ready_targets(run, 10).unwrap().is_empty());
+    let bs = store.claim(b, "isp-b", 3, t0 + 3, t0 + 103).unwrap();
+    assert_eq!(bs.len(), 3);
+    assert_eq!(
+        store.deliver(b, "isp-b", &[result(0)], t0 + 4).unwrap(),
+        [Delivery::Stored]
+    );
+    let ready = store.ready_targets(run, 10).unwrap();
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0].0, 0);
+    assert_eq!(
+        ready[0]
+            .1
+            .iter()
+            .map(|r| (r.vantage.as_str(), r.agent.as_str()))
+            .collect::<Vec<_>>(),
+        [("isp-a", "agent-a"), ("isp-b", "agent-b")]
+    );
+    assert_eq!(ready[0].1[0].verdicts, v);
+    store
+        .save_combined(
+            run,
+            &[TargetResult {
+                idx: 0,
+                observation: &obs,
+                verdicts: &v,
+            }],
+        )
+        .unwrap();
+    assert!(store.ready_targets(run, 10).unwrap().is_empty());
+    assert_eq!(store.observation_count(run).unwrap(), (1, 1));
+    assert_eq!(store.vantage_results(run, 0).unwrap().len(), 2);
+
+    // Heartbeats keep leases; a silent agent's run out and go to another.
+    store.heartbeat(a, t0 + 90, t0 + 190).unwrap();
+    store.heartbeat(a2, t0 + 90, t0 + 190).unwrap();
+    assert!(
+        store.claim(a2, "isp-a", 3, t0 + 150, t0 + 250).unwrap().is_empty(),
+        "a2 still holds 3 and 4"
+    );
+    let taken = store.claim(a2, "isp-a", 5, t0 + 200, t0 + 300).unwrap();
+    assert_eq!(
+        taken.iter().map(|l| l.idx).collect::<Vec<_>>(),
+        [2, 3, 4],
+        "the leases ran out"
+    );
+    assert_eq!(
+        store.deliver(a, "isp-a", &[result(2)], t0 + 201).unwrap(),
+        [Delivery::NotGiven]
+    );
+    assert_eq!(
+        store.deliver(a2, "isp-a", &[result(2), result(3)], t0 + 201).unwrap(),
+        [Delivery::Stored; 2]
+    );
+    let progress = store.fleet_progress(run, t0 + 201).unwrap();
+    assert_eq!(
+        progress,
+        [
+            VantageProgress {
+                vantage: "isp-a".into(),
+                done: 4,
+                leased: 1
+            },
+            VantageProgress {
+                vantage: "isp-b".into(),
+                done: 1,
+                leased: 0
+            },
+        ]
+    );
+    // A revoked agent's token no longer works and its leases are free.
+    assert!(store.revoke_agent("agent-b").unwrap());
+    assert!(!store.revoke_agent("nobody").unwrap());
+    assert!(store.agent_by_token("hash-of-agent-b").unwrap().is_none());
+    assert!(
+        store
+            .agents()
+            .unwrap()
+            .iter()
+            .find(|r| r.name == "agent-b")
+            .unwrap()
+            .revoked
+    );
+    let b2 = register(store, "agent-b2", "isp-b");
+    let again = store.claim(b2, "isp-b", 10, t0 + 202, t0 + 302).unwrap();
+    assert_eq!(again.iter().map(|l| l.idx).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    // A finished run hands out nothing.
+    store.finish_run(run).unwrap();
+    assert!(store.claim(a2, "isp-a", 10, t0 + 1000, t0 + 1100).unwrap().is_empty());
+}
+
+fn concurrent_claims_never_hand_out_a_target_twice(fixture: Fixture) {
+    let mut store = fixture.open();
+    let run = store
+        .create_run("campaign:fleet", &["internetnl".into()], "{}")
+        .unwrap();
+    let targets: Vec<Target> = (0..400).map(|i| target(&format!("t{i}.example"), None)).collect();
+    store.add_targets(run, &targets).unwrap();
+    store.set_run_vantages(run, &["isp-a".into()]).unwrap();
+    let agents: Vec<i64> = (0..4)
+        .map(|i| register(&mut *store, &format!("agent-{i}"), "isp-a"))
+        .collect();
+    drop(store);
+    let location = &fixture.location;
+    let claimed: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = agents
+            .iter()
+            .map(|&agent| {
+                s.spawn(move || {
+                    let mut store = open(location).unwrap();
+                    let mut mine = Vec::new();
+                    loop {
+                        let leases = store.claim(agent, "isp-a", 7, 1000, 5000).unwrap();
+                        if leases.is_empty() {
+                            break;
+                        }
+                        let obs = observation("x.example");
+                        let results: Vec<VantageResult<'_>> = leases
+                            .iter()
+                            .map(|l| VantageResult {
+                                run,
+                                idx: l.idx,
+                                observation: &obs,
+                                verdicts: &[],
+                            })
+                            .collect();
+                        let acks = store.deliver(agent, "isp-a", &results, 1000).unwrap();
+                        assert!(acks.iter().all(|a| *a == Delivery::Stored), "{acks:?}");
+                        mine.extend(leases.iter().map(|l| l.idx));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = claimed.concat();
+    all.sort();
+    assert_eq!(all, (0..400).collect::<Vec<_>>(), "each target once");
+    let store = fixture.open();
+    assert_eq!(store.ready_targets(run, 1000).unwrap().len(), 400);
 }
