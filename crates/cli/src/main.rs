@@ -1,5 +1,6 @@
 //! The `v6scope` command line.
 
+mod agent;
 mod bulk_dns;
 mod check;
 mod collect;
@@ -10,6 +11,7 @@ mod scan;
 mod serve;
 mod traffic;
 
+use agent::*;
 use bulk_dns::*;
 use check::*;
 use evaluate::*;
@@ -34,10 +36,18 @@ use v6scope_assess::{Profile, assess};
 use v6scope_model::targets;
 use v6scope_model::{SCHEMA_VERSION, Status, Target};
 use v6scope_scan::{
-    CancellationToken, CrawlSettings, Judged, Outcome, ProbeSettings, RunConfig, Runner, ScanError, SinkError,
-    StoreSink, VantageSettings, fit_open_files, judge, load_profiles,
+    CancellationToken, CombineRule, CrawlSettings, FleetSettings, Judged, Outcome, ProbeSettings, RunConfig, Runner,
+    ScanError, SinkError, StoreSink, VantageSettings, VantageVerdicts, combine, fit_open_files, judge, load_profiles,
 };
 use v6scope_store::Store;
+
+/// The clock as Unix seconds (leases and heartbeats are kept in them).
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
 
 /// Exit code for usage and input errors.
 const EXIT_USAGE: u8 = 2;
@@ -158,6 +168,12 @@ enum Command {
     Check(CheckArgs),
     /// Evaluate a targets file (plain list or CSV) into the store.
     Scan(ScanArgs),
+    /// Evaluate targets for a server from this vantage (register, claim,
+    /// deliver); outbound connections only.
+    Agent(AgentArgs),
+    /// The server's agents and their tokens.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Re-judge a stored run under a profile, without probing.
     Assess(AssessArgs),
     /// Bulk DNS lookups (A, AAAA, NS, MX) through the resolver, as JSON Lines.
@@ -310,6 +326,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check(args).await,
         Command::Scan(args) => scan(args, cli.quiet).await,
+        Command::Agent(args) => agent(args).await,
+        Command::Agents(command) => agents(command),
         Command::Assess(args) => reassess(args),
         Command::Dns(args) => bulk_dns(args, cli.quiet).await,
         Command::Runs(args) => runs(args),

@@ -47,6 +47,20 @@ pub(crate) struct ScanArgs {
     /// With --public-only: a special-purpose prefix that may be reached all the same (repeatable).
     #[arg(long = "scan-allow", value_name = "CIDR")]
     pub(crate) scan_allow: Vec<ipnet::IpNet>,
+    /// Evaluate from the server's agents instead of this machine, each target
+    /// once per vantage: `all`, or a selector KEY=VALUE[,KEY=VALUE…] on the
+    /// agents' labels (`vantage=NAME` names a vantage); repeatable, any
+    /// selector may match. The vantages are fixed when the run starts.
+    #[arg(long = "agents", value_name = "SELECTOR")]
+    pub(crate) agents: Vec<String>,
+    /// With --agents: how the vantages' verdicts combine into the run's:
+    /// all (every vantage must pass), majority, or any.
+    #[arg(long, default_value = "all", value_name = "RULE")]
+    pub(crate) rule: CombineRule,
+    /// With --agents: stop (the run is kept, resumable) when no vantage has
+    /// delivered a result for this many seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub(crate) agent_wait: u64,
     /// The server's job this scan runs (set by `serve`).
     #[arg(long, hide = true)]
     pub(crate) job: Option<i64>,
@@ -175,7 +189,16 @@ pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             (run, pending, config)
         }
         None => {
-            let config = args.probe.run_config(&args.crawl);
+            let mut config = args.probe.run_config(&args.crawl);
+            if !args.agents.is_empty() {
+                let vantages = select_vantages(&store.agents()?, &args.agents)?;
+                eprintln!("vantages: {}", vantages.join(", "));
+                config.vantage = VantageSettings::default();
+                config.fleet = Some(FleetSettings {
+                    vantages,
+                    rule: args.rule,
+                });
+            }
             // Bad profiles stop the scan before a run exists.
             load_profiles(&config.profiles).map_err(scan_error)?;
             let (source, targets) = match (&args.file, &args.campaign) {
@@ -201,6 +224,9 @@ pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 .collect();
             let run = store.create_run(&source, &names, &config.to_stored())?;
             store.add_targets(run, &targets)?;
+            if let Some(fleet) = &config.fleet {
+                store.set_run_vantages(run, &fleet.vantages)?;
+            }
             let pending = targets.into_iter().enumerate().map(|(i, t)| (i as i64, t)).collect();
             eprintln!("run {run}: {} targets", store.run(run)?.targets);
             (run, pending, config)
@@ -215,6 +241,11 @@ pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let mut table = v6scope_flow::enrich::PrefixTable::default();
     for path in &args.prefixes {
         table.load(path).map_err(|e| usage(e.to_string()))?;
+    }
+    if let Some(fleet) = &config.fleet {
+        let cancel = cancel_on_signals()?;
+        let wait = Duration::from_secs(args.agent_wait);
+        return own_fleet_run(store, run, fleet, wait, quiet, &cancel, &providers, &table).await;
     }
     let vantage = args.probe.vantage_settings().or(&config.vantage);
     let public_only = args.public_only.then_some(args.scan_allow.as_slice());
@@ -298,19 +329,180 @@ pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             left.len()
         ),
     }
+    summarise(&mut *store, run, &providers, &table, &outputs.tally)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finishes a run: its summary, the changes against the previous run, the tally.
+fn summarise(
+    store: &mut dyn Store,
+    run: i64,
+    providers: &v6scope_assess::providers::Providers,
+    table: &v6scope_flow::enrich::PrefixTable,
+    tally: &BTreeMap<(String, Status), u64>,
+) -> Result<()> {
     store.finish_run(run)?;
     let info = store.run(run)?;
     eprintln!("run {run}: {} of {} targets evaluated", info.done, info.targets);
     let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
-    let summary = v6scope_report::history::summarise_run(&mut *store, run, &providers, &asn_of)?;
+    let summary = v6scope_report::history::summarise_run(store, run, providers, &asn_of)?;
     if summary.regressions + summary.improvements > 0 {
         eprintln!(
             "  against the previous run: {} regressions, {} improvements",
             summary.regressions, summary.improvements
         );
     }
-    for ((profile, status), n) in &outputs.tally {
+    for ((profile, status), n) in tally {
         eprintln!("  {profile}: {status} {n}");
     }
+    Ok(())
+}
+
+/// The vantages of the registered agents a selector picks: `all`, or
+/// KEY=VALUE pairs that must all match (`vantage=NAME` is the vantage).
+pub(crate) fn select_vantages(agents: &[v6scope_store::AgentRow], selectors: &[String]) -> Result<Vec<String>> {
+    let mut parsed: Vec<Vec<(String, String)>> = Vec::new();
+    for s in selectors {
+        if s == "all" {
+            parsed.push(Vec::new());
+            continue;
+        }
+        let mut pairs = Vec::new();
+        for pair in s.split(',') {
+            match pair.split_once('=') {
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => pairs.push((k.to_string(), v.to_string())),
+                _ => return Err(usage(format!("--agents '{s}': 'all' or KEY=VALUE[,KEY=VALUE…]"))),
+            }
+        }
+        parsed.push(pairs);
+    }
+    let mut vantages: Vec<String> = agents
+        .iter()
+        .filter(|a| !a.revoked)
+        .filter_map(|a| {
+            let vantage = a.vantage.as_ref()?;
+            let matches = |pairs: &Vec<(String, String)>| {
+                pairs.iter().all(|(k, v)| {
+                    if k == "vantage" {
+                        vantage == v
+                    } else {
+                        a.labels.get(k) == Some(v)
+                    }
+                })
+            };
+            parsed.iter().any(matches).then(|| vantage.clone())
+        })
+        .collect();
+    vantages.sort();
+    vantages.dedup();
+    if vantages.is_empty() {
+        return Err(usage(format!(
+            "no registered agent matches --agents {} (v6scope agents list)",
+            selectors.join(" --agents ")
+        )));
+    }
+    Ok(vantages)
+}
+
+/// The owner of a fleet run: combines each target's per-vantage results as
+/// soon as every vantage has delivered it, until the run is complete.
+#[allow(clippy::too_many_arguments)]
+async fn own_fleet_run(
+    mut store: Box<dyn Store>,
+    run: i64,
+    fleet: &FleetSettings,
+    wait: Duration,
+    quiet: bool,
+    cancel: &CancellationToken,
+    providers: &v6scope_assess::providers::Providers,
+    table: &v6scope_flow::enrich::PrefixTable,
+) -> Result<ExitCode> {
+    let info = store.run(run)?;
+    let bar = ProgressBar::new(info.targets as u64);
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} {msg}")
+            .expect("static template"),
+    );
+    bar.set_position(info.done as u64);
+    eprintln!(
+        "run {run}: waiting for the agents of {} (rule: {})",
+        fleet.vantages.join(", "),
+        fleet.rule
+    );
+    let mut tally: BTreeMap<(String, Status), u64> = BTreeMap::new();
+    let mut delivered = -1i64;
+    let mut last_news = std::time::Instant::now();
+    loop {
+        let ready = store.ready_targets(run, 500)?;
+        if !ready.is_empty() {
+            let combined: Vec<(i64, v6scope_model::DomainObservation, Vec<v6scope_model::Verdict>)> = ready
+                .iter()
+                .filter_map(|(idx, rows)| {
+                    let results: Vec<VantageVerdicts<'_>> = rows
+                        .iter()
+                        .map(|r| VantageVerdicts {
+                            vantage: &r.vantage,
+                            observation: &r.observation,
+                            verdicts: &r.verdicts,
+                        })
+                        .collect();
+                    combine(fleet.rule, &results).map(|(o, v)| (*idx, o, v))
+                })
+                .collect();
+            for (_, _, verdicts) in &combined {
+                for v in verdicts {
+                    *tally.entry((v.profile.clone(), v.status)).or_default() += 1;
+                }
+            }
+            let batch: Vec<v6scope_store::TargetResult<'_>> = combined
+                .iter()
+                .map(|(idx, observation, verdicts)| v6scope_store::TargetResult {
+                    idx: *idx,
+                    observation,
+                    verdicts,
+                })
+                .collect();
+            store.save_combined(run, &batch)?;
+            bar.inc(batch.len() as u64);
+            last_news = std::time::Instant::now();
+            continue;
+        }
+        let (done, _) = store.observation_count(run)?;
+        if done >= info.targets {
+            break;
+        }
+        let progress = store.fleet_progress(run, crate::now_secs())?;
+        let total: i64 = progress.iter().map(|p| p.done).sum();
+        if total != delivered {
+            delivered = total;
+            last_news = std::time::Instant::now();
+            let parts: Vec<String> = progress.iter().map(|p| format!("{} {}", p.vantage, p.done)).collect();
+            bar.set_message(parts.join(" · "));
+        }
+        if last_news.elapsed() >= wait {
+            bail!(
+                "run {run}: no vantage delivered a result for {} s ({}); the run is kept: finish it with --resume {run}",
+                wait.as_secs(),
+                progress
+                    .iter()
+                    .map(|p| format!("{}: {} of {}", p.vantage, p.done, info.targets))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                bar.finish_and_clear();
+                eprintln!("run {run} stopped waiting; the agents go on: resume it with --resume {run}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    bar.finish_and_clear();
+    summarise(&mut *store, run, providers, table, &tally)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -235,13 +235,6 @@ pub struct FleetSettings {
     pub vantages: Vec<String>,
     #[serde(default)]
     pub rule: CombineRule,
-    /// Seconds an agent holds targets it claimed without reporting.
-    #[serde(default = "default_lease_secs")]
-    pub lease_secs: u64,
-}
-
-fn default_lease_secs() -> u64 {
-    120
 }
 
 /// How per-vantage verdicts combine into a target's verdict. Vantages whose

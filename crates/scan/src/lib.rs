@@ -12,6 +12,8 @@
 
 mod config;
 mod error;
+mod fleet;
+pub mod protocol;
 mod runner;
 mod sink;
 
@@ -20,6 +22,7 @@ pub use config::{
     VantageSettings,
 };
 pub use error::{ScanError, SinkError};
+pub use fleet::{VANTAGES_CHECK, VantageVerdicts, combine};
 pub use runner::{Outcome, Runner, fit_open_files, unprobed};
 pub use sink::{Judged, Observer, Sink, StoreSink, judge, load_profiles};
 pub use tokio_util::sync::CancellationToken;

@@ -169,6 +169,23 @@ impl Runner {
         observe(&self.prober, target, &self.vantage, self.deadline, &self.site).await
     }
 
+    /// One target, and whether its result can be trusted: false when the
+    /// resolvers were failing while it was evaluated (evaluate it again
+    /// once they are healthy; never hand such a result on).
+    pub async fn evaluate_checked(&self, target: Target) -> (DomainObservation, bool) {
+        let faults = self.watch.faults();
+        let observation = observe(&self.prober, target, &self.vantage, self.deadline, &self.site).await;
+        let suspicious = v6scope_probe::health::looks_like_resolver_failure(&observation);
+        let trusted = self.watch.health(suspicious).await.healthy() && self.watch.faults() == faults;
+        (observation, trusted)
+    }
+
+    /// Repeats the resolver self-test in the background (as `run` does)
+    /// until the handle is aborted.
+    pub fn watch_resolvers(&self) -> tokio::task::JoinHandle<()> {
+        self.watch.spawn_ticker(RESOLVER_CHECK_EVERY)
+    }
+
     /// Evaluates `pending` with `concurrency` targets at once, handing each
     /// observation to `sink`. A result taken while the resolvers were
     /// failing is not handed on: the target is evaluated again once they
@@ -200,10 +217,7 @@ impl Runner {
             let mut unfinished: std::collections::BTreeMap<i64, Target> =
                 pending.iter().map(|(i, t)| (*i, t.clone())).collect();
             let mut stream = futures::stream::iter(pending.into_iter().map(|(idx, target)| async move {
-                let faults = self.watch.faults();
-                let observation = observe(&self.prober, target, &self.vantage, self.deadline, &self.site).await;
-                let suspicious = v6scope_probe::health::looks_like_resolver_failure(&observation);
-                let trusted = self.watch.health(suspicious).await.healthy() && self.watch.faults() == faults;
+                let (observation, trusted) = self.evaluate_checked(target).await;
                 (idx, observation, trusted)
             }))
             .buffer_unordered(concurrency);

@@ -901,6 +901,27 @@ pub(crate) struct ScanSpec {
     pub crawl: bool,
     /// A JSON number: `8.0` is the integer 8, as JSON Schema counts it.
     pub samples: Option<f64>,
+    /// Agent selectors: the run is evaluated from the fleet's vantages.
+    pub agents: Vec<String>,
+    /// How the vantages' verdicts combine: all, majority or any.
+    pub rule: Option<String>,
+}
+
+/// `all`, or up to 8 KEY=VALUE pairs of 1 to 64 letters, digits, '.', '_' or
+/// '-', each starting with a letter or digit.
+fn agent_selector_ok(selector: &str) -> bool {
+    // Starting with a letter or digit, a value can never read as a flag.
+    let word = |w: &str| {
+        (1..=64).contains(&w.len())
+            && w.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    selector == "all"
+        || (selector.split(',').count() <= 8
+            && selector
+                .split(',')
+                .all(|pair| pair.split_once('=').is_some_and(|(k, v)| word(k) && word(v))))
 }
 
 impl ScanSpec {
@@ -930,6 +951,27 @@ impl ScanSpec {
             }
             let n = n as u32;
             args.extend(["--samples".into(), n.to_string()]);
+        }
+        if self.agents.len() > 8 {
+            return Err(ApiError::BadRequest("agents: 8 selectors at most".into()));
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            if !agent_selector_ok(a) {
+                return Err(ApiError::BadRequest(format!(
+                    "agents: '{}' is not 'all' or KEY=VALUE[,KEY=VALUE…]",
+                    a.chars().take(100).collect::<String>()
+                )));
+            }
+            if self.agents[..i].contains(a) {
+                return Err(ApiError::BadRequest(format!("agents: '{a}' is named twice")));
+            }
+            args.push(format!("--agents={a}"));
+        }
+        if let Some(rule) = &self.rule {
+            if !matches!(rule.as_str(), "all" | "majority" | "any") {
+                return Err(ApiError::BadRequest("rule: all, majority or any".into()));
+            }
+            args.push(format!("--rule={rule}"));
         }
         Ok(args)
     }
@@ -988,6 +1030,8 @@ struct ScanSpecFlat {
     profiles: Vec<String>,
     crawl: bool,
     samples: Option<f64>,
+    agents: Vec<String>,
+    rule: Option<String>,
 }
 
 async fn api_add_schedule(
@@ -1002,6 +1046,8 @@ async fn api_add_schedule(
         profiles: spec.scan.profiles,
         crawl: spec.scan.crawl,
         samples: spec.scan.samples,
+        agents: spec.scan.agents,
+        rule: spec.scan.rule,
     }
     .args()?;
     let schedule = state
@@ -1232,8 +1278,9 @@ fn classic_text_format(openmetrics: &str) -> String {
 
 async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let st = state.clone();
-    let (c, probes, errors) = state
+    let (c, probes, errors, agents) = state
         .store(move |s| {
+            let agents = s.agents()?;
             let c = s.counters()?;
             let (mut probes, mut errors) = (0, 0);
             for r in s.run_list(i64::MAX)? {
@@ -1242,10 +1289,11 @@ async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result
                 probes += done;
                 errors += error;
             }
-            Ok((c, probes, errors))
+            Ok((c, probes, errors, agents))
         })
         .await?;
     let m = &state.metrics;
+    crate::agents::export(&state, &agents);
     m.runs.set(c.runs);
     m.runs_finished.set(c.runs_finished);
     m.probes.set(probes);
@@ -1266,4 +1314,32 @@ async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result
         ("text/plain; version=0.0.4; charset=utf-8", classic_text_format(&text))
     };
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
+}
+
+#[cfg(test)]
+mod agent_selector_tests {
+    use super::*;
+
+    #[test]
+    fn schedules_name_vantages_from_a_fixed_vocabulary() {
+        for ok in ["all", "isp=A", "isp=cmcc,region=beijing", "vantage=isp-a.bj"] {
+            assert!(agent_selector_ok(ok), "{ok}");
+        }
+        for bad in [
+            "", "isp", "isp=", "=A", "isp=A,", "isp=A;rm", "--db=x", "isp=-x", "isp=A B",
+        ] {
+            assert!(!agent_selector_ok(bad), "{bad}");
+        }
+        let spec = ScanSpec {
+            agents: vec!["isp=A".into()],
+            rule: Some("majority".into()),
+            ..Default::default()
+        };
+        assert_eq!(spec.args().unwrap(), ["--agents=isp=A", "--rule=majority"]);
+        let bad_rule = ScanSpec {
+            rule: Some("most".into()),
+            ..Default::default()
+        };
+        assert!(bad_rule.args().is_err());
+    }
 }

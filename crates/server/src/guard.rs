@@ -16,7 +16,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub(crate) async fn guard(State(state): State<SharedState>, mut request: Request, next: Next) -> Response {
-    let api = request.uri().path().starts_with("/api/");
+    let api = is_api(request.uri().path());
     if !api {
         negotiate_language(&mut request);
     }
@@ -25,7 +25,7 @@ pub(crate) async fn guard(State(state): State<SharedState>, mut request: Request
             // Forms carry their token in the body: those bodies are bounded
             // (`max_form_bytes`, applied by the router) and only a few are
             // read at once, whoever sends them.
-            let form = request.method() == Method::POST && !request.uri().path().starts_with("/api/");
+            let form = request.method() == Method::POST && !api;
             if form {
                 match state.form_slots.clone().try_acquire_owned() {
                     Ok(_permit) => next.run(request).await,
@@ -101,11 +101,16 @@ fn negotiate_language(request: &mut Request) {
     }
 }
 
+/// The JSON APIs: the read API and admin writes, and the agent API.
+pub(crate) fn is_api(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/agent/")
+}
+
 fn admit(state: &SharedState, request: &Request) -> Result<(), ApiError> {
     check_host(state, request)?;
     // API writes check their token before their bodies are read (the
     // `AuthorisedBody` extractor, after the router's 404 and 405).
-    let api = request.uri().path().starts_with("/api/");
+    let api = is_api(request.uri().path());
     // A body announced larger than the route takes is refused before a byte
     // of it is read (a chunked one is cut off at the limit while it is read).
     let limit = if api {

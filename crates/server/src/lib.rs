@@ -8,6 +8,7 @@
 //! (`scan --resume`), where results are written target by target in
 //! transactions.
 
+mod agents;
 mod api;
 mod guard;
 mod i18n;
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use v6scope_store::Store;
 
+pub use agents::{new_token, token_hash};
 pub use i18n::Lang;
 
 /// The `[serve]` table of the configuration file, with flags applied on top.
@@ -82,6 +84,13 @@ pub struct ServerConfig {
     /// Seconds a connection may take to send a request's headers (and a
     /// new connection its first byte).
     pub header_timeout_seconds: u64,
+    /// Seconds a target stays leased to an agent that stops heartbeating;
+    /// then another agent of the vantage takes it.
+    pub agent_lease_seconds: u64,
+    /// Seconds between an agent's heartbeats (each extends its leases).
+    pub agent_heartbeat_seconds: u64,
+    /// Targets per claim and results per delivery at most.
+    pub agent_max_batch: usize,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +117,9 @@ impl Default for ServerConfig {
             max_connections_per_ip: 64,
             max_form_bytes: 8 << 20,
             header_timeout_seconds: 10,
+            agent_lease_seconds: 60,
+            agent_heartbeat_seconds: 10,
+            agent_max_batch: 500,
         }
     }
 }
@@ -155,6 +167,10 @@ pub(crate) struct AppState {
     pub wake: tokio::sync::Notify,
     /// Form bodies being read at once (see `max_form_bytes`).
     pub form_slots: Arc<tokio::sync::Semaphore>,
+    /// Fleet runs' agent configuration and profiles, loaded once each.
+    pub fleet_runs: Mutex<std::collections::HashMap<i64, Arc<agents::FleetRun>>>,
+    /// Agents' delivery rates, for the vantages page and `/metrics`.
+    pub agent_rates: Mutex<agents::Rates>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -233,6 +249,8 @@ pub(crate) enum ApiError {
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
     Internal(String),
     #[error("{0}")]
     Busy(String),
@@ -259,6 +277,7 @@ impl ApiError {
             ApiError::ReadOnly => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -348,6 +367,8 @@ pub async fn serve(
         metrics: scheduler::Metrics::new(),
         wake: tokio::sync::Notify::new(),
         form_slots: Arc::new(tokio::sync::Semaphore::new(FORMS_AT_ONCE)),
+        fleet_runs: Mutex::new(Default::default()),
+        agent_rates: Mutex::new(Default::default()),
     });
     let app = router(state.clone());
     let shutdown = shutdown_signal();
@@ -494,6 +515,7 @@ fn router(state: SharedState) -> Router {
     Router::new()
         .merge(pages::routes().layer(axum::extract::DefaultBodyLimit::max(form_limit)))
         .merge(api::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
+        .merge(agents::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

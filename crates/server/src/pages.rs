@@ -24,6 +24,7 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/sites/{domain}", get(site))
         .route("/traffic", get(traffic))
         .route("/runs", get(runs))
+        .route("/vantages", get(vantages))
         .route("/campaigns", post(import_form))
         .route("/campaigns/{name}/run", post(run_form))
         .route("/campaigns/{name}/schedule", post(schedule_form))
@@ -93,6 +94,7 @@ fn page(lang: Lang, path: &str, title: &str, body: Markup) -> Html<String> {
                     a href=(href(lang, "/")) { (lang.t("overview")) }
                     a href=(href(lang, "/traffic")) { (lang.t("traffic")) }
                     a href=(href(lang, "/runs")) { (lang.t("runs")) }
+                    a href=(href(lang, "/vantages")) { (lang.t("vantages")) }
                     a.lang id="lang-switch" href=(href(other, path)) { (lang.t("language")) }
                 }
                 main { h1 { (title) } (body) }
@@ -570,6 +572,81 @@ async fn runs(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> R
     page(lang, "/runs", lang.t("runs"), body).into_response()
 }
 
+/// The agents (one row each: vantage, labels, self-test, activity) and the
+/// fleet runs' progress per vantage.
+async fn vantages(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> Response {
+    let lang = match q.lang(&state) {
+        Ok(l) => l,
+        Err(e) => return error_page(state.config.lang, e),
+    };
+    let data = state
+        .store(move |s| {
+            let agents = s.agents()?;
+            let now = crate::scheduler::now();
+            let mut fleet = Vec::new();
+            for r in s.run_list(20)? {
+                let progress = s.fleet_progress(r.id, now)?;
+                if !progress.is_empty() {
+                    fleet.push((r, progress));
+                }
+            }
+            Ok((agents, fleet))
+        })
+        .await;
+    let (agents, fleet) = match data {
+        Ok(d) => d,
+        Err(e) => return error_page(lang, e),
+    };
+    let now = crate::scheduler::now();
+    let rates = state.agent_rates.lock().ok();
+    let body = html! {
+        h2 { (lang.t("agents")) }
+        @if agents.is_empty() { p { (lang.t("no_agents")) } }
+        div.scroll { table id="agents" {
+            thead { tr {
+                th { (lang.t("agent")) } th { (lang.t("vantages")) } th { (lang.t("labels")) } th { (lang.t("selftest")) }
+                th { (lang.t("last_seen")) } th.n { (lang.t("results")) } th.n { (lang.t("error_rate")) }
+                th.n { (lang.t("targets_per_second")) } th.n { (lang.t("leased")) }
+            } }
+            tbody { @for a in &agents {
+                @let test = crate::agents::selftest(a);
+                @let healthy = test.as_ref().is_some_and(|t| t.ipv4 && t.ipv6 && t.resolver_problems.is_empty());
+                tr data-agent=(a.name) {
+                    td { (a.name) @if a.revoked { " " span.fail { "(" (lang.t("revoked")) ")" } } }
+                    td { (a.vantage.as_deref().unwrap_or("")) }
+                    td { (a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")) }
+                    td class=(if healthy { "pass" } else { "fail" }) {
+                        @match &test {
+                            Some(t) => {
+                                "IPv4 " (if t.ipv4 { "✓" } else { "✗" }) " IPv6 " (if t.ipv6 { "✓" } else { "✗" })
+                                @for p in &t.resolver_problems { br; (p) }
+                            }
+                            None => { "—" }
+                        }
+                    }
+                    td { @match a.last_seen { Some(t) => { (now - t) " " (lang.t("seconds_ago")) } None => { (lang.t("never")) } } }
+                    td.n { (a.results) }
+                    td.n { @if a.results > 0 { (format!("{:.1} %", 100.0 * a.errors as f64 / a.results as f64)) } @else { "—" } }
+                    td.n { (format!("{:.1}", rates.as_ref().map(|r| r.of(a.id)).unwrap_or(0.0))) }
+                    td.n { (a.leased) }
+                }
+            } }
+        } }
+        @if !fleet.is_empty() {
+            h2 { (lang.t("fleet_runs")) }
+            div.scroll { table id="fleet-runs" {
+                thead { tr { th { "#" } th { (lang.t("source")) } th { (lang.t("per_vantage")) } th { (lang.t("finished")) } } }
+                tbody { @for (r, progress) in &fleet { tr {
+                    td { (r.id) } td { (r.source) }
+                    td { @for p in progress { (p.vantage) ": " (p.done) " (" (lang.t("leased")) " " (p.leased) ")" br; } }
+                    td { (r.finished_at.as_deref().unwrap_or("…")) }
+                } } }
+            } }
+        }
+    };
+    page(lang, "/vantages", lang.t("vantages"), body).into_response()
+}
+
 fn scan_fields(lang: Lang, profile: &str) -> Markup {
     let profiles: Vec<String> = v6scope_assess::Profile::builtin().into_iter().map(|p| p.name).collect();
     html! {
@@ -617,7 +694,7 @@ fn scan_spec(form: &ScanForm) -> api::ScanSpec {
     api::ScanSpec {
         profiles: vec![form.profile.clone()],
         crawl: form.crawl.is_some(),
-        samples: None,
+        ..Default::default()
     }
 }
 

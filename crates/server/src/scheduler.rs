@@ -31,6 +31,79 @@ pub(crate) struct JobLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AgentLabels {
+    pub agent: String,
+    pub vantage: String,
+}
+
+/// Agents' state, read from the store at scrape time.
+pub(crate) struct AgentGauges {
+    pub seen_ago: Family<AgentLabels, Gauge>,
+    pub results: Family<AgentLabels, Gauge>,
+    pub errors: Family<AgentLabels, Gauge>,
+    pub leased: Family<AgentLabels, Gauge>,
+    pub rate: Family<AgentLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub ipv4: Family<AgentLabels, Gauge>,
+    pub ipv6: Family<AgentLabels, Gauge>,
+    pub resolver_ok: Family<AgentLabels, Gauge>,
+    pub count: Gauge,
+}
+
+impl AgentGauges {
+    fn register(registry: &mut Registry) -> AgentGauges {
+        let g = AgentGauges {
+            seen_ago: Family::default(),
+            results: Family::default(),
+            errors: Family::default(),
+            leased: Family::default(),
+            rate: Family::default(),
+            ipv4: Family::default(),
+            ipv6: Family::default(),
+            resolver_ok: Family::default(),
+            count: Gauge::default(),
+        };
+        registry.register("agents", "Agents with a live token", g.count.clone());
+        registry.register(
+            "agent_last_seen_age_seconds",
+            "Seconds since the agent's last request",
+            g.seen_ago.clone(),
+        );
+        registry.register(
+            "agent_results",
+            "Results the agent delivered (stored)",
+            g.results.clone(),
+        );
+        registry.register(
+            "agent_errors",
+            "Delivered results that were probe errors",
+            g.errors.clone(),
+        );
+        registry.register("agent_leased", "Targets leased to the agent now", g.leased.clone());
+        registry.register(
+            "agent_targets_per_second",
+            "Results the agent delivers per second (about a minute's average)",
+            g.rate.clone(),
+        );
+        registry.register(
+            "agent_ipv4",
+            "The agent's self-test found working IPv4 (1) or not (0)",
+            g.ipv4.clone(),
+        );
+        registry.register(
+            "agent_ipv6",
+            "The agent's self-test found working IPv6 (1) or not (0)",
+            g.ipv6.clone(),
+        );
+        registry.register(
+            "agent_resolver_ok",
+            "The agent's resolver self-test found no fault (1) or some (0)",
+            g.resolver_ok.clone(),
+        );
+        g
+    }
+}
+
 /// In-process counters; store-derived gauges are read at scrape time.
 pub(crate) struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
@@ -43,12 +116,14 @@ pub(crate) struct Metrics {
     pub errors: Gauge,
     pub queue_depth: Gauge,
     pub jobs_running: Gauge,
+    pub agents: AgentGauges,
     pub registry: Registry,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("v6scope");
+        let agents = AgentGauges::register(&mut registry);
         let m = Metrics {
             requests: Family::default(),
             jobs: Family::default(),
@@ -60,6 +135,7 @@ impl Metrics {
             errors: Gauge::default(),
             queue_depth: Gauge::default(),
             jobs_running: Gauge::default(),
+            agents,
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests answered", m.requests.clone());
@@ -84,7 +160,7 @@ impl Metrics {
                 outcome: outcome.into(),
             });
         }
-        for kind in ["api", "page", "metrics"] {
+        for kind in ["api", "agent", "page", "metrics"] {
             let _ = m.requests.get_or_create(&RequestLabels {
                 kind: kind.into(),
                 status: 200,
@@ -99,6 +175,8 @@ pub(crate) async fn count_requests(State(state): State<SharedState>, request: Re
     let path = request.uri().path();
     let kind = if path.starts_with("/api/") {
         "api"
+    } else if path.starts_with("/agent/") {
+        "agent"
     } else if path == "/metrics" {
         "metrics"
     } else {

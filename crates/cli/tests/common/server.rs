@@ -29,6 +29,11 @@ impl Server {
 
     /// The same on any store (`--store sqlite:PATH` or `postgres://…`).
     pub fn start_on(netns: Option<&str>, store: &str, leading: &[&str], args: &[&str]) -> Server {
+        Self::start_listening(netns, store, leading, "127.0.0.1:0", args)
+    }
+
+    /// The same, listening on `listen` (`base` is its first address).
+    pub fn start_listening(netns: Option<&str>, store: &str, leading: &[&str], listen: &str, args: &[&str]) -> Server {
         let bin = env!("CARGO_BIN_EXE_v6scope");
         let mut command = match netns {
             Some(ns) => {
@@ -40,7 +45,7 @@ impl Server {
         };
         command
             .args(leading)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+            .args(["serve", "--listen", listen, "--store", store])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

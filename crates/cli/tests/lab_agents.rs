@@ -1,0 +1,580 @@
+//! A fleet in the lab: one server on PostgreSQL and agents in three client
+//! networks (`lab/vantages`), each with its own path into the world. On
+//! vb's path IPv6 to dual-stack-good's web server is dropped, so that
+//! target passes from isp-a and isp-c and fails from isp-b only.
+//!
+//! The stories: per-vantage verdicts, the recorded difference and the
+//! combined verdict under each rule; tokens (wrong, revoked, the admin's);
+//! an agent killed with `kill -9` mid-run whose targets another agent
+//! finishes, a server restarted mid-run, an agent that claims and never
+//! reports, and results for targets an agent was not given — with every
+//! target evaluated exactly once per vantage.
+
+mod common;
+
+use common::server::Server;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use v6scope_store::prelude::*;
+
+const ADMIN_TOKEN: &str = "fleet-admin-token-0123456789";
+/// One story at a time: they share the vantage namespaces and the port.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn vantages_env() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string("/tmp/v6lab/vantages.env").unwrap_or_else(|_| {
+        panic!("agent tests need the lab's vantage networks: run as root `lab/up` (it runs `lab/vantages up`), or `bash .ci/run`")
+    });
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+    vantages: BTreeMap<String, String>,
+    database: v6scope_store::testing::ScratchPostgres,
+    config: PathBuf,
+    port: u16,
+    server: Option<Server>,
+    agents: Vec<(String, Child)>,
+}
+
+impl Fleet {
+    fn new(port: u16) -> Fleet {
+        let env = lab_env();
+        let vantages = vantages_env();
+        let dir = tempfile::Builder::new().prefix("lab-agents").tempdir().unwrap();
+        let database = v6scope_store::testing::ScratchPostgres::create();
+        std::fs::write(dir.path().join("admin-token"), ADMIN_TOKEN).unwrap();
+        let config = dir.path().join("server.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[serve]\ntoken_file = \"{}\"\ntick_seconds = 1\nagent_lease_seconds = 4\nagent_heartbeat_seconds = 1\n",
+                dir.path().join("admin-token").display()
+            ),
+        )
+        .unwrap();
+        let mut fleet = Fleet {
+            dir,
+            env,
+            vantages,
+            database,
+            config,
+            port,
+            server: None,
+            agents: Vec::new(),
+        };
+        fleet.start_server();
+        fleet
+    }
+
+    fn store_url(&self) -> String {
+        self.database.location.to_url()
+    }
+
+    fn store(&self) -> Box<dyn Store> {
+        v6scope_store::open(&self.database.location).unwrap()
+    }
+
+    /// The server, in the world namespace, reachable from every vantage network.
+    fn start_server(&mut self) {
+        let config = self.config.display().to_string();
+        let listen = format!("0.0.0.0:{}", self.port);
+        self.server = Some(Server::start_listening(
+            Some("v6lab-world"),
+            &self.store_url(),
+            &["--config", &config],
+            &listen,
+            &[],
+        ));
+    }
+
+    fn stop_server(&mut self) {
+        self.server = None;
+    }
+
+    /// The server's URL as vantage `k` (a, b, c) reaches it.
+    fn server_url(&self, k: char) -> String {
+        let key = format!("V6LAB_V{}_SERVER", k.to_ascii_uppercase());
+        format!("http://{}:{}/", self.vantages[&key], self.port)
+    }
+
+    fn v6scope(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_v6scope"))
+            .args(args)
+            .output()
+            .expect("running v6scope")
+    }
+
+    fn add_agent(&self, name: &str) -> PathBuf {
+        let file = self.dir.path().join(format!("{name}.token"));
+        let url = self.store_url();
+        let out = self.v6scope(&[
+            "agents",
+            "add",
+            name,
+            "--token-file",
+            file.to_str().unwrap(),
+            "--store",
+            &url,
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        file
+    }
+
+    fn token(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.token")))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn import(&self, campaign: &str, domains: &[&str]) {
+        let file = self.dir.path().join(format!("{campaign}.txt"));
+        std::fs::write(&file, domains.join("\n")).unwrap();
+        let url = self.store_url();
+        let out = self.v6scope(&["campaign", "import", campaign, file.to_str().unwrap(), "--store", &url]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts `v6scope agent` in vantage network `k`.
+    fn start_agent(&mut self, name: &str, k: char, vantage: &str, labels: &[&str], concurrency: usize) {
+        let ns = format!("v6lab-v{k}");
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_v6scope"), "agent"])
+            .args(["--server", &self.server_url(k)])
+            .args([
+                "--token",
+                self.dir.path().join(format!("{name}.token")).to_str().unwrap(),
+            ])
+            .args(["--vantage", vantage, "--concurrency", &concurrency.to_string()])
+            .args(lab_flags(&self.env))
+            .args([
+                "--dns-timeout",
+                "1000",
+                "--connect-timeout",
+                "1000",
+                "--fetch-timeout",
+                "3",
+                "--deadline",
+                "20",
+            ]);
+        for l in labels {
+            command.args(["--label", l]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting an agent");
+        self.agents.push((name.to_string(), child));
+    }
+
+    fn agent_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn agent(&mut self, name: &str) -> &mut Child {
+        &mut self.agents.iter_mut().find(|(n, _)| n == name).unwrap().1
+    }
+
+    /// Waits until the named agents have registered.
+    fn wait_registered(&self, names: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let agents = self.store().agents().unwrap();
+            let ready = names
+                .iter()
+                .all(|n| agents.iter().any(|a| a.name == *n && a.vantage.is_some()));
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agents {names:?} did not register: {}",
+                names
+                    .iter()
+                    .map(|n| self.agent_log(n))
+                    .collect::<Vec<_>>()
+                    .join("\n---\n")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `scan --campaign C --agents …` (the run's owner), waited for.
+    fn fleet_scan(&self, campaign: &str, extra: &[&str]) -> i64 {
+        let child = self.spawn_fleet_scan(campaign, extra);
+        let out = wait_output(child, Duration::from_secs(240));
+        assert!(out.status.success(), "scan: {}", String::from_utf8_lossy(&out.stderr));
+        self.last_run(campaign)
+    }
+
+    fn spawn_fleet_scan(&self, campaign: &str, extra: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_v6scope"))
+            .args(["--quiet", "scan", "--campaign", campaign, "--store", &self.store_url()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn last_run(&self, campaign: &str) -> i64 {
+        let source = format!("campaign:{campaign}");
+        self.store()
+            .run_list(100)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.source == source)
+            .map(|r| r.id)
+            .expect("a run of the campaign")
+    }
+
+    /// HTTP from vantage network `k`.
+    fn http(&self, k: char, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, String) {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &format!("v6lab-v{k}"),
+            "curl",
+            "-sS",
+            "-m",
+            "30",
+            "-X",
+            method,
+        ])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("{}{}", self.server_url(k).trim_end_matches('/'), path));
+        if let Some(b) = body {
+            c.args(["--data-binary", b]);
+        }
+        let out = c.output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.agents {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_output(mut child: Child, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("timed out: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn verdict_of(store: &dyn Store, run: i64, domain: &str) -> v6scope_model::Verdict {
+    let idx = store.target_index(run, domain).unwrap().unwrap();
+    store.verdict(run, idx, "internetnl").unwrap().unwrap()
+}
+
+fn scenario_domains(limit: usize) -> Vec<String> {
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string("/tmp/v6lab/scenarios.json").unwrap()).unwrap();
+    plan.as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tree"].is_null() && s["delegate"] == true)
+        .filter(|s| matches!(s["expect"]["internetnl"].as_str(), Some("pass" | "fail")))
+        .map(|s| s["domain"].as_str().unwrap().trim_end_matches('.').to_string())
+        .take(limit)
+        .collect()
+}
+
+#[test]
+fn three_vantages_judge_per_vantage_and_combine_under_each_rule() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fleet = Fleet::new(18931);
+    for name in ["a", "b", "c"] {
+        fleet.add_agent(name);
+    }
+    let domains = ["dual-stack-good.test", "ipv4-only.test", "aaaa-blackhole.test"];
+    fleet.import("fleet", &domains);
+    fleet.start_agent("a", 'a', "isp-a", &["isp=A", "region=north", "access=fixed"], 8);
+    fleet.start_agent("b", 'b', "isp-b", &["isp=B", "region=north", "access=fixed"], 8);
+    fleet.start_agent("c", 'c', "isp-c", &["isp=C", "region=south", "access=mobile"], 8);
+    fleet.wait_registered(&["a", "b", "c"]);
+
+    // Per-vantage verdicts and the difference, rule "all".
+    let run = fleet.fleet_scan("fleet", &["--agents", "all", "--rule", "all"]);
+    let store = fleet.store();
+    assert_eq!(store.run_vantages(run).unwrap(), ["isp-a", "isp-b", "isp-c"]);
+    assert_eq!(store.observation_count(run).unwrap(), (3, 3));
+    let idx = store.target_index(run, "dual-stack-good.test").unwrap().unwrap();
+    let per: BTreeMap<String, v6scope_model::Status> = store
+        .vantage_results(run, idx)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.vantage, r.verdicts[0].status))
+        .collect();
+    assert_eq!(per["isp-a"], v6scope_model::Status::Pass, "{per:?}");
+    assert_eq!(per["isp-c"], v6scope_model::Status::Pass, "{per:?}");
+    assert_ne!(per["isp-b"], v6scope_model::Status::Pass, "{per:?}");
+    let combined = verdict_of(&*store, run, "dual-stack-good.test");
+    assert_eq!(combined.status, per["isp-b"], "rule all: the worst vantage counts");
+    let evidence = combined
+        .check("vantages")
+        .expect("per-vantage evidence")
+        .evidence
+        .join("\n");
+    assert!(evidence.contains("isp-b: "), "{evidence}");
+    assert!(
+        evidence
+            .lines()
+            .any(|l| l.starts_with("differs: ") && l.contains("from isp-b") && l.contains("from isp-a, isp-c")),
+        "{evidence}"
+    );
+    // Failing everywhere fails under every rule; the run is finished.
+    assert_eq!(
+        verdict_of(&*store, run, "ipv4-only.test").status,
+        v6scope_model::Status::Fail
+    );
+    assert!(store.run(run).unwrap().finished_at.is_some());
+
+    for (rule, expected) in [
+        ("majority", v6scope_model::Status::Pass),
+        ("any", v6scope_model::Status::Pass),
+    ] {
+        let run = fleet.fleet_scan("fleet", &["--agents", "all", "--rule", rule]);
+        assert_eq!(
+            verdict_of(&*store, run, "dual-stack-good.test").status,
+            expected,
+            "rule {rule}"
+        );
+        assert_eq!(
+            verdict_of(&*store, run, "ipv4-only.test").status,
+            v6scope_model::Status::Fail,
+            "rule {rule}"
+        );
+    }
+    // Selectors pick vantages by label.
+    let run = fleet.fleet_scan("fleet", &["--agents", "access=mobile", "--agents", "isp=B"]);
+    assert_eq!(store.run_vantages(run).unwrap(), ["isp-b", "isp-c"]);
+    let out = fleet.v6scope(&[
+        "scan",
+        "--campaign",
+        "fleet",
+        "--agents",
+        "isp=Z",
+        "--store",
+        &fleet.store_url(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "no agent matches: a usage error");
+
+    // The vantages page and the metrics show the agents.
+    let (status, page) = fleet.http('a', "GET", "/vantages", "", None);
+    assert_eq!(status, 200);
+    for needle in ["isp-a", "isp-b", "isp-c", "region=south", "IPv6 ✓"] {
+        assert!(page.contains(needle), "{needle}: {page}");
+    }
+    let (_, metrics) = fleet.http('a', "GET", "/metrics", "", None);
+    assert!(
+        metrics.contains("v6scope_agent_results{agent=\"b\",vantage=\"isp-b\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("v6scope_agent_ipv6{agent=\"a\",vantage=\"isp-a\"} 1"),
+        "{metrics}"
+    );
+
+    // Tokens: a wrong one, the admin's, and an agent's on the admin API.
+    let claim = r#"{"max": 1}"#;
+    assert_eq!(
+        fleet.http('a', "POST", "/agent/v1/claim", "wrong-token", Some(claim)).0,
+        401
+    );
+    assert_eq!(
+        fleet.http('a', "POST", "/agent/v1/claim", ADMIN_TOKEN, Some(claim)).0,
+        401
+    );
+    assert_eq!(
+        fleet
+            .http('a', "POST", "/agent/v1/claim", &fleet.token("a"), Some(claim))
+            .0,
+        200
+    );
+    let agent_on_admin = fleet.http('a', "PUT", "/api/campaigns/x", &fleet.token("a"), Some("x.test"));
+    assert_eq!(agent_on_admin.0, 401, "{agent_on_admin:?}");
+    // A revoked token is refused and its agent stops, saying why.
+    let url = fleet.store_url();
+    let out = fleet.v6scope(&["agents", "revoke", "c", "--store", &url]);
+    assert!(out.status.success());
+    assert_eq!(
+        fleet
+            .http('c', "POST", "/agent/v1/claim", &fleet.token("c"), Some(claim))
+            .0,
+        401
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = fleet.agent("c").try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the revoked agent kept running");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success());
+    assert!(fleet.agent_log("c").contains("401"), "{}", fleet.agent_log("c"));
+}
+
+#[test]
+fn dead_and_lying_agents_lose_their_targets_and_every_target_is_evaluated_once_per_vantage() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fleet = Fleet::new(18932);
+    for name in ["a1", "a2", "ghost"] {
+        fleet.add_agent(name);
+    }
+    let domains = scenario_domains(24);
+    assert!(domains.len() >= 20, "{domains:?}");
+    let refs: Vec<&str> = domains.iter().map(String::as_str).collect();
+    fleet.import("many", &refs);
+    fleet.start_agent("a1", 'a', "isp-a", &["isp=A"], 3);
+    fleet.wait_registered(&["a1"]);
+    // The ghost registers for the same vantage, claims, and never reports.
+    let ghost = fleet.token("ghost");
+    let register = r#"{"vantage":"isp-a","labels":{"isp":"A"},"concurrency":2,"version":"ghost","selftest":{"ipv4":true,"ipv6":true,"detail":[]}}"#;
+    let (status, body) = fleet.http('a', "POST", "/agent/v1/register", &ghost, Some(register));
+    assert_eq!(status, 200, "{body}");
+    let mut owner = fleet.spawn_fleet_scan("many", &["--agents", "vantage=isp-a"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ghost_leases: Vec<i64> = loop {
+        let (status, body) = fleet.http('a', "POST", "/agent/v1/claim", &ghost, Some(r#"{"max": 5}"#));
+        assert_eq!(status, 200, "{body}");
+        let claimed: Value = serde_json::from_str(&body).unwrap();
+        let leases: Vec<i64> = claimed["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["idx"].as_i64().unwrap())
+            .collect();
+        if !leases.is_empty() {
+            assert!(
+                leases.len() <= 2,
+                "never more than the declared concurrency: {leases:?}"
+            );
+            break leases;
+        }
+        assert!(Instant::now() < deadline, "the ghost got nothing to claim");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let run = fleet.last_run("many");
+    // A result for a target the ghost was not given is refused.
+    let foreign = (0..domains.len() as i64).find(|i| !ghost_leases.contains(i)).unwrap();
+    let observation = v6scope_scan::unprobed(
+        v6scope_model::Target {
+            domain: domains[foreign as usize].clone(),
+            ..Default::default()
+        },
+        &v6scope_model::Vantage::both(),
+        1.0,
+        v6scope_model::ProbeError::new(v6scope_model::ErrorKind::Timeout, "forged"),
+    );
+    let forged = serde_json::json!({"results": [{"run": run, "idx": foreign, "observation": observation}]}).to_string();
+    let (status, body) = fleet.http('a', "POST", "/agent/v1/results", &ghost, Some(&forged));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["acks"][0], "not_given");
+
+    // a1 is killed with kill -9 once it has delivered some results.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fleet.store().fleet_progress(run, now()).unwrap()[0].done < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "a1 delivered nothing: {}",
+            fleet.agent_log("a1")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fleet.agent("a1").kill().unwrap();
+    let _ = fleet.agent("a1").wait();
+    fleet.start_agent("a2", 'a', "isp-a", &["isp=A"], 3);
+    // The server goes away and comes back mid-run.
+    std::thread::sleep(Duration::from_secs(1));
+    fleet.stop_server();
+    std::thread::sleep(Duration::from_secs(2));
+    fleet.start_server();
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let out = loop {
+        if owner.try_wait().unwrap().is_some() {
+            break owner.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = owner.kill();
+            panic!("the run did not finish: a2: {}", fleet.agent_log("a2"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = fleet.store();
+    let n = domains.len() as i64;
+    assert_eq!(store.observation_count(run).unwrap(), (n, n));
+    let progress = store.fleet_progress(run, now()).unwrap();
+    assert_eq!(
+        (progress[0].done, progress[0].leased),
+        (n, 0),
+        "each target once for isp-a"
+    );
+    let mut by_agent: BTreeMap<String, i64> = BTreeMap::new();
+    for idx in 0..n {
+        let rows = store.vantage_results(run, idx).unwrap();
+        assert_eq!(rows.len(), 1, "target {idx}: one result per vantage");
+        *by_agent.entry(rows[0].agent.clone()).or_default() += 1;
+    }
+    assert!(
+        by_agent.get("a2").copied().unwrap_or(0) > 0,
+        "a2 finished a1's work: {by_agent:?}"
+    );
+    assert!(!by_agent.contains_key("ghost"), "{by_agent:?}");
+    for idx in &ghost_leases {
+        let rows = store.vantage_results(run, *idx).unwrap();
+        assert_ne!(rows[0].agent, "ghost");
+    }
+    // The ghost's late result for a target it once held is not stored: the
+    // target has its result from another agent.
+    let late =
+        serde_json::json!({"results": [{"run": run, "idx": ghost_leases[0], "observation": observation}]}).to_string();
+    let (_, body) = fleet.http('a', "POST", "/agent/v1/results", &ghost, Some(&late));
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["acks"][0], "duplicate");
+    let agents = store.agents().unwrap();
+    let results: i64 = agents.iter().map(|a| a.results).sum();
+    assert_eq!(results, n, "nothing counted twice: {agents:?}");
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
