@@ -135,9 +135,13 @@ impl Server {
     }
 }
 
-/// A target being evaluated: (run, idx, observation, trusted).
-type Evaluation =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (i64, i64, v6scope_model::DomainObservation, bool)>>>;
+/// Runs whose runner an agent keeps at once.
+const RUNNERS_KEPT: usize = 8;
+
+/// A target being evaluated: its runner, run, idx, observation and whether it is trusted.
+type Evaluation = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Arc<Runner>, i64, i64, v6scope_model::DomainObservation, bool)>>,
+>;
 
 pub(crate) async fn agent(args: AgentArgs) -> Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -257,8 +261,9 @@ async fn work(
     unsent_count: &std::sync::atomic::AtomicI64,
 ) -> Result<()> {
     let batch = registered.max_batch.max(1);
-    let mut runners: HashMap<i64, Arc<Runner>> = HashMap::new();
-    let mut watches: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // One runner per run (its configuration and self-test), the most
+    // recently used few kept: targets in flight hold their own.
+    let mut runners: HashMap<i64, (Arc<Runner>, tokio::task::JoinHandle<()>, Instant)> = HashMap::new();
     let mut in_flight: FuturesUnordered<Evaluation> = FuturesUnordered::new();
     let mut unsent: VecDeque<ResultOf> = VecDeque::new();
     let mut next_claim = Instant::now();
@@ -283,15 +288,27 @@ async fn work(
                         idle_pause = Duration::from_millis(250);
                     }
                     for lease in claimed.leases {
-                        let runner = match runners.get(&lease.run) {
-                            Some(r) => r.clone(),
+                        let runner = match runners.get_mut(&lease.run) {
+                            Some((r, _, used)) => {
+                                *used = Instant::now();
+                                r.clone()
+                            }
                             None => {
                                 let config = claimed.runs.get(&lease.run).cloned().with_context(|| {
                                     format!("the server sent no configuration for run {}", lease.run)
                                 })?;
                                 let runner = Arc::new(Runner::start(&config, local, None).await.map_err(scan_error)?);
-                                watches.push(runner.watch_resolvers());
-                                runners.insert(lease.run, runner.clone());
+                                if runners.len() >= RUNNERS_KEPT
+                                    && let Some(oldest) = runners
+                                        .iter()
+                                        .min_by_key(|(_, (_, _, used))| *used)
+                                        .map(|(run, _)| *run)
+                                    && let Some((_, watch, _)) = runners.remove(&oldest)
+                                {
+                                    watch.abort();
+                                }
+                                let watch = runner.watch_resolvers();
+                                runners.insert(lease.run, (runner.clone(), watch, Instant::now()));
                                 runner
                             }
                         };
@@ -326,22 +343,21 @@ async fn work(
         unsent_count.store(unsent.len() as i64, std::sync::atomic::Ordering::Relaxed);
         tokio::select! {
             _ = cancel.cancelled() => break true,
-            Some((run, idx, observation, trusted)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((runner, run, idx, observation, trusted)) = in_flight.next(), if !in_flight.is_empty() => {
                 if trusted {
                     unsent.push_back(ResultOf { run, idx, observation });
                     oldest_unsent.get_or_insert_with(Instant::now);
                 } else {
                     // The resolvers were failing: the lease is kept by the
                     // heartbeat, and the target is evaluated again.
-                    let runner = runners.get(&run).cloned().context("runner of a leased target")?;
                     in_flight.push(evaluate(runner, run, idx, observation.target, Duration::from_secs(5)));
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     };
-    for w in watches {
-        w.abort();
+    for (_, watch, _) in runners.values() {
+        watch.abort();
     }
     if stopped {
         // Targets in flight are dropped (their leases run out and another
@@ -370,7 +386,7 @@ fn evaluate(runner: Arc<Runner>, run: i64, idx: i64, target: Target, after: Dura
             tokio::time::sleep(after).await;
         }
         let (observation, trusted) = runner.evaluate_checked(target).await;
-        (run, idx, observation, trusted)
+        (runner, run, idx, observation, trusted)
     })
 }
 

@@ -202,7 +202,8 @@ pub trait Fleet {
     /// first targets whose lease ran out, then targets never handed out.
     fn claim(&mut self, agent: i64, vantage: &str, concurrency: i64, now: i64, lease_until: i64) -> Result<Vec<Lease>>;
     /// Stores results an agent delivers, in one transaction: each is
-    /// stored only if the agent holds the target's lease, once per vantage.
+    /// stored only if the agent holds the target's lease and the
+    /// observation is of the target's domain, once per vantage.
     fn deliver(&mut self, agent: i64, vantage: &str, results: &[VantageResult<'_>], now: i64) -> Result<Vec<Delivery>>;
     /// Up to `limit` targets of a run that every vantage has delivered and
     /// that are not combined yet, with their per-vantage results.

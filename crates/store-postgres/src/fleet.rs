@@ -319,11 +319,28 @@ impl Fleet for PostgresStore {
                     .iter()
                     .map(|r| get(r, 0))
                     .collect::<Result<_>>()?;
+                // An observation of another name is no result for its target:
+                // only the indexes whose target it observed are taken.
+                let names: std::collections::HashMap<i64, String> = tx
+                    .query(
+                        "SELECT idx, domain FROM targets WHERE run_id = $1 AND idx = ANY($2)",
+                        &[run, &idxs],
+                    )
+                    .db()?
+                    .iter()
+                    .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+                    .collect::<Result<_>>()?;
+                let matching: Vec<i64> = positions
+                    .iter()
+                    .map(|&p| &results[p])
+                    .filter(|r| names.get(&r.idx).map(String::as_str) == Some(r.observation.target.domain.as_str()))
+                    .map(|r| r.idx)
+                    .collect();
                 let given: std::collections::HashSet<i64> = tx
                     .query(
                         "DELETE FROM leases WHERE run_id = $1 AND vantage = $2 AND agent_id = $3 AND idx = ANY($4) \
                          RETURNING idx",
-                        &[run, &vantage, &agent, &idxs],
+                        &[run, &vantage, &agent, &matching],
                     )
                     .db()?
                     .iter()

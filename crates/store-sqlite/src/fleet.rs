@@ -282,9 +282,21 @@ impl Fleet for SqliteStore {
                          = (SELECT count(*) FROM run_vantages WHERE run_id = ?1)",
                 )
                 .db()?;
+            let mut domain = tx
+                .prepare_cached("SELECT domain FROM targets WHERE run_id = ?1 AND idx = ?2")
+                .db()?;
             for r in results {
                 if seen.exists(params![r.run, vantage, r.idx]).db()? {
                     out.push(Delivery::Duplicate);
+                    continue;
+                }
+                // An observation of another name is no result for this target.
+                let leased: Option<String> = domain
+                    .query_row(params![r.run, r.idx], |row| row.get(0))
+                    .optional()
+                    .db()?;
+                if leased.as_deref() != Some(r.observation.target.domain.as_str()) {
+                    out.push(Delivery::NotGiven);
                     continue;
                 }
                 if take.execute(params![r.run, vantage, r.idx, agent]).db()? == 0 {

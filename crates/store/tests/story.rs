@@ -905,12 +905,13 @@ fn agents_leases_and_per_vantage_results(fixture: Fixture) {
     assert_eq!(store.agents().unwrap().iter().find(|r| r.id == a).unwrap().leased, 3);
 
     // Results: stored once, resends are duplicates, targets not given are refused.
-    let obs = observation("t0.example");
+    let observations: Vec<DomainObservation> = (0..5).map(|i| observation(&format!("t{i}.example"))).collect();
+    let obs = &observations[0];
     let v = [verdict("t0.example", "internetnl", Status::Pass, 100.0)];
-    let result = |idx| VantageResult {
+    let result = |idx: i64| VantageResult {
         run,
         idx,
-        observation: &obs,
+        observation: &observations[idx as usize],
         verdicts: &v,
     };
     let acks = store
@@ -928,6 +929,18 @@ fn agents_leases_and_per_vantage_results(fixture: Fixture) {
     assert_eq!(
         store.deliver(a, "isp-a", &[result(0)], t0 + 3).unwrap(),
         [Delivery::Duplicate]
+    );
+    // An observation of another name under a held lease is refused.
+    let other = observation("t9.example");
+    let misfiled = VantageResult {
+        run,
+        idx: 2,
+        observation: &other,
+        verdicts: &v,
+    };
+    assert_eq!(
+        store.deliver(a, "isp-a", &[misfiled], t0 + 3).unwrap(),
+        [Delivery::NotGiven]
     );
     // Not ready until every vantage has delivered.
     assert!(store.ready_targets(run, 10).unwrap().is_empty());
@@ -954,7 +967,7 @@ fn agents_leases_and_per_vantage_results(fixture: Fixture) {
             run,
             &[TargetResult {
                 idx: 0,
-                observation: &obs,
+                observation: obs,
                 verdicts: &v,
             }],
         )
@@ -1046,13 +1059,15 @@ fn concurrent_claims_never_hand_out_a_target_twice(fixture: Fixture) {
                         if leases.is_empty() {
                             break;
                         }
-                        let obs = observation("x.example");
+                        let observations: Vec<DomainObservation> =
+                            leases.iter().map(|l| observation(&l.target.domain)).collect();
                         let results: Vec<VantageResult<'_>> = leases
                             .iter()
-                            .map(|l| VantageResult {
+                            .zip(&observations)
+                            .map(|(l, obs)| VantageResult {
                                 run,
                                 idx: l.idx,
-                                observation: &obs,
+                                observation: obs,
                                 verdicts: &[],
                             })
                             .collect();
