@@ -482,7 +482,7 @@ pub(crate) fn agents(command: AgentsCommand) -> Result<ExitCode> {
         }
         AgentsCommand::List { json, store } => {
             let agents = store.open_existing()?.agents()?;
-            let now = crate::now_secs();
+            let now = v6scope_store::now_unix();
             for a in &agents {
                 let selftest: Option<serde_json::Value> =
                     a.selftest.as_deref().and_then(|s| serde_json::from_str(s).ok());

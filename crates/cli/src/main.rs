@@ -41,14 +41,6 @@ use v6scope_scan::{
 };
 use v6scope_store::Store;
 
-/// The clock as Unix seconds (leases and heartbeats are kept in them).
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Exit code for usage and input errors.
 const EXIT_USAGE: u8 = 2;
 /// Exit code when the run itself broke (store, I/O).

@@ -474,7 +474,7 @@ async fn own_fleet_run(
         if done >= info.targets {
             break;
         }
-        let progress = store.fleet_progress(run, crate::now_secs())?;
+        let progress = store.fleet_progress(run, v6scope_store::now_unix())?;
         let total: i64 = progress.iter().map(|p| p.done).sum();
         if total != delivered {
             delivered = total;

@@ -25,6 +25,11 @@ pub fn now_utc() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// The program's clock as Unix seconds (leases and heartbeats are kept in them).
+pub fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 /// A run's profiles as stored: one comma-separated column.
 pub fn join_profiles(profiles: &[String]) -> String {
     profiles.join(",")

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use v6scope_model::Target;
 use v6scope_store_api::{
     AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageProgress,
-    VantageResult, VantageResultRow, now_utc,
+    VantageResult, VantageResultRow, now_unix, now_utc,
 };
 
 /// First key of the advisory lock a run's deliveries take (two-key locks
@@ -33,13 +33,6 @@ fn agent_of(r: &Row) -> Result<AgentRow> {
         errors: get(r, 11)?,
         leased: get(r, 12)?,
     })
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn targets_at(tx: &mut postgres::Transaction<'_>, run: i64, idxs: &[i64]) -> Result<Vec<(i64, Target)>> {
@@ -95,7 +88,7 @@ impl Fleet for PostgresStore {
         self.with(|c| {
             c.query(
                 &format!("SELECT {AGENT_COLUMNS} FROM agents a ORDER BY a.name COLLATE \"C\""),
-                &[&now_secs()],
+                &[&now_unix()],
             )
             .db()?
             .iter()
@@ -108,7 +101,7 @@ impl Fleet for PostgresStore {
         self.with(|c| {
             c.query_opt(
                 &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.token_hash = $2 AND a.revoked_at IS NULL"),
-                &[&now_secs(), &token_hash],
+                &[&now_unix(), &token_hash],
             )
             .db()?
             .as_ref()

@@ -3,7 +3,7 @@ use crate::{Db, SqliteStore, collect};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use v6scope_store_api::{
     AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageProgress,
-    VantageResult, VantageResultRow, now_utc,
+    VantageResult, VantageResultRow, now_unix, now_utc,
 };
 
 const AGENT_COLUMNS: &str = "a.id, a.name, a.created_at, a.revoked_at IS NOT NULL, a.vantage, a.labels, a.concurrency, \
@@ -28,13 +28,6 @@ fn agent_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
         errors: r.get(11)?,
         leased: r.get(12)?,
     })
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn result_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
@@ -90,14 +83,14 @@ impl Fleet for SqliteStore {
             .conn
             .prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents a ORDER BY a.name"))
             .db()?;
-        collect(stmt.query_map(params![now_secs()], agent_of).db()?)
+        collect(stmt.query_map(params![now_unix()], agent_of).db()?)
     }
 
     fn agent_by_token(&self, token_hash: &str) -> Result<Option<AgentRow>> {
         self.conn
             .query_row(
                 &format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.token_hash = ?2 AND a.revoked_at IS NULL"),
-                params![now_secs(), token_hash],
+                params![now_unix(), token_hash],
                 agent_of,
             )
             .optional()
