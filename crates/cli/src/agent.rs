@@ -277,8 +277,7 @@ async fn work(
         }
         // Claim when a quarter of the slots is free and deliveries keep up.
         let room = concurrency.saturating_sub(in_flight.len());
-        if room > 0 && room * 4 >= concurrency.min(4) && unsent.len() < 2 * concurrency && Instant::now() >= next_claim
-        {
+        if room > 0 && room * 4 >= concurrency && unsent.len() < 2 * concurrency && Instant::now() >= next_claim {
             match server.call::<_, Claimed>("claim", &Claim { max: room as i64 }).await {
                 Ok(claimed) => {
                     if claimed.leases.is_empty() {
