@@ -37,7 +37,8 @@ use v6scope_model::targets;
 use v6scope_model::{SCHEMA_VERSION, Status, Target};
 use v6scope_scan::{
     CancellationToken, CombineRule, CrawlSettings, FleetSettings, Judged, Outcome, ProbeSettings, RunConfig, Runner,
-    ScanError, SinkError, StoreSink, VantageSettings, VantageVerdicts, combine, fit_open_files, judge, load_profiles,
+    ScanError, Selector, SinkError, StoreSink, VantageSettings, VantageVerdicts, combine, fit_open_files, judge,
+    load_profiles,
 };
 use v6scope_store::Store;
 

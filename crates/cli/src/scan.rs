@@ -361,36 +361,19 @@ fn summarise(
 /// The vantages of the registered agents a selector picks: `all`, or
 /// KEY=VALUE pairs that must all match (`vantage=NAME` is the vantage).
 pub(crate) fn select_vantages(agents: &[v6scope_store::AgentRow], selectors: &[String]) -> Result<Vec<String>> {
-    let mut parsed: Vec<Vec<(String, String)>> = Vec::new();
-    for s in selectors {
-        if s == "all" {
-            parsed.push(Vec::new());
-            continue;
-        }
-        let mut pairs = Vec::new();
-        for pair in s.split(',') {
-            match pair.split_once('=') {
-                Some((k, v)) if !k.is_empty() && !v.is_empty() => pairs.push((k.to_string(), v.to_string())),
-                _ => return Err(usage(format!("--agents '{s}': 'all' or KEY=VALUE[,KEY=VALUE…]"))),
-            }
-        }
-        parsed.push(pairs);
-    }
+    let parsed: Vec<Selector> = selectors
+        .iter()
+        .map(|s| s.parse().map_err(|e| usage(format!("--agents {e}"))))
+        .collect::<Result<_>>()?;
     let mut vantages: Vec<String> = agents
         .iter()
         .filter(|a| !a.revoked)
         .filter_map(|a| {
             let vantage = a.vantage.as_ref()?;
-            let matches = |pairs: &Vec<(String, String)>| {
-                pairs.iter().all(|(k, v)| {
-                    if k == "vantage" {
-                        vantage == v
-                    } else {
-                        a.labels.get(k) == Some(v)
-                    }
-                })
-            };
-            parsed.iter().any(matches).then(|| vantage.clone())
+            parsed
+                .iter()
+                .any(|s| s.matches(vantage, &a.labels))
+                .then(|| vantage.clone())
         })
         .collect();
     vantages.sort();

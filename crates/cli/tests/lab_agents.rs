@@ -363,6 +363,109 @@ fn three_vantages_judge_per_vantage_and_combine_under_each_rule() {
     );
     assert!(store.run(run).unwrap().finished_at.is_some());
 
+    // The site's per-vantage verdicts in the API and on its page, by label.
+    let site = |query: &str| -> (u16, serde_json::Value) {
+        let (status, body) = fleet.http(
+            'a',
+            "GET",
+            &format!("/api/sites/dual-stack-good.test?campaign=fleet{query}"),
+            ADMIN_TOKEN,
+            None,
+        );
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
+        )
+    };
+    let (status, view) = site("");
+    assert_eq!(status, 200, "{view}");
+    let columns: Vec<(&str, &str)> = view["vantages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["vantage"].as_str().unwrap(), v["labels"]["isp"].as_str().unwrap()))
+        .collect();
+    assert_eq!(columns, [("isp-a", "A"), ("isp-b", "B"), ("isp-c", "C")]);
+    let (_, only_b) = site("&label=isp%3DB");
+    assert_eq!(only_b["vantages"].as_array().unwrap().len(), 1, "{only_b}");
+    assert_eq!(only_b["vantages"][0]["vantage"], "isp-b");
+    let (_, north) = site("&label=region%3Dnorth%2Caccess%3Dfixed");
+    assert_eq!(north["vantages"].as_array().unwrap().len(), 2, "{north}");
+    assert_eq!(site("&label=isp").0, 400);
+    let (status, page) = fleet.http('a', "GET", "/sites/dual-stack-good.test?campaign=fleet", "", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"per-vantage\""), "{page}");
+    assert!(
+        page.contains("class=\"differs\""),
+        "a row where the vantages differ: {page}"
+    );
+    let (_, filtered) = fleet.http('a', "GET", "/vantages?label=access%3Dmobile", "", None);
+    assert!(
+        filtered.contains("data-agent=\"c\"") && !filtered.contains("data-agent=\"a\""),
+        "{filtered}"
+    );
+
+    // The monthly report: a table by vantage, ISP, region and access, and
+    // the month's differences with their evidence.
+    let profile = combined.profile.clone();
+    let (status, body) = fleet.http(
+        'a',
+        "GET",
+        &format!("/api/report?campaign=fleet&format=json&profile={profile}"),
+        ADMIN_TOKEN,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let row = |dimension: &str, key: &str| -> serde_json::Value {
+        report["vantages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["dimension"] == dimension && r["key"] == key)
+            .unwrap_or_else(|| panic!("no {dimension}={key} row: {}", report["vantages"]))
+            .clone()
+    };
+    assert_eq!(row("vantage", "isp-b")["targets"], 3);
+    assert!(
+        row("isp", "B")["pass"].as_i64() < row("isp", "A")["pass"].as_i64(),
+        "{}",
+        report["vantages"]
+    );
+    assert_eq!(
+        row("region", "north")["vantages"],
+        serde_json::json!(["isp-a", "isp-b"])
+    );
+    assert_eq!(row("access", "mobile")["vantages"], serde_json::json!(["isp-c"]));
+    let differences = &report["vantage_differences"];
+    assert_eq!(differences["runs"], serde_json::json!([run]), "{differences}");
+    let shown = differences["shown"].as_array().unwrap();
+    let good = shown
+        .iter()
+        .find(|d| d["domain"] == "dual-stack-good.test")
+        .unwrap_or_else(|| panic!("{differences}"));
+    assert_eq!(good["statuses"]["isp-a"], "pass");
+    assert!(
+        good["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().contains("from isp-b")),
+        "{good}"
+    );
+    let (_, markdown) = fleet.http(
+        'a',
+        "GET",
+        &format!("/api/report?campaign=fleet&format=md&profile={profile}"),
+        ADMIN_TOKEN,
+        None,
+    );
+    assert!(markdown.contains("By vantage: ISP, region and access"), "{markdown}");
+    assert!(
+        markdown.contains("Differences between vantages this month"),
+        "{markdown}"
+    );
+
     for (rule, expected) in [
         ("majority", v6scope_model::Status::Pass),
         ("any", v6scope_model::Status::Pass),

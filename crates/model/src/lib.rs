@@ -610,6 +610,11 @@ impl DomainObservation {
     }
 }
 
+/// Id of the check a verdict combined from several vantages carries with
+/// the per-vantage evidence (its lines starting "differs: " say where they
+/// disagree).
+pub const VANTAGES_CHECK: &str = "vantages";
+
 /// Outcome vocabulary for a check and for a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -33,6 +33,12 @@ const CHART_CATEGORIES: usize = 8;
 const TABLE_ROWS: usize = 30;
 /// Runs of a campaign considered (a daily campaign for 270 years).
 const MAX_RUNS: i64 = 100_000;
+/// Differing targets read per fleet run for the month's differences.
+const DIFFERENCES_PER_RUN: i64 = 500;
+/// Differences listed in the report (JSON has as many).
+const DIFFERENCES_SHOWN: usize = 50;
+/// Labels the vantage table groups by first, in this order; others follow by name.
+const VANTAGE_LABELS: [&str; 3] = ["isp", "region", "access"];
 const PDF_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What to report on (the server may take it from a query string).
@@ -195,6 +201,52 @@ pub struct ProviderRow {
     pub text: String,
 }
 
+/// A vantage's pass rate in the period's run, or that of the vantages
+/// sharing a label value (isp=B, region=north, access=mobile).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VantageRow {
+    /// "vantage", or the label (isp, region, access, …).
+    pub dimension: String,
+    /// The vantage's name, or the label's value.
+    pub key: String,
+    pub vantages: Vec<String>,
+    /// Target judgements it could make (targets × vantages; not_testable
+    /// and error are left out), and how many of them pass.
+    pub targets: i64,
+    pub pass: i64,
+    pub rate: f64,
+    pub score: f64,
+    /// Judgements it could not make: faults of the vantage or of the
+    /// measurement, never counted against targets.
+    pub not_testable: i64,
+}
+
+/// A target judged differently from different vantages in the month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VantageDifferenceRow {
+    /// The newest fleet run of the month where it differed.
+    pub run: i64,
+    pub domain: String,
+    /// Each vantage's status in that run.
+    pub statuses: BTreeMap<String, Status>,
+    /// Check by check, what differs ("web_ipv6: fail from isp-b (…); pass from isp-a, isp-c").
+    pub differences: Vec<String>,
+    /// In how many of the month's fleet runs it differed.
+    pub runs: i64,
+}
+
+/// The month's cross-vantage differences.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VantageDifferences {
+    /// The month's runs evaluated from several vantages.
+    pub runs: Vec<i64>,
+    /// Distinct targets that differed (counted over the first
+    /// `DIFFERENCES_PER_RUN` differing targets of each run).
+    pub targets: i64,
+    /// The first of them, newest run first.
+    pub shown: Vec<VantageDifferenceRow>,
+}
+
 /// Changes of one check in the month.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeGroup {
@@ -293,6 +345,10 @@ pub struct MonthlyReport {
     pub regions: Vec<TableRow>,
     pub organisations: Vec<TableRow>,
     pub providers: Vec<ProviderRow>,
+    /// When the period's run was evaluated from several vantages: per
+    /// vantage, then per label value (isp, region, access).
+    pub vantages: Vec<VantageRow>,
+    pub vantage_differences: VantageDifferences,
     pub changes: ChangeSummary,
     pub worst: Vec<WorstSite>,
     pub methods: Vec<Method>,
@@ -405,6 +461,16 @@ fn table(now: &[Slice], before: Option<&[Slice]>, dimension: &str) -> Vec<TableR
         .collect();
     out.sort_by(|a, b| b.targets.cmp(&a.targets).then_with(|| a.key.cmp(&b.key)));
     out
+}
+
+fn vantage_dimension(dimension: &str, zh: bool) -> String {
+    match dimension {
+        "vantage" => tr(zh, "vantage", "观测点").into(),
+        "isp" => tr(zh, "ISP", "运营商").into(),
+        "region" => tr(zh, "region", "地区").into(),
+        "access" => tr(zh, "access", "接入方式").into(),
+        other => other.into(),
+    }
 }
 
 fn role_label(role: &str, zh: bool) -> String {
@@ -824,6 +890,47 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
         );
     }
 
+    let agents = store.agents()?;
+    let vantages = match &run {
+        Some(r) => vantage_rows(store, r.id, &req.profile, &agents)?,
+        None => Vec::new(),
+    };
+    let mut vantage_differences = VantageDifferences::default();
+    for r in runs_in_period.iter().rev() {
+        if store.run_vantages(r.id)?.is_empty() {
+            continue;
+        }
+        vantage_differences.runs.push(r.id);
+        let (_, differing) = store.vantage_differences(r.id, &req.profile, DIFFERENCES_PER_RUN)?;
+        for d in differing {
+            if let Some(seen) = vantage_differences.shown.iter_mut().find(|x| x.domain == d.domain) {
+                seen.runs += 1;
+                continue;
+            }
+            vantage_differences.targets += 1;
+            if vantage_differences.shown.len() >= DIFFERENCES_SHOWN {
+                continue;
+            }
+            let differences = store
+                .verdict(r.id, d.idx, &req.profile)?
+                .and_then(|v| v.check(v6scope_model::VANTAGES_CHECK).cloned())
+                .map(|c| {
+                    c.evidence
+                        .iter()
+                        .filter_map(|l| l.strip_prefix("differs: ").map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            vantage_differences.shown.push(VantageDifferenceRow {
+                run: r.id,
+                domain: d.domain,
+                statuses: d.statuses.into_iter().collect(),
+                differences,
+                runs: 1,
+            });
+        }
+    }
+
     // (5) The worst sites of the period's run, with what to fix.
     let mut worst = Vec::new();
     if let Some(r) = &run {
@@ -892,6 +999,8 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
         regions,
         organisations,
         providers,
+        vantages,
+        vantage_differences,
         changes,
         worst,
         methods: Vec::new(),
@@ -899,6 +1008,77 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
     };
     report.methods = methods(&report);
     Ok(report)
+}
+
+/// Pass rates per vantage of a fleet run, then per label value.
+fn vantage_rows(
+    store: &dyn Store,
+    run: i64,
+    profile: &str,
+    agents: &[v6scope_store::AgentRow],
+) -> Result<Vec<VantageRow>, ReportError> {
+    let tallies = store.vantage_tallies(run, profile)?;
+    // (targets, pass, score sum, not testable) per vantage.
+    let mut per: BTreeMap<String, (i64, i64, f64, i64)> = BTreeMap::new();
+    for t in &tallies {
+        let e = per.entry(t.vantage.clone()).or_default();
+        if matches!(t.status, Status::NotTestable | Status::Error) {
+            e.3 += t.targets;
+        } else {
+            e.0 += t.targets;
+            e.1 += if t.status == Status::Pass { t.targets } else { 0 };
+            e.2 += t.score * t.targets as f64;
+        }
+    }
+    // A vantage's labels are those of its agent seen last.
+    let mut labels: BTreeMap<&str, (i64, &BTreeMap<String, String>)> = BTreeMap::new();
+    for a in agents {
+        if let Some(v) = a.vantage.as_deref() {
+            let seen = a.last_seen.unwrap_or(0);
+            if labels.get(v).is_none_or(|(s, _)| seen >= *s) {
+                labels.insert(v, (seen, &a.labels));
+            }
+        }
+    }
+    let row = |dimension: &str, key: &str, vantages: Vec<String>| {
+        let (mut targets, mut pass, mut score, mut not_testable) = (0, 0, 0.0, 0);
+        for v in &vantages {
+            let (t, p, s, n) = per[v];
+            targets += t;
+            pass += p;
+            score += s;
+            not_testable += n;
+        }
+        VantageRow {
+            dimension: dimension.into(),
+            key: key.into(),
+            vantages,
+            targets,
+            pass,
+            rate: ratio(pass, targets),
+            score: if targets > 0 { score / targets as f64 } else { 0.0 },
+            not_testable,
+        }
+    };
+    let mut rows: Vec<VantageRow> = per.keys().map(|v| row("vantage", v, vec![v.clone()])).collect();
+    let mut keys: Vec<&str> = VANTAGE_LABELS.to_vec();
+    let mut others: BTreeSet<&str> = BTreeSet::new();
+    for v in per.keys() {
+        if let Some((_, l)) = labels.get(v.as_str()) {
+            others.extend(l.keys().map(String::as_str).filter(|k| !VANTAGE_LABELS.contains(k)));
+        }
+    }
+    keys.extend(others);
+    for key in keys {
+        let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for v in per.keys() {
+            if let Some(value) = labels.get(v.as_str()).and_then(|(_, l)| l.get(key)) {
+                groups.entry(value).or_default().push(v.clone());
+            }
+        }
+        rows.extend(groups.into_iter().map(|(value, vantages)| row(key, value, vantages)));
+    }
+    Ok(rows)
 }
 
 /// (6) Each indicator with its definition, population, date and source.
@@ -1610,6 +1790,100 @@ fn blocks(r: &MonthlyReport) -> Vec<Block> {
         ));
     }
 
+    if !r.vantages.is_empty() {
+        b.push(Block::Heading(
+            3,
+            tr(
+                zh,
+                "By vantage: ISP, region and access",
+                "按观测点：运营商、地区、接入方式",
+            )
+            .into(),
+        ));
+        b.push(Block::Para(
+            tr(
+                zh,
+                "Each vantage judged every target on its own; a target counts once per vantage. Targets a vantage could not test are shown apart and count against no one.",
+                "每个观测点各自判定全部目标，每个目标按观测点各计一次。观测点无法测试的目标单独列出，不计入任何一方。",
+            )
+            .into(),
+        ));
+        b.push(Block::Table(
+            [
+                tr(zh, "Dimension", "维度"),
+                tr(zh, "Value", "取值"),
+                tr(zh, "Vantages", "观测点"),
+                tr(zh, "Judged", "判定数"),
+                tr(zh, "Passing", "通过数"),
+                tr(zh, "Rate", "支持率"),
+                tr(zh, "Not testable", "无法测试"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            r.vantages
+                .iter()
+                .map(|v| {
+                    vec![
+                        vantage_dimension(&v.dimension, zh),
+                        v.key.clone(),
+                        v.vantages.join(", "),
+                        v.targets.to_string(),
+                        v.pass.to_string(),
+                        pct(v.rate),
+                        v.not_testable.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    let d = &r.vantage_differences;
+    if !d.runs.is_empty() {
+        b.push(Block::Heading(
+            3,
+            tr(zh, "Differences between vantages this month", "本月各观测点之间的差异").into(),
+        ));
+        b.push(Block::Para(if zh {
+            format!(
+                "本月 {} 次多观测点运行中，{} 个目标在不同观测点得到不同结论。",
+                d.runs.len(),
+                d.targets
+            )
+        } else {
+            format!(
+                "In the month's {} runs from several vantages, {} targets were judged differently from different vantages.",
+                d.runs.len(),
+                d.targets
+            )
+        }));
+        if !d.shown.is_empty() {
+            b.push(Block::Table(
+                [
+                    tr(zh, "Domain", "域名"),
+                    tr(zh, "Run", "运行"),
+                    tr(zh, "Per vantage", "各观测点"),
+                    tr(zh, "What differs", "差异"),
+                ]
+                .map(String::from)
+                .to_vec(),
+                d.shown
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            x.domain.clone(),
+                            x.run.to_string(),
+                            x.statuses
+                                .iter()
+                                .map(|(v, s)| format!("{v}: {}", s.as_str()))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            x.differences.join("; "),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+    }
+
     // (4) Changes.
     b.push(Block::Section);
     b.push(Block::Heading(
@@ -2073,6 +2347,38 @@ pub fn csv(r: &MonthlyReport) -> String {
             Some(p.score),
             p.ipv4_only.to_string(),
             p.text.clone(),
+        );
+    }
+    for v in &r.vantages {
+        push(
+            "vantage",
+            &v.dimension,
+            &v.key,
+            &r.period,
+            Some(v.targets),
+            Some(v.pass),
+            Some(v.rate),
+            Some(v.score),
+            v.not_testable.to_string(),
+            format!("vantages {}; value: not testable", v.vantages.join(" ")),
+        );
+    }
+    for x in &r.vantage_differences.shown {
+        push(
+            "vantage_difference",
+            "domain",
+            &x.domain,
+            &r.period,
+            None,
+            None,
+            None,
+            None,
+            x.statuses
+                .iter()
+                .map(|(v, s)| format!("{v}={}", s.as_str()))
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!("run {}; {}", x.run, x.differences.join("; ")),
         );
     }
     for (section, groups) in [

@@ -11,8 +11,7 @@ pub struct VantageVerdicts<'a> {
     pub verdicts: &'a [Verdict],
 }
 
-/// Id of the check a combined verdict carries with the per-vantage evidence.
-pub const VANTAGES_CHECK: &str = "vantages";
+pub use v6scope_model::VANTAGES_CHECK;
 
 fn rank(status: Status) -> u8 {
     match status {

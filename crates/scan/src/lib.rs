@@ -15,6 +15,7 @@ mod error;
 mod fleet;
 pub mod protocol;
 mod runner;
+mod select;
 mod sink;
 
 pub use config::{
@@ -24,5 +25,6 @@ pub use config::{
 pub use error::{ScanError, SinkError};
 pub use fleet::{VANTAGES_CHECK, VantageVerdicts, combine};
 pub use runner::{Outcome, Runner, fit_open_files, unprobed};
+pub use select::Selector;
 pub use sink::{Judged, Observer, Sink, StoreSink, judge, load_profiles};
 pub use tokio_util::sync::CancellationToken;

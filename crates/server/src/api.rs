@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use v6scope_model::{Target, Verdict};
 use v6scope_report::plan::{Indicator, Plan, parse_day};
 use v6scope_report::render::{Measurement, Row, rows};
@@ -527,12 +527,43 @@ pub(crate) struct SiteView {
     pub timeline: Vec<TimelinePoint>,
     pub changes: Vec<Change>,
     pub failing_links: Vec<FailingLink>,
+    /// When the run was evaluated from several vantages: each one's
+    /// verdicts (those the label selector takes).
+    pub vantages: Vec<SiteVantage>,
 }
 
-pub(crate) fn site(store: &dyn Store, domain: &str, campaign: Option<&str>) -> Result<SiteView, ApiError> {
+/// One vantage's verdicts for a target of a fleet run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SiteVantage {
+    pub vantage: String,
+    pub agent: String,
+    /// The delivering agent's labels (isp, region, access…).
+    pub labels: BTreeMap<String, String>,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// A `label` query parameter: a vantage selector (`isp=B`, `region=north,access=mobile`).
+pub(crate) fn label_selector(label: Option<&str>) -> Result<Option<v6scope_scan::Selector>, ApiError> {
+    match label.filter(|l| !l.is_empty()) {
+        None => Ok(None),
+        Some(l) if l.len() > 200 => Err(ApiError::BadRequest("label: at most 200 characters".into())),
+        Some(l) => l
+            .parse()
+            .map(Some)
+            .map_err(|e| ApiError::BadRequest(format!("label {e}"))),
+    }
+}
+
+pub(crate) fn site(
+    store: &dyn Store,
+    domain: &str,
+    campaign: Option<&str>,
+    label: Option<&str>,
+) -> Result<SiteView, ApiError> {
     if domain.is_empty() || domain.len() > 253 {
         return Err(ApiError::BadRequest("domain: 1 to 253 characters".into()));
     }
+    let selector = label_selector(label)?;
     // The campaign named, or the latest campaign run that has the domain.
     let campaigns: Vec<String> = match campaign {
         Some(c) => {
@@ -577,8 +608,25 @@ pub(crate) fn site(store: &dyn Store, domain: &str, campaign: Option<&str>) -> R
             }
         }
     }
+    let mut vantages = Vec::new();
+    if !store.run_vantages(run)?.is_empty() {
+        let labels: HashMap<String, BTreeMap<String, String>> =
+            store.agents()?.into_iter().map(|a| (a.name, a.labels)).collect();
+        for r in store.vantage_results(run, idx)? {
+            let labels = labels.get(&r.agent).cloned().unwrap_or_default();
+            if selector.as_ref().is_none_or(|s| s.matches(&r.vantage, &labels)) {
+                vantages.push(SiteVantage {
+                    vantage: r.vantage,
+                    agent: r.agent,
+                    labels,
+                    verdicts: r.verdicts,
+                });
+            }
+        }
+    }
     Ok(SiteView {
         domain: domain.into(),
+        vantages,
         timeline: store.timeline(&format!("campaign:{campaign}"), domain)?,
         changes: store.changes(None, Some(domain), 100)?,
         campaign: Some(campaign),
@@ -1131,6 +1179,8 @@ async fn api_providers(
 pub(crate) struct SiteQuery {
     pub lang: Option<String>,
     pub campaign: Option<String>,
+    /// Only the vantages this selector takes (`isp=B`).
+    pub label: Option<String>,
 }
 
 async fn api_site(
@@ -1140,7 +1190,14 @@ async fn api_site(
 ) -> Result<Json<SiteView>, ApiError> {
     Ok(Json(
         state
-            .store(move |s| site(s, &domain.to_ascii_lowercase(), q.campaign.as_deref()))
+            .store(move |s| {
+                site(
+                    s,
+                    &domain.to_ascii_lowercase(),
+                    q.campaign.as_deref(),
+                    q.label.as_deref(),
+                )
+            })
             .await?,
     ))
 }

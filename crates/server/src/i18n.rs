@@ -170,6 +170,8 @@ impl Lang {
             ),
             "fleet_runs" => ("Runs from several vantages", "多观测点运行"),
             "per_vantage" => ("Per vantage", "各观测点"),
+            "combined" => ("Combined", "综合"),
+            "no_vantage_matches" => ("No vantage has these labels.", "没有观测点带有这些标签。"),
             "schedules" => ("Schedules", "定时计划"),
             "report" => ("Monthly report", "月度报告"),
             "download" => ("Download", "下载"),

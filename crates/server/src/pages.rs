@@ -13,6 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
+use v6scope_model::{Status, Verdict};
 use v6scope_report::plan::Standing;
 use v6scope_store::{Slice, TargetRow};
 
@@ -40,7 +41,7 @@ th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;font-size:.
 form.filters{display:flex;flex-wrap:wrap;gap:.5em;align-items:end}form.filters label{display:flex;flex-direction:column;font-size:.85em}\
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:1em}\
 .card{border:1px solid #ddd;border-radius:6px;padding:.8em}.big{font-size:1.8em;font-weight:bold}\
-.chartbox{overflow-x:auto}\
+.chartbox{overflow-x:auto}tr.differs{background:#fff6e0}\
 @media (max-width:600px){.chart{min-width:520px}.chart text{font-size:13px}\
 table.checks,table.checks tbody,table.checks tr,table.checks td{display:block;width:auto}\
 table.checks thead{display:none}table.checks tr{border-bottom:2px solid #ddd;padding:.3em 0}\
@@ -447,12 +448,18 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
         Err(e) => return error_page(state.config.lang, e),
     };
     let d = domain.to_ascii_lowercase();
-    let view = match state.store(move |s| api::site(s, &d, q.campaign.as_deref())).await {
+    let label = q.label.clone();
+    let view = match state
+        .store(move |s| api::site(s, &d, q.campaign.as_deref(), label.as_deref()))
+        .await
+    {
         Ok(v) => v,
         Err(e) => return error_page(lang, e),
     };
     let campaign = view.campaign.clone().unwrap_or_default();
     let path = format!("/sites/{}?campaign={}", encode(&domain), encode(&campaign));
+    let site_path = format!("/sites/{}", encode(&domain));
+    let is_fleet = !view.vantages.is_empty() || q.label.as_deref().is_some_and(|l| !l.is_empty());
     let body = html! {
         p { (lang.t("campaign")) " " a href=(href(lang, &format!("/campaigns/{}", encode(&campaign)))) { (campaign) }
             " · " (lang.t("run")) " " (view.run.unwrap_or_default()) }
@@ -466,6 +473,9 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
                     td { (c.remedy_in(lang.zh()).unwrap_or("")) }
                 } } }
             } }
+        }
+        @if is_fleet {
+            (vantage_columns(lang, &view, &site_path, q.label.as_deref().unwrap_or("")))
         }
         h2 { (lang.t("timeline")) }
         div.scroll { table id="timeline" {
@@ -491,6 +501,60 @@ async fn site(State(state): State<SharedState>, Path(domain): Path<String>, Quer
         }
     };
     page(lang, &path, &format!("{}: {domain}", lang.t("site")), body).into_response()
+}
+
+/// A fleet run's target: each profile's checks in rows, the combined
+/// verdict and each vantage in columns, with a label filter.
+fn vantage_columns(lang: Lang, view: &api::SiteView, path: &str, label: &str) -> Markup {
+    let campaign = view.campaign.as_deref().unwrap_or("");
+    html! {
+        h2 { (lang.t("per_vantage")) }
+        form.filters id="vantage-filter" method="get" action=(path) {
+            input type="hidden" name="lang" value=(lang.code());
+            input type="hidden" name="campaign" value=(campaign);
+            label { (lang.t("labels")) input type="text" name="label" id="filter-label" value=(label) placeholder="isp=B,access=mobile"; }
+            button type="submit" id="filter-apply" { (lang.t("apply")) }
+        }
+        @if view.vantages.is_empty() { p { (lang.t("no_vantage_matches")) } }
+        @for combined in &view.verdicts {
+            @let per: Vec<(&api::SiteVantage, Option<&Verdict>)> = view.vantages.iter()
+                .map(|v| (v, v.verdicts.iter().find(|p| p.profile == combined.profile)))
+                .collect();
+            @if !per.is_empty() {
+                div.scroll { table.per-vantage data-profile=(combined.profile) {
+                    thead {
+                        tr { th { (lang.t("profile")) " " (combined.profile) } th { (lang.t("combined")) }
+                            @for (v, _) in &per { th data-vantage=(v.vantage) { (v.vantage) br;
+                                small { (v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")) } } } }
+                    }
+                    tbody {
+                        tr.verdict { td { (lang.t("status")) } td class=(combined.status.as_str()) { (lang.status(combined.status.as_str())) }
+                            @for (_, verdict) in &per { @match verdict {
+                                Some(p) => { td class=(p.status.as_str()) { (lang.status(p.status.as_str())) " (" (format!("{:.0}", p.score)) ")" } }
+                                None => { td { "—" } }
+                            } } }
+                        @for c in combined.checks.iter().filter(|c| c.id != v6scope_scan::VANTAGES_CHECK) {
+                            @let outcomes: Vec<Option<&v6scope_model::CheckResult>> = per.iter().map(|(_, p)| p.and_then(|p| p.check(&c.id))).collect();
+                            @let differs = outcomes.windows(2).any(|w| w[0].map(|c| c.status) != w[1].map(|c| c.status));
+                            tr data-check=(c.id) class=[differs.then_some("differs")] {
+                                td { (c.title_in(lang.zh())) }
+                                td class=(c.status.as_str()) { (lang.status(c.status.as_str())) }
+                                @for o in &outcomes { @match o {
+                                    Some(r) => { td class=(r.status.as_str()) title=(r.evidence.first().map(String::as_str).unwrap_or("")) {
+                                        (lang.status(r.status.as_str()))
+                                        @if differs && matches!(r.status, Status::Fail | Status::Warn | Status::NotTestable | Status::Error) {
+                                            @if let Some(e) = r.evidence.first() { br; small { (e) } }
+                                        }
+                                    } }
+                                    None => { td { "—" } }
+                                } }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
 }
 
 async fn traffic(State(state): State<SharedState>, Query(q): Query<TrafficQuery>) -> Response {
@@ -574,14 +638,30 @@ async fn runs(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> R
 
 /// The agents (one row each: vantage, labels, self-test, activity) and the
 /// fleet runs' progress per vantage.
-async fn vantages(State(state): State<SharedState>, Query(q): Query<ViewQuery>) -> Response {
-    let lang = match q.lang(&state) {
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VantagesQuery {
+    lang: Option<String>,
+    /// Only agents whose labels this selector takes (`isp=B`).
+    label: Option<String>,
+}
+
+async fn vantages(State(state): State<SharedState>, Query(q): Query<VantagesQuery>) -> Response {
+    let lang = match lang_of(&state, q.lang.as_deref()) {
         Ok(l) => l,
         Err(e) => return error_page(state.config.lang, e),
     };
+    let selector = match api::label_selector(q.label.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return error_page(lang, e),
+    };
+    let label = q.label.clone().unwrap_or_default();
     let data = state
         .store(move |s| {
-            let agents = s.agents()?;
+            let mut agents = s.agents()?;
+            if let Some(selector) = &selector {
+                agents.retain(|a| a.vantage.as_deref().is_some_and(|v| selector.matches(v, &a.labels)));
+            }
             let now = crate::scheduler::now();
             let mut fleet = Vec::new();
             for r in s.run_list(20)? {
@@ -601,7 +681,12 @@ async fn vantages(State(state): State<SharedState>, Query(q): Query<ViewQuery>) 
     let rates = state.agent_rates.lock().ok();
     let body = html! {
         h2 { (lang.t("agents")) }
-        @if agents.is_empty() { p { (lang.t("no_agents")) } }
+        form.filters id="vantage-filter" method="get" action="/vantages" {
+            input type="hidden" name="lang" value=(lang.code());
+            label { (lang.t("labels")) input type="text" name="label" id="filter-label" value=(label) placeholder="isp=B,access=mobile"; }
+            button type="submit" id="filter-apply" { (lang.t("apply")) }
+        }
+        @if agents.is_empty() { p { (if label.is_empty() { lang.t("no_agents") } else { lang.t("no_vantage_matches") }) } }
         div.scroll { table id="agents" {
             thead { tr {
                 th { (lang.t("agent")) } th { (lang.t("vantages")) } th { (lang.t("labels")) } th { (lang.t("selftest")) }

@@ -428,6 +428,25 @@ pub struct VantageResultRow {
     pub verdicts: Vec<Verdict>,
 }
 
+/// How many of a run's targets one vantage judged with one status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VantageTally {
+    pub vantage: String,
+    pub status: Status,
+    pub targets: i64,
+    /// Mean score of those targets.
+    pub score: f64,
+}
+
+/// A target whose status under a profile is not the same from every vantage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VantageDifference {
+    pub idx: i64,
+    pub domain: String,
+    /// Each vantage's status, by vantage name.
+    pub statuses: Vec<(String, Status)>,
+}
+
 /// How far one vantage has got in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VantageProgress {

@@ -215,6 +215,12 @@ pub trait Fleet {
     fn vantage_results(&self, run: i64, idx: i64) -> Result<Vec<VantageResultRow>>;
     /// Per vantage of a run: targets delivered and under a live lease.
     fn fleet_progress(&self, run: i64, now: i64) -> Result<Vec<VantageProgress>>;
+    /// Per vantage and status: how many targets of a run each vantage
+    /// judged so under `profile`.
+    fn vantage_tallies(&self, run: i64, profile: &str) -> Result<Vec<VantageTally>>;
+    /// How many targets of a run have a status under `profile` that differs
+    /// between vantages, and the first `limit` of them by index.
+    fn vantage_differences(&self, run: i64, profile: &str, limit: i64) -> Result<(i64, Vec<VantageDifference>)>;
 }
 
 /// A whole store: what `open` returns.

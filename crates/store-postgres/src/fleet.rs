@@ -1,11 +1,11 @@
 use crate::runs::{ResultColumns, target_of};
-use crate::{Db, PostgresStore, get};
+use crate::{Db, PostgresStore, get, parsed};
 use postgres::Row;
 use std::collections::BTreeMap;
 use v6scope_model::Target;
 use v6scope_store_api::{
-    AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageProgress,
-    VantageResult, VantageResultRow, now_unix, now_utc,
+    AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageDifference,
+    VantageProgress, VantageResult, VantageResultRow, VantageTally, now_unix, now_utc,
 };
 
 /// First key of the advisory lock a run's deliveries take (two-key locks
@@ -366,6 +366,25 @@ impl Fleet for PostgresStore {
                     &[run, &vantage, &agent, &received, &new_idx, &observations, &verdicts],
                 )
                 .db()?;
+                let (mut v_idx, mut v_profile, mut v_status, mut v_score) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for &p in positions {
+                    if out[p] == Delivery::Stored {
+                        for v in results[p].verdicts {
+                            v_idx.push(results[p].idx);
+                            v_profile.push(v.profile.as_str());
+                            v_status.push(v.status.as_str());
+                            v_score.push(v.score);
+                        }
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO vantage_verdicts (run_id, profile, idx, vantage, status, score) \
+                     SELECT $1, p, i, $2, s, sc FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::float8[]) \
+                     AS u(i, p, s, sc) ON CONFLICT DO NOTHING",
+                    &[run, &vantage, &v_idx, &v_profile, &v_status, &v_score],
+                )
+                .db()?;
                 tx.execute(
                     "INSERT INTO fleet_ready (run_id, idx) SELECT $1, r.idx FROM vantage_results r \
                      WHERE r.run_id = $1 AND r.idx = ANY($2) GROUP BY r.idx \
@@ -474,6 +493,67 @@ impl Fleet for PostgresStore {
                 })
             })
             .collect()
+        })
+    }
+
+    fn vantage_tallies(&self, run: i64, profile: &str) -> Result<Vec<VantageTally>> {
+        self.with(|c| {
+            c.query(
+                "SELECT vantage, status, count(*), avg(score) FROM vantage_verdicts \
+                 WHERE run_id = $1 AND profile = $2 GROUP BY vantage, status \
+                 ORDER BY vantage COLLATE \"C\", status COLLATE \"C\"",
+                &[&run, &profile],
+            )
+            .db()?
+            .iter()
+            .map(|r| {
+                Ok(VantageTally {
+                    vantage: get(r, 0)?,
+                    status: parsed(r, 1)?,
+                    targets: get(r, 2)?,
+                    score: get(r, 3)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn vantage_differences(&self, run: i64, profile: &str, limit: i64) -> Result<(i64, Vec<VantageDifference>)> {
+        const DIFFERING: &str = "SELECT idx FROM vantage_verdicts WHERE run_id = $1 AND profile = $2 \
+                                 GROUP BY idx HAVING count(DISTINCT status) > 1";
+        self.with(|c| {
+            let count: i64 = get(
+                &c.query_one(&format!("SELECT count(*) FROM ({DIFFERING}) d"), &[&run, &profile])
+                    .db()?,
+                0,
+            )?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT d.idx, t.domain, v.vantage, v.status \
+                         FROM ({DIFFERING} ORDER BY idx LIMIT $3) d \
+                         JOIN targets t ON t.run_id = $1 AND t.idx = d.idx \
+                         JOIN vantage_verdicts v ON v.run_id = $1 AND v.profile = $2 AND v.idx = d.idx \
+                         ORDER BY d.idx, v.vantage COLLATE \"C\""
+                    ),
+                    &[&run, &profile, &limit],
+                )
+                .db()?;
+            let mut out: Vec<VantageDifference> = Vec::new();
+            for r in &rows {
+                let idx: i64 = get(r, 0)?;
+                let vantage: String = get(r, 2)?;
+                let status = parsed(r, 3)?;
+                match out.last_mut() {
+                    Some(d) if d.idx == idx => d.statuses.push((vantage, status)),
+                    _ => out.push(VantageDifference {
+                        idx,
+                        domain: get(r, 1)?,
+                        statuses: vec![(vantage, status)],
+                    }),
+                }
+            }
+            Ok((count, out))
         })
     }
 }

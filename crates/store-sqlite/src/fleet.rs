@@ -2,8 +2,8 @@ use crate::runs::{target_of, write_results};
 use crate::{Db, SqliteStore, collect};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use v6scope_store_api::{
-    AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageProgress,
-    VantageResult, VantageResultRow, now_unix, now_utc,
+    AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageDifference,
+    VantageProgress, VantageResult, VantageResultRow, VantageTally, now_unix, now_utc, parse_stored,
 };
 
 const AGENT_COLUMNS: &str = "a.id, a.name, a.created_at, a.revoked_at IS NOT NULL, a.vantage, a.labels, a.concurrency, \
@@ -278,6 +278,12 @@ impl Fleet for SqliteStore {
             let mut domain = tx
                 .prepare_cached("SELECT domain FROM targets WHERE run_id = ?1 AND idx = ?2")
                 .db()?;
+            let mut status = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO vantage_verdicts (run_id, profile, idx, vantage, status, score) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .db()?;
             for r in results {
                 if seen.exists(params![r.run, vantage, r.idx]).db()? {
                     out.push(Delivery::Duplicate);
@@ -307,6 +313,11 @@ impl Fleet for SqliteStore {
                         serde_json::to_string(r.verdicts)?
                     ])
                     .db()?;
+                for v in r.verdicts {
+                    status
+                        .execute(params![r.run, v.profile, r.idx, vantage, v.status.as_str(), v.score])
+                        .db()?;
+                }
                 ready.execute(params![r.run, r.idx]).db()?;
                 stored += 1;
                 errors += i64::from(r.observation.error.is_some());
@@ -381,5 +392,73 @@ impl Fleet for SqliteStore {
             })
             .db()?,
         )
+    }
+
+    fn vantage_tallies(&self, run: i64, profile: &str) -> Result<Vec<VantageTally>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT vantage, status, count(*), avg(score) FROM vantage_verdicts \
+                 WHERE run_id = ?1 AND profile = ?2 GROUP BY vantage, status ORDER BY vantage, status",
+            )
+            .db()?;
+        let rows: Vec<(String, String, i64, f64)> = collect(
+            stmt.query_map(params![run, profile], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .db()?,
+        )?;
+        rows.into_iter()
+            .map(|(vantage, status, targets, score)| {
+                Ok(VantageTally {
+                    vantage,
+                    status: parse_stored(&status)?,
+                    targets,
+                    score,
+                })
+            })
+            .collect()
+    }
+
+    fn vantage_differences(&self, run: i64, profile: &str, limit: i64) -> Result<(i64, Vec<VantageDifference>)> {
+        const DIFFERING: &str = "SELECT idx FROM vantage_verdicts WHERE run_id = ?1 AND profile = ?2 \
+                                 GROUP BY idx HAVING count(DISTINCT status) > 1";
+        let count: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT count(*) FROM ({DIFFERING})"),
+                params![run, profile],
+                |r| r.get(0),
+            )
+            .db()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT d.idx, t.domain, v.vantage, v.status \
+                 FROM ({DIFFERING} ORDER BY idx LIMIT ?3) d \
+                 JOIN targets t ON t.run_id = ?1 AND t.idx = d.idx \
+                 JOIN vantage_verdicts v ON v.run_id = ?1 AND v.profile = ?2 AND v.idx = d.idx \
+                 ORDER BY d.idx, v.vantage"
+            ))
+            .db()?;
+        let rows: Vec<(i64, String, String, String)> = collect(
+            stmt.query_map(params![run, profile, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .db()?,
+        )?;
+        let mut out: Vec<VantageDifference> = Vec::new();
+        for (idx, domain, vantage, status) in rows {
+            let status = parse_stored(&status)?;
+            match out.last_mut() {
+                Some(d) if d.idx == idx => d.statuses.push((vantage, status)),
+                _ => out.push(VantageDifference {
+                    idx,
+                    domain,
+                    statuses: vec![(vantage, status)],
+                }),
+            }
+        }
+        Ok((count, out))
     }
 }

@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "score_order", include_str!("../migrations/0003_score_order.sql")),
     (4, "change_order", include_str!("../migrations/0004_change_order.sql")),
     (5, "fleet", include_str!("../migrations/0005_fleet.sql")),
+    (
+        6,
+        "vantage_verdicts",
+        include_str!("../migrations/0006_vantage_verdicts.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -76,3 +76,34 @@ fn a_store_from_a_newer_version_is_refused_untouched() {
         Ok(_) => panic!("a newer store was opened"),
     }
 }
+
+#[test]
+fn per_vantage_statuses_of_a_version_5_store_are_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    drop(SqliteStore::open(&path).unwrap());
+    // Back to version 5 with one per-vantage result, as that version wrote it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE vantage_verdicts; DELETE FROM schema_version WHERE version > 5;
+         INSERT INTO runs (started_at, source, profiles, config) VALUES ('2026-01-01T00:00:00Z', 'campaign:gov', 'cn,nist', '{}');
+         INSERT INTO targets (run_id, idx, domain) VALUES (1, 0, 'a.test');
+         INSERT INTO vantage_results (run_id, vantage, idx, agent_id, received_at, observation, verdicts)
+         VALUES (1, 'isp-b', 0, 1, '2026-01-01T00:00:00Z', '{}',
+                 '[{\"profile\":\"cn\",\"status\":\"fail\",\"score\":40.0},{\"profile\":\"nist\",\"status\":\"pass\",\"score\":100.0}]');",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let brief = |profile: &str| -> Vec<(String, String, i64)> {
+        store
+            .vantage_tallies(1, profile)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.vantage, t.status.as_str().to_string(), t.targets))
+            .collect()
+    };
+    assert_eq!(brief("cn"), [("isp-b".to_string(), "fail".to_string(), 1)]);
+    assert_eq!(brief("nist"), [("isp-b".to_string(), "pass".to_string(), 1)]);
+}

@@ -976,6 +976,45 @@ fn agents_leases_and_per_vantage_results(fixture: Fixture) {
     assert_eq!(store.observation_count(run).unwrap(), (1, 1));
     assert_eq!(store.vantage_results(run, 0).unwrap().len(), 2);
 
+    // Each vantage's status is kept per profile: tallies and differences.
+    let failed = [verdict("t1.example", "internetnl", Status::Fail, 40.0)];
+    let b_fails = VantageResult {
+        run,
+        idx: 1,
+        observation: &observations[1],
+        verdicts: &failed,
+    };
+    assert_eq!(
+        store.deliver(b, "isp-b", &[b_fails], t0 + 5).unwrap(),
+        [Delivery::Stored]
+    );
+    let tallies = store.vantage_tallies(run, "internetnl").unwrap();
+    let brief: Vec<(&str, Status, i64)> = tallies
+        .iter()
+        .map(|t| (t.vantage.as_str(), t.status, t.targets))
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            ("isp-a", Status::Pass, 2),
+            ("isp-b", Status::Fail, 1),
+            ("isp-b", Status::Pass, 1)
+        ]
+    );
+    assert!((tallies[1].score - 40.0).abs() < 1e-9);
+    assert!(store.vantage_tallies(run, "nist").unwrap().is_empty());
+    let (count, differences) = store.vantage_differences(run, "internetnl", 10).unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(
+        differences,
+        [VantageDifference {
+            idx: 1,
+            domain: "t1.example".into(),
+            statuses: vec![("isp-a".into(), Status::Pass), ("isp-b".into(), Status::Fail)],
+        }]
+    );
+    assert_eq!(store.vantage_differences(run, "internetnl", 0).unwrap(), (1, vec![]));
+
     // Heartbeats keep leases; a silent agent's run out and go to another.
     store.heartbeat(a, t0 + 90, t0 + 190).unwrap();
     store.heartbeat(a2, t0 + 90, t0 + 190).unwrap();
@@ -1008,7 +1047,7 @@ fn agents_leases_and_per_vantage_results(fixture: Fixture) {
             },
             VantageProgress {
                 vantage: "isp-b".into(),
-                done: 1,
+                done: 2,
                 leased: 0
             },
         ]
@@ -1028,7 +1067,7 @@ fn agents_leases_and_per_vantage_results(fixture: Fixture) {
     );
     let b2 = register(store, "agent-b2", "isp-b");
     let again = store.claim(b2, "isp-b", 10, t0 + 202, t0 + 302).unwrap();
-    assert_eq!(again.iter().map(|l| l.idx).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(again.iter().map(|l| l.idx).collect::<Vec<_>>(), [2, 3, 4]);
     // A finished run hands out nothing.
     store.finish_run(run).unwrap();
     assert!(store.claim(a2, "isp-a", 10, t0 + 1000, t0 + 1100).unwrap().is_empty());
