@@ -594,3 +594,79 @@ async fn pages_over_lab_runs_show_the_regression_with_its_evidence() {
     })
     .await
 }
+
+/// A store from a real fleet run in the lab: agents in two vantage networks
+/// (`lab/vantages`; vb's path drops IPv6 to dual-stack-good's web server)
+/// and the server that coordinated them in the world namespace, on a SQLite
+/// file that is served again afterwards.
+fn fleet_store() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-fleet-store");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("v6scope.db");
+    let mut fleet = common::fleet::Fleet::on_sqlite(18941, &db);
+    fleet.add_agent("a");
+    fleet.add_agent("b");
+    fleet.import("fleet", &["dual-stack-good.test", "ipv4-only.test"]);
+    fleet.start_agent("a", 'a', "isp-a", &["isp=A", "region=north", "access=fixed"], 8);
+    fleet.start_agent("b", 'b', "isp-b", &["isp=B", "region=south", "access=mobile"], 8);
+    fleet.wait_registered(&["a", "b"]);
+    fleet.fleet_scan("fleet", &["--agents", "all"]);
+    db
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vantages_page_and_a_site_that_differs_between_vantages() {
+    limited(async {
+        let db = fleet_store();
+        let server = Server::start(&db, &[], &[]);
+        let b = Browser::start("fleet").await;
+
+        // The vantages page lists both agents; the label filter keeps one.
+        b.goto(&server.url("/vantages")).await;
+        assert_eq!(b.find_all("#agents tr[data-agent]").await.len(), 2);
+        assert!(text(&b, "#agents").await.contains("region=south"));
+        assert_eq!(b.find_all("#fleet-runs tbody tr").await.len(), 1);
+        b.screenshot("fleet-vantages").await;
+        b.find("#filter-label").await.send_keys("isp=B").await.unwrap();
+        b.find("#filter-apply").await.click().await.unwrap();
+        b.wait_query("the filtered vantages", |q| {
+            q.iter().any(|(k, v)| k == "label" && v == "isp=B")
+        })
+        .await;
+        let rows = b.find_all("#agents tr[data-agent]").await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].attr("data-agent").await.unwrap().as_deref(), Some("b"));
+
+        // The site page: a column per vantage, the differing rows marked, the
+        // failing vantage's evidence naming the address it could not reach.
+        b.goto(&server.url("/sites/dual-stack-good.test?campaign=fleet")).await;
+        let heads = b.find_all("table.per-vantage th[data-vantage]").await;
+        let mut names = Vec::new();
+        for h in &heads {
+            names.push(h.attr("data-vantage").await.unwrap().unwrap_or_default());
+        }
+        assert!(
+            names.len() >= 2 && names.starts_with(&["isp-a".into(), "isp-b".into()]),
+            "{names:?}"
+        );
+        let differing = b.find_all("table.per-vantage tr.differs").await;
+        assert!(!differing.is_empty(), "a check differs between isp-a and isp-b");
+        let per_vantage = text(&b, "table.per-vantage").await;
+        assert!(per_vantage.contains("2001:db8:101"), "{per_vantage}");
+        let combined = text(&b, "table.checks").await;
+        assert!(combined.contains("differs: "), "{combined}");
+        b.screenshot("fleet-site").await;
+        b.find("#filter-label").await.send_keys("isp=A").await.unwrap();
+        b.find("#filter-apply").await.click().await.unwrap();
+        b.wait_query("the site from isp-a only", |q| {
+            q.iter().any(|(k, v)| k == "label" && v == "isp=A")
+        })
+        .await;
+        let first = b.find("table.per-vantage").await;
+        assert_eq!(first.find_all(Locator::Css("th[data-vantage]")).await.unwrap().len(), 1);
+        assert!(b.find_all("table.per-vantage tr.differs").await.is_empty());
+        b.close().await;
+    })
+    .await
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod captures;
+pub mod fleet;
 pub mod server;
 
 use std::collections::BTreeMap;
