@@ -139,7 +139,7 @@ def build(s):
     where = f"scenario {name}"
     unknown = set(s) - {"id", "name", "description", "delegate", "ns", "parent_ns", "records",
                         "server", "rule", "expect", "serial", "tree", "judge_speed", "samples",
-                        "glue_v6"}
+                        "glue_v6", "cert_names"}
     if unknown:
         die(f"{where}: unknown keys {sorted(unknown)}")
     for r in s.get("rule", []):
@@ -287,7 +287,8 @@ def build(s):
                 die(f"{where}: expect.checks.{prof}.{c} = {st!r} is not a status")
     return {"id": sid, "name": name, "domain": domain, "description": s["description"],
             "delegate": delegate, "ns": ns, "parent_ns": parent_ns, "glue": glue,
-            "records": records, "servers": servers, "rules": rules, "expect": exp, "tree": tree}
+            "records": records, "servers": servers, "rules": rules, "expect": exp, "tree": tree,
+            "cert_names": list(s.get("cert_names", []))}
 
 
 # ---------------------------------------------------------------- writers
@@ -645,7 +646,8 @@ commonName = supplied
         b.get("smtp") for srv in s["servers"] for b in srv["beh"].values())])
     for s in scen:
         n = s["name"]
-        names = [f"{n}.test", f"www.{n}.test", f"*.{n}.test"]
+        # cert_names: sites that CNAME to this host (a CDN's customers).
+        names = [f"{n}.test", f"www.{n}.test", f"*.{n}.test"] + s["cert_names"]
         leaf(n, names)
         if any(b.get("web", {}).get("cert") == "expired"
                for srv in s["servers"] for b in srv["beh"].values()):

@@ -6,6 +6,7 @@
 
 mod checks;
 mod cn;
+pub mod products;
 pub mod providers;
 
 use serde::Deserialize;

@@ -590,6 +590,87 @@ fn dns_items(obs: &DomainObservation) -> Vec<Item> {
 
 /// The same test the NIST web service count uses: a final status below 400,
 /// and for HTTPS a verified certificate on every hop.
+/// Where one vantage was sent for one web name: the first usable address
+/// over each family, and whether a web fetch to that family worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebReach {
+    pub v4: Option<IpAddr>,
+    pub v6: Option<IpAddr>,
+    pub v4_ok: bool,
+    pub v6_ok: bool,
+}
+
+/// The reach of the target's apex or www from this observation's vantage;
+/// none when the observation is no evidence about the target (evaluation
+/// cut short, faulty resolver, a vantage without both families): the
+/// vantage's fault is nobody else's.
+pub fn web_reach(obs: &DomainObservation, role: NameRole) -> Option<WebReach> {
+    if obs.error.is_some() || !obs.vantage.resolver_problems.is_empty() || !(obs.vantage.ipv4 && obs.vantage.ipv6) {
+        return None;
+    }
+    let r = obs.name(role)?;
+    let works = |family: Family| {
+        obs.web_for(role)
+            .is_some_and(|w| w.fetches.iter().any(|f| f.family == family && fetch_works(f)))
+    };
+    let v4 = usable(r, Family::Ipv4).next();
+    let v6 = usable(r, Family::Ipv6).next();
+    Some(WebReach {
+        v4,
+        v6,
+        v4_ok: v4.is_some() && works(Family::Ipv4),
+        v6_ok: v6.is_some() && works(Family::Ipv6),
+    })
+}
+
+/// A CDN or cloud edge a vantage was sent to for a name the provider serves.
+/// MIIT's CDN method counts these as nodes and coverage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeSighting {
+    pub provider: String,
+    pub kind: ProviderKind,
+    /// The served name (the target's apex or www).
+    pub name: String,
+    pub reach: WebReach,
+}
+
+/// The CDN and cloud edges a target's web names were sent to, by the
+/// name's CNAME chain (a suffix of the provider's) or else by the AS of its
+/// addresses; nothing when [`web_reach`] has no evidence.
+pub fn edge_sightings(
+    obs: &DomainObservation,
+    providers: &Providers,
+    asn_of: &dyn Fn(IpAddr) -> Option<u32>,
+) -> Vec<EdgeSighting> {
+    let edge = |p: &&Provider| matches!(p.kind, ProviderKind::Cdn | ProviderKind::Cloud);
+    let mut out = Vec::new();
+    for role in [NameRole::Apex, NameRole::Www] {
+        let (Some(r), Some(reach)) = (obs.name(role), web_reach(obs, role)) else {
+            continue;
+        };
+        let provider = r
+            .cname_chain
+            .iter()
+            .find_map(|hop| providers.match_name(Role::Web, hop).filter(edge))
+            .or_else(|| {
+                reach
+                    .v4
+                    .into_iter()
+                    .chain(reach.v6)
+                    .find_map(|a| asn_of(a).and_then(|asn| providers.by_asn(asn)).filter(edge))
+            });
+        if let Some(provider) = provider {
+            out.push(EdgeSighting {
+                provider: provider.name.clone(),
+                kind: provider.kind,
+                name: r.name.clone(),
+                reach,
+            });
+        }
+    }
+    out
+}
+
 fn fetch_works(f: &HttpFetch) -> bool {
     f.completed
         && f.final_status.is_some_and(|s| s < 400)

@@ -36,9 +36,9 @@ use v6scope_assess::{Profile, assess};
 use v6scope_model::targets;
 use v6scope_model::{SCHEMA_VERSION, Status, Target};
 use v6scope_scan::{
-    CancellationToken, CombineRule, CrawlSettings, FleetSettings, Judged, Outcome, ProbeSettings, RunConfig, Runner,
-    ScanError, Selector, SinkError, StoreSink, VantageSettings, VantageVerdicts, combine, fit_open_files, judge,
-    load_profiles,
+    CancellationToken, CombineRule, CrawlSettings, EdgeAttribution, FleetSettings, Judged, Outcome, ProbeSettings,
+    RunConfig, Runner, ScanError, Selector, SinkError, StoreSink, VantageSettings, VantageVerdicts, combine, edge_rows,
+    fit_open_files, judge, load_profiles,
 };
 use v6scope_store::Store;
 

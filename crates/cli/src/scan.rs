@@ -32,6 +32,11 @@ pub(crate) struct ScanArgs {
     /// Provider signatures (TOML) for the run's attribution; default: the shipped set.
     #[arg(long, value_name = "FILE", env = "V6SCOPE_PROVIDERS")]
     pub(crate) providers: Option<PathBuf>,
+    /// With --agents: cloud products and their endpoints (TOML, see
+    /// lab/cloud-products.toml); a target that is an endpoint is counted
+    /// for its product in the report's cloud indicators.
+    #[arg(long, value_name = "FILE", env = "V6SCOPE_CLOUD_PRODUCTS")]
+    pub(crate) cloud_products: Option<PathBuf>,
     /// Prefix tables (operator CSV/TOML, ip-location-db CSV, MMDB) mapping
     /// addresses to AS numbers, for attributing providers by AS (repeatable).
     #[arg(
@@ -243,9 +248,18 @@ pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
         table.load(path).map_err(|e| usage(e.to_string()))?;
     }
     if let Some(fleet) = &config.fleet {
+        let products = match &args.cloud_products {
+            Some(path) => Some(v6scope_assess::products::Products::load(path).map_err(|e| usage(e.to_string()))?),
+            None => None,
+        };
         let cancel = cancel_on_signals()?;
         let wait = Duration::from_secs(args.agent_wait);
-        return own_fleet_run(store, run, fleet, wait, quiet, &cancel, &providers, &table).await;
+        let sources = Sources {
+            providers: &providers,
+            table: &table,
+            products: products.as_ref(),
+        };
+        return own_fleet_run(store, run, fleet, wait, quiet, &cancel, &sources).await;
     }
     let vantage = args.probe.vantage_settings().or(&config.vantage);
     let public_only = args.public_only.then_some(args.scan_allow.as_slice());
@@ -390,6 +404,13 @@ pub(crate) fn select_vantages(agents: &[v6scope_store::AgentRow], selectors: &[S
 /// The owner of a fleet run: combines each target's per-vantage results as
 /// soon as every vantage has delivered it, until the run is complete.
 #[allow(clippy::too_many_arguments)]
+/// What a fleet run's owner attributes results with.
+struct Sources<'a> {
+    providers: &'a v6scope_assess::providers::Providers,
+    table: &'a v6scope_flow::enrich::PrefixTable,
+    products: Option<&'a v6scope_assess::products::Products>,
+}
+
 async fn own_fleet_run(
     mut store: Box<dyn Store>,
     run: i64,
@@ -397,9 +418,15 @@ async fn own_fleet_run(
     wait: Duration,
     quiet: bool,
     cancel: &CancellationToken,
-    providers: &v6scope_assess::providers::Providers,
-    table: &v6scope_flow::enrich::PrefixTable,
+    sources: &Sources<'_>,
 ) -> Result<ExitCode> {
+    let (providers, table) = (sources.providers, sources.table);
+    let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
+    let attribution = EdgeAttribution {
+        providers,
+        asn_of: &asn_of,
+        products: sources.products,
+    };
     let info = store.run(run)?;
     let bar = ProgressBar::new(info.targets as u64);
     if quiet || !std::io::stderr().is_terminal() {
@@ -448,6 +475,18 @@ async fn own_fleet_run(
                     verdicts,
                 })
                 .collect();
+            // Edges first: a crash before the combined results are saved
+            // leaves the targets ready, and their edges are not stored twice.
+            let labels = v6scope_store::vantage_labels(&store.agents()?);
+            let edges: Vec<v6scope_store::EdgeRow> = ready
+                .iter()
+                .flat_map(|(idx, rows)| {
+                    rows.iter()
+                        .flat_map(|r| edge_rows(*idx, &r.vantage, &r.observation, labels.get(&r.vantage), &attribution))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            store.save_edges(run, &edges)?;
             store.save_combined(run, &batch)?;
             bar.inc(batch.len() as u64);
             last_news = std::time::Instant::now();

@@ -13,6 +13,7 @@
 mod common;
 
 use common::fleet::{ADMIN_TOKEN, Fleet};
+use common::repo_root;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -406,4 +407,136 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// The CDN of scenarios cdn-edge, cdn-edge-2 and site-on-cdn: every
+/// resolver sends site-on-cdn.test to node 1, v6lab-vc's own resolver to
+/// node 2, whose IPv6 refuses connections. MIIT's two tests, from the three
+/// vantages: IPv6 nodes 1 of 2 (50 %, not more than 85 %), IPv6 coverage 2
+/// of 3 cells (67 %, under 85 %). The cloud products of
+/// lab/cloud-products.toml: one answers over IPv6 from every cell, the
+/// other (dual-stack-good, dropped on vb's path) from 2 of 3.
+#[test]
+fn cdn_nodes_and_coverage_from_three_vantages() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fleet = Fleet::new(18933);
+    for name in ["a", "b", "c"] {
+        fleet.add_agent(name);
+    }
+    fleet.import("cdn", &["site-on-cdn.test", "cdn-edge.test", "dual-stack-good.test"]);
+    fleet.start_agent("a", 'a', "isp-a", &["isp=A", "region=north"], 8);
+    fleet.start_agent("b", 'b', "isp-b", &["isp=B", "region=north"], 8);
+    fleet.start_agent("c", 'c', "isp-c", &["isp=C", "region=south"], 8);
+    fleet.wait_registered(&["a", "b", "c"]);
+    let root = repo_root();
+    let providers = root.join("lab/providers.toml");
+    let products = root.join("lab/cloud-products.toml");
+    let run = fleet.fleet_scan(
+        "cdn",
+        &[
+            "--agents",
+            "all",
+            "--profile",
+            "internetnl",
+            "--providers",
+            providers.to_str().unwrap(),
+            "--cloud-products",
+            products.to_str().unwrap(),
+        ],
+    );
+    let store = fleet.store();
+    // Where each vantage was sent for the CDN's names.
+    let edges = store.edges(run).unwrap();
+    let cdn: Vec<_> = edges.iter().filter(|e| e.provider == "lab-cdn").collect();
+    let node_of = |vantage: &str| {
+        cdn.iter()
+            .find(|e| e.vantage == vantage && e.name == "site-on-cdn.test")
+            .unwrap_or_else(|| panic!("no sighting from {vantage}: {edges:?}"))
+    };
+    assert_eq!(node_of("isp-a").v4, node_of("isp-b").v4, "{edges:?}");
+    assert_ne!(
+        node_of("isp-a").v4,
+        node_of("isp-c").v4,
+        "vc's resolver sends it elsewhere: {edges:?}"
+    );
+    assert!(node_of("isp-a").v6_ok && node_of("isp-b").v6_ok, "{edges:?}");
+    assert!(node_of("isp-c").v4_ok && !node_of("isp-c").v6_ok, "{edges:?}");
+    assert_eq!(node_of("isp-c").region, "south");
+
+    let (status, body) = fleet.http(
+        'a',
+        "GET",
+        "/api/report?campaign=cdn&format=json&profile=internetnl&plan=cn-2017-action-plan",
+        ADMIN_TOKEN,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    let providers = report["edges"]["providers"].as_array().unwrap();
+    let lab_cdn = providers
+        .iter()
+        .find(|p| p["provider"] == "lab-cdn")
+        .unwrap_or_else(|| panic!("{}", report["edges"]));
+    assert_eq!(lab_cdn["kind"], "cdn");
+    assert_eq!(
+        (lab_cdn["nodes"].as_i64(), lab_cdn["ipv6_nodes"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(lab_cdn["node_share_met"], false);
+    assert_eq!(
+        (lab_cdn["v4_cells"].as_i64(), lab_cdn["v6_cells"].as_i64()),
+        (Some(3), Some(2))
+    );
+    assert!((lab_cdn["coverage_ratio"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(lab_cdn["supports_ipv6"], false);
+    assert_eq!(lab_cdn["cells_without_ipv6"], serde_json::json!(["south/C"]));
+    let products = report["edges"]["products"].as_array().unwrap();
+    let support: BTreeMap<&str, bool> = products
+        .iter()
+        .map(|p| (p["product"].as_str().unwrap(), p["supports_ipv6"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        support,
+        BTreeMap::from([("Load balancer", true), ("Object storage", false)]),
+        "{}",
+        report["edges"]
+    );
+    // Against the plan: no CDN supports IPv6 (0 of 1), half the products do.
+    let milestones = report["edge_milestones"].as_array().unwrap();
+    let of = |key: &str| -> Vec<f64> {
+        milestones
+            .iter()
+            .filter(|m| m["key"] == key)
+            .map(|m| m["value"].as_f64().unwrap())
+            .collect()
+    };
+    assert!(
+        !of("cdn").is_empty() && of("cdn").iter().all(|v| *v == 0.0),
+        "{milestones:?}"
+    );
+    assert!(
+        !of("cloud").is_empty() && of("cloud").iter().all(|v| *v == 0.5),
+        "{milestones:?}"
+    );
+    let (_, markdown) = fleet.http(
+        'a',
+        "GET",
+        "/api/report?campaign=cdn&format=md&profile=internetnl&plan=cn-2017-action-plan",
+        ADMIN_TOKEN,
+        None,
+    );
+    assert!(markdown.contains("CDN and cloud: nodes and coverage"), "{markdown}");
+    assert!(markdown.contains("no IPv6 coverage in south/C"), "{markdown}");
+    // The campaign's providers page shows the same indicators.
+    let (status, page) = fleet.http('a', "GET", "/campaigns/cdn/providers", "", None);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("id=\"edge-providers\"") && page.contains("data-provider=\"lab-cdn\""),
+        "{page}"
+    );
+    assert!(page.contains("50.0 %") && page.contains("66.7 % (2/3)"), "{page}");
+    assert!(
+        page.contains("id=\"cloud-products\"") && page.contains("Object storage"),
+        "{page}"
+    );
 }

@@ -2,6 +2,7 @@
 //! judgement of a measured indicator against one: met, on track, behind,
 //! with the gap.
 
+pub mod edges;
 pub mod history;
 pub mod monthly;
 pub mod plan;

@@ -349,6 +349,10 @@ pub struct MonthlyReport {
     /// vantage, then per label value (isp, region, access).
     pub vantages: Vec<VantageRow>,
     pub vantage_differences: VantageDifferences,
+    /// CDN and cloud providers, and cloud products, by MIIT's CDN method
+    /// (from the period's run when it was evaluated from agents).
+    pub edges: crate::edges::EdgeIndicators,
+    pub edge_milestones: Vec<crate::edges::EdgeMilestone>,
     pub changes: ChangeSummary,
     pub worst: Vec<WorstSite>,
     pub methods: Vec<Method>,
@@ -461,6 +465,153 @@ fn table(now: &[Slice], before: Option<&[Slice]>, dimension: &str) -> Vec<TableR
         .collect();
     out.sort_by(|a, b| b.targets.cmp(&a.targets).then_with(|| a.key.cmp(&b.key)));
     out
+}
+
+/// CDN and cloud providers and cloud products by MIIT's CDN method.
+fn edge_blocks(r: &MonthlyReport, b: &mut Vec<Block>) {
+    let zh = r.zh();
+    let e = &r.edges;
+    if e.providers.is_empty() && e.products.is_empty() {
+        return;
+    }
+    let yes_no = |v: bool| tr(zh, if v { "yes" } else { "no" }, if v { "是" } else { "否" }).to_string();
+    let opt_pct = |v: Option<f64>| v.map(pct).unwrap_or_else(|| "-".into());
+    b.push(Block::Heading(
+        3,
+        tr(
+            zh,
+            "CDN and cloud: nodes and coverage (MIIT method)",
+            "CDN 与云：节点与覆盖（工信部方法）",
+        )
+        .into(),
+    ));
+    b.push(Block::Para(
+        tr(
+            zh,
+            "A node is an edge prefix (IPv4 /24) a vantage was sent to; it is IPv6-capable when a vantage sent there also reached it over IPv6. Coverage counts cells (region × ISP) where the provider answered. Supports IPv6: IPv6 nodes more than 85 % of nodes and IPv6 coverage at least 85 % of IPv4 coverage.",
+            "节点为观测点被调度到的边缘网段（IPv4 /24）；若被调度到该节点的观测点也能通过IPv6访问，则该节点支持IPv6。覆盖按单元（地区×运营商）统计。支持IPv6：IPv6节点占比超过85%，且IPv6覆盖能力不低于IPv4的85%。",
+        )
+        .into(),
+    ));
+    if !r.edge_milestones.is_empty() {
+        b.push(Block::Table(
+            [
+                tr(zh, "Milestone", "目标"),
+                tr(zh, "Target", "目标值"),
+                tr(zh, "Deadline", "期限"),
+                tr(zh, "Supporting", "支持数"),
+                tr(zh, "Measured", "测量数"),
+                tr(zh, "Value", "实测值"),
+                tr(zh, "Standing", "状态"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            r.edge_milestones
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.text.clone(),
+                        pct(m.target),
+                        m.deadline.clone(),
+                        m.supporting.to_string(),
+                        m.measured.to_string(),
+                        pct(m.value),
+                        m.judgement
+                            .as_ref()
+                            .map(|j| standing_label(j.standing, zh).to_string())
+                            .unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    if !e.providers.is_empty() {
+        b.push(Block::Table(
+            [
+                tr(zh, "Provider", "服务商"),
+                tr(zh, "Kind", "类型"),
+                tr(zh, "Nodes", "节点数"),
+                tr(zh, "IPv6 nodes", "IPv6节点"),
+                tr(zh, "Node share", "节点占比"),
+                tr(zh, "Cells IPv4", "IPv4覆盖"),
+                tr(zh, "Cells IPv6", "IPv6覆盖"),
+                tr(zh, "Coverage ratio", "覆盖能力比"),
+                tr(zh, "Supports IPv6", "支持IPv6"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            e.providers
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.provider.clone(),
+                        p.kind.clone(),
+                        p.nodes.to_string(),
+                        p.ipv6_nodes.to_string(),
+                        pct(p.node_share),
+                        p.v4_cells.to_string(),
+                        p.v6_cells.to_string(),
+                        opt_pct(p.coverage_ratio),
+                        yes_no(p.supports_ipv6),
+                    ]
+                })
+                .collect(),
+        ));
+        let gaps: Vec<String> = e
+            .providers
+            .iter()
+            .flat_map(|p| {
+                let nodes = p.ipv4_only_nodes.iter().map(move |n| {
+                    if zh {
+                        format!("{}：节点 {n} 不支持IPv6", p.provider)
+                    } else {
+                        format!("{}: node {n} does not work over IPv6", p.provider)
+                    }
+                });
+                let cells = p.cells_without_ipv6.iter().map(move |c| {
+                    if zh {
+                        format!("{}：{c} 无IPv6覆盖", p.provider)
+                    } else {
+                        format!("{}: no IPv6 coverage in {c}", p.provider)
+                    }
+                });
+                nodes.chain(cells)
+            })
+            .take(TABLE_ROWS)
+            .collect();
+        if !gaps.is_empty() {
+            b.push(Block::List(gaps));
+        }
+    }
+    if !e.products.is_empty() {
+        b.push(Block::Table(
+            [
+                tr(zh, "Cloud provider", "云服务商"),
+                tr(zh, "Product", "云产品"),
+                tr(zh, "Endpoints", "接入点"),
+                tr(zh, "Cells IPv4", "IPv4覆盖"),
+                tr(zh, "Cells IPv6", "IPv6覆盖"),
+                tr(zh, "Coverage ratio", "覆盖能力比"),
+                tr(zh, "Supports IPv6", "支持IPv6"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            e.products
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.provider.clone(),
+                        p.product.clone(),
+                        p.endpoints.to_string(),
+                        p.v4_cells.to_string(),
+                        p.v6_cells.to_string(),
+                        opt_pct(p.coverage_ratio),
+                        yes_no(p.supports_ipv6),
+                    ]
+                })
+                .collect(),
+        ));
+    }
 }
 
 fn vantage_dimension(dimension: &str, zh: bool) -> String {
@@ -890,6 +1041,15 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
         );
     }
 
+    let (edges, edge_milestones) = match &run {
+        Some(r) => {
+            let edges = crate::edges::indicators(&store.edges(r.id)?);
+            let day = days::parse(r.started_at.get(..10).unwrap_or_default()).unwrap_or(0);
+            let milestones = crate::edges::milestones(plan, &edges, day, zh);
+            (edges, milestones)
+        }
+        None => Default::default(),
+    };
     let agents = store.agents()?;
     let vantages = match &run {
         Some(r) => vantage_rows(store, r.id, &req.profile, &agents)?,
@@ -1001,6 +1161,8 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
         providers,
         vantages,
         vantage_differences,
+        edges,
+        edge_milestones,
         changes,
         worst,
         methods: Vec::new(),
@@ -1030,16 +1192,7 @@ fn vantage_rows(
             e.2 += t.score * t.targets as f64;
         }
     }
-    // A vantage's labels are those of its agent seen last.
-    let mut labels: BTreeMap<&str, (i64, &BTreeMap<String, String>)> = BTreeMap::new();
-    for a in agents {
-        if let Some(v) = a.vantage.as_deref() {
-            let seen = a.last_seen.unwrap_or(0);
-            if labels.get(v).is_none_or(|(s, _)| seen >= *s) {
-                labels.insert(v, (seen, &a.labels));
-            }
-        }
-    }
+    let labels = v6scope_store::vantage_labels(agents);
     let row = |dimension: &str, key: &str, vantages: Vec<String>| {
         let (mut targets, mut pass, mut score, mut not_testable) = (0, 0, 0.0, 0);
         for v in &vantages {
@@ -1064,7 +1217,7 @@ fn vantage_rows(
     let mut keys: Vec<&str> = VANTAGE_LABELS.to_vec();
     let mut others: BTreeSet<&str> = BTreeSet::new();
     for v in per.keys() {
-        if let Some((_, l)) = labels.get(v.as_str()) {
+        if let Some(l) = labels.get(v.as_str()) {
             others.extend(l.keys().map(String::as_str).filter(|k| !VANTAGE_LABELS.contains(k)));
         }
     }
@@ -1072,7 +1225,7 @@ fn vantage_rows(
     for key in keys {
         let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for v in per.keys() {
-            if let Some(value) = labels.get(v.as_str()).and_then(|(_, l)| l.get(key)) {
+            if let Some(value) = labels.get(v.as_str()).and_then(|l| l.get(key)) {
                 groups.entry(value).or_default().push(v.clone());
             }
         }
@@ -1884,6 +2037,8 @@ fn blocks(r: &MonthlyReport) -> Vec<Block> {
         }
     }
 
+    edge_blocks(r, &mut b);
+
     // (4) Changes.
     b.push(Block::Section);
     b.push(Block::Heading(
@@ -2361,6 +2516,37 @@ pub fn csv(r: &MonthlyReport) -> String {
             Some(v.score),
             v.not_testable.to_string(),
             format!("vantages {}; value: not testable", v.vantages.join(" ")),
+        );
+    }
+    for p in &r.edges.providers {
+        push(
+            "edge",
+            &format!("provider:{}", p.kind),
+            &p.provider,
+            &r.period,
+            Some(p.nodes),
+            Some(p.ipv6_nodes),
+            Some(p.node_share),
+            None,
+            p.coverage_ratio.map(num).unwrap_or_default(),
+            format!(
+                "nodes, IPv6 nodes, node share; value: coverage ratio ({} of {} cells); supports IPv6: {}",
+                p.v6_cells, p.v4_cells, p.supports_ipv6
+            ),
+        );
+    }
+    for p in &r.edges.products {
+        push(
+            "edge",
+            "cloud_product",
+            &format!("{}/{}", p.provider, p.product),
+            &r.period,
+            Some(p.v4_cells),
+            Some(p.v6_cells),
+            p.coverage_ratio,
+            None,
+            p.supports_ipv6.to_string(),
+            "targets: cells over IPv4; pass: cells over IPv6; rate: coverage ratio; value: supports IPv6".into(),
         );
     }
     for x in &r.vantage_differences.shown {

@@ -2,7 +2,12 @@
 //! differences between vantages as evidence.
 
 use crate::config::CombineRule;
-use v6scope_model::{CheckResult, DomainObservation, Status, Verdict};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use v6scope_assess::products::Products;
+use v6scope_assess::providers::{Providers, WebReach, edge_sightings, web_reach};
+use v6scope_model::{CheckResult, DomainObservation, NameRole, Status, Verdict};
+use v6scope_store::EdgeRow;
 
 /// One vantage's result for a target.
 pub struct VantageVerdicts<'a> {
@@ -140,6 +145,55 @@ fn evidence(rule: CombineRule, results: &[VantageVerdicts<'_>], per: &[(usize, &
         remedy_zh: None,
         counts: None,
     }
+}
+
+/// How a run's owner attributes per-vantage results to CDN and cloud
+/// providers and to cloud products.
+pub struct EdgeAttribution<'a> {
+    pub providers: &'a Providers,
+    pub asn_of: &'a dyn Fn(IpAddr) -> Option<u32>,
+    pub products: Option<&'a Products>,
+}
+
+/// The edge sightings of one vantage's result for target `idx`: names a
+/// CDN or cloud serves, and the target itself when it is a cloud product's
+/// endpoint. The cell the vantage covers is its `region` and `isp` labels
+/// (the vantage's name when it has no `isp`).
+pub fn edge_rows(
+    idx: i64,
+    vantage: &str,
+    observation: &DomainObservation,
+    labels: Option<&BTreeMap<String, String>>,
+    attribution: &EdgeAttribution<'_>,
+) -> Vec<EdgeRow> {
+    let label = |key: &str| labels.and_then(|l| l.get(key)).cloned();
+    let region = label("region").unwrap_or_default();
+    let isp = label("isp").unwrap_or_else(|| vantage.to_string());
+    let row = |provider: &str, kind: &str, product: &str, name: &str, reach: WebReach| EdgeRow {
+        idx,
+        vantage: vantage.into(),
+        provider: provider.into(),
+        kind: kind.into(),
+        product: product.into(),
+        name: name.into(),
+        region: region.clone(),
+        isp: isp.clone(),
+        v4: reach.v4.map(|a| a.to_string()),
+        v6: reach.v6.map(|a| a.to_string()),
+        v4_ok: reach.v4_ok,
+        v6_ok: reach.v6_ok,
+    };
+    let mut rows: Vec<EdgeRow> = edge_sightings(observation, attribution.providers, attribution.asn_of)
+        .into_iter()
+        .map(|s| row(&s.provider, s.kind.as_str(), "", &s.name, s.reach))
+        .collect();
+    let domain = &observation.target.domain;
+    if let Some(product) = attribution.products.and_then(|p| p.by_endpoint(domain))
+        && let Some(reach) = web_reach(observation, NameRole::Apex)
+    {
+        rows.push(row(&product.provider, "cloud_product", &product.name, domain, reach));
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub use config::{
     VantageSettings,
 };
 pub use error::{ScanError, SinkError};
-pub use fleet::{VANTAGES_CHECK, VantageVerdicts, combine};
+pub use fleet::{EdgeAttribution, VANTAGES_CHECK, VantageVerdicts, combine, edge_rows};
 pub use runner::{Outcome, Runner, fit_open_files, unprobed};
 pub use select::Selector;
 pub use sink::{Judged, Observer, Sink, StoreSink, judge, load_profiles};

@@ -749,6 +749,18 @@ pub(crate) struct ProviderView {
     pub ipv4_only: i64,
 }
 
+/// MIIT's CDN and cloud indicators from the campaign's latest finished run
+/// (empty unless it was evaluated from agents).
+pub(crate) fn edge_indicators(
+    store: &dyn Store,
+    name: &str,
+) -> Result<v6scope_report::edges::EdgeIndicators, ApiError> {
+    let Some((run, _)) = store.finished_runs_of(&format!("campaign:{name}"), 1)?.pop() else {
+        return Ok(Default::default());
+    };
+    Ok(v6scope_report::edges::indicators(&store.edges(run)?))
+}
+
 pub(crate) fn providers(store: &dyn Store, name: &str, profile: &str) -> Result<Vec<ProviderView>, ApiError> {
     campaign_exists(store, name)?;
     let Some((run, _)) = store.finished_runs_of(&format!("campaign:{name}"), 1)?.pop() else {

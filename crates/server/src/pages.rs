@@ -421,13 +421,20 @@ async fn providers(State(state): State<SharedState>, Path(name): Path<String>, Q
         return error_page(lang, e);
     }
     let (n, st) = (name.clone(), state.clone());
-    let list = match state
-        .store(move |s| api::providers(s, &n, &api::campaign_profile(s, &n, &q, &st)?))
+    let (list, edges) = match state
+        .store(move |s| {
+            Ok((
+                api::providers(s, &n, &api::campaign_profile(s, &n, &q, &st)?)?,
+                api::edge_indicators(s, &n)?,
+            ))
+        })
         .await
     {
         Ok(l) => l,
         Err(e) => return error_page(lang, e),
     };
+    let opt_pct = |v: Option<f64>| v.map(|v| format!("{:.1} %", 100.0 * v)).unwrap_or_else(|| "—".into());
+    let yes = |v: bool| if v { ("pass", "✓") } else { ("fail", "✗") };
     let path = format!("/campaigns/{}/providers", encode(&name));
     let body = html! {
         div.scroll { table id="providers" {
@@ -438,6 +445,29 @@ async fn providers(State(state): State<SharedState>, Path(name): Path<String>, Q
                 td.n class=(if p.ipv4_only > 0 { "fail" } else { "" }) { (p.ipv4_only) }
             } } }
         } }
+        @if !edges.providers.is_empty() {
+            h2 { (lang.t("edge_nodes")) }
+            p { (lang.t("edge_method")) }
+            div.scroll { table id="edge-providers" {
+                thead { tr { th { (lang.t("provider")) } th { (lang.t("kind")) } th.n { (lang.t("nodes")) } th.n { (lang.t("ipv6_nodes")) }
+                    th.n { (lang.t("node_share")) } th.n { (lang.t("coverage_ratio")) } th { (lang.t("supports_ipv6")) } } }
+                tbody { @for p in &edges.providers { @let (class, mark) = yes(p.supports_ipv6); tr data-provider=(p.provider) {
+                    td { (p.provider) } td { (p.kind) } td.n { (p.nodes) } td.n { (p.ipv6_nodes) }
+                    td.n class=(yes(p.node_share_met).0) { (format!("{:.1} %", 100.0 * p.node_share)) }
+                    td.n class=(yes(p.coverage_met).0) { (opt_pct(p.coverage_ratio)) " (" (p.v6_cells) "/" (p.v4_cells) ")" }
+                    td class=(class) { (mark) @for n in &p.ipv4_only_nodes { br; small { (n) } } @for c in &p.cells_without_ipv6 { br; small { (c) } } }
+                } } }
+            } }
+        }
+        @if !edges.products.is_empty() {
+            h2 { (lang.t("cloud_products")) }
+            div.scroll { table id="cloud-products" {
+                thead { tr { th { (lang.t("provider")) } th { (lang.t("product")) } th.n { (lang.t("coverage_ratio")) } th { (lang.t("supports_ipv6")) } } }
+                tbody { @for p in &edges.products { @let (class, mark) = yes(p.supports_ipv6); tr {
+                    td { (p.provider) } td { (p.product) } td.n { (opt_pct(p.coverage_ratio)) " (" (p.v6_cells) "/" (p.v4_cells) ")" } td class=(class) { (mark) }
+                } } }
+            } }
+        }
     };
     page(lang, &path, &format!("{}: {name}", lang.t("providers")), body).into_response()
 }

@@ -2,6 +2,7 @@
 //! values are enums; each has the text form the backends store.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use v6scope_model::{DomainObservation, Family, Status, Target, Verdict};
 
 /// A run as stored, with its target and result counts.
@@ -367,7 +368,7 @@ pub struct AgentRow {
     pub revoked: bool,
     /// What the agent declared when it last registered.
     pub vantage: Option<String>,
-    pub labels: std::collections::BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
     pub concurrency: i64,
     pub version: Option<String>,
     /// The self-test it reported (JSON of the vantage: families, resolver faults).
@@ -397,6 +398,20 @@ pub struct Lease {
     pub run: i64,
     pub idx: i64,
     pub target: Target,
+}
+
+/// Each vantage's labels: those of its agent seen last.
+pub fn vantage_labels(agents: &[AgentRow]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut seen: BTreeMap<String, (i64, &BTreeMap<String, String>)> = BTreeMap::new();
+    for a in agents {
+        if let Some(v) = &a.vantage {
+            let at = a.last_seen.unwrap_or(0);
+            if seen.get(v).is_none_or(|(s, _)| at >= *s) {
+                seen.insert(v.clone(), (at, &a.labels));
+            }
+        }
+    }
+    seen.into_iter().map(|(v, (_, l))| (v, l.clone())).collect()
 }
 
 /// One vantage's result for one target, as delivered.
@@ -445,6 +460,28 @@ pub struct VantageDifference {
     pub domain: String,
     /// Each vantage's status, by vantage name.
     pub statuses: Vec<(String, Status)>,
+}
+
+/// Where one vantage was sent for a name a CDN or cloud serves, or for a
+/// cloud product's endpoint, and whether the web answered there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeRow {
+    pub idx: i64,
+    pub vantage: String,
+    pub provider: String,
+    /// "cdn", "cloud" or "cloud_product".
+    pub kind: String,
+    /// The cloud product ("" for a name a CDN or cloud serves).
+    pub product: String,
+    pub name: String,
+    /// The vantage's region and ISP labels when the result was combined.
+    pub region: String,
+    pub isp: String,
+    /// The first usable address over each family.
+    pub v4: Option<String>,
+    pub v6: Option<String>,
+    pub v4_ok: bool,
+    pub v6_ok: bool,
 }
 
 /// How far one vantage has got in a run.

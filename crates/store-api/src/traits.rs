@@ -221,6 +221,11 @@ pub trait Fleet {
     /// How many targets of a run have a status under `profile` that differs
     /// between vantages, and the first `limit` of them by index.
     fn vantage_differences(&self, run: i64, profile: &str, limit: i64) -> Result<(i64, Vec<VantageDifference>)>;
+    /// Records edge sightings of a run; one per (target, vantage, provider,
+    /// product, name): a repeat is ignored.
+    fn save_edges(&mut self, run: i64, rows: &[EdgeRow]) -> Result<()>;
+    /// A run's edge sightings, by target and vantage.
+    fn edges(&self, run: i64) -> Result<Vec<EdgeRow>>;
 }
 
 /// A whole store: what `open` returns.

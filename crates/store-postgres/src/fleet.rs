@@ -4,7 +4,7 @@ use postgres::Row;
 use std::collections::BTreeMap;
 use v6scope_model::Target;
 use v6scope_store_api::{
-    AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageDifference,
+    AgentRegistration, AgentRow, Delivery, EdgeRow, Fleet, Lease, Result, StoreError, TargetResult, VantageDifference,
     VantageProgress, VantageResult, VantageResultRow, VantageTally, now_unix, now_utc,
 };
 
@@ -554,6 +554,71 @@ impl Fleet for PostgresStore {
                 }
             }
             Ok((count, out))
+        })
+    }
+
+    fn save_edges(&mut self, run: i64, rows: &[EdgeRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&EdgeRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+        let idx: Vec<i64> = rows.iter().map(|r| r.idx).collect();
+        let (vantage, provider, kind, product, name, region, isp) = (
+            column(|r| &r.vantage),
+            column(|r| &r.provider),
+            column(|r| &r.kind),
+            column(|r| &r.product),
+            column(|r| &r.name),
+            column(|r| &r.region),
+            column(|r| &r.isp),
+        );
+        let v4: Vec<Option<&str>> = rows.iter().map(|r| r.v4.as_deref()).collect();
+        let v6: Vec<Option<&str>> = rows.iter().map(|r| r.v6.as_deref()).collect();
+        let v4_ok: Vec<bool> = rows.iter().map(|r| r.v4_ok).collect();
+        let v6_ok: Vec<bool> = rows.iter().map(|r| r.v6_ok).collect();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO edge_sightings \
+                 (run_id, idx, vantage, provider, kind, product, name, region, isp, v4, v6, v4_ok, v6_ok) \
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                 $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::bool[]) \
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &run, &idx, &vantage, &provider, &kind, &product, &name, &region, &isp, &v4, &v6, &v4_ok, &v6_ok,
+                ],
+            )
+            .db()?;
+            Ok(())
+        })
+    }
+
+    fn edges(&self, run: i64) -> Result<Vec<EdgeRow>> {
+        self.with(|c| {
+            c.query(
+                "SELECT idx, vantage, provider, kind, product, name, region, isp, v4, v6, v4_ok, v6_ok \
+                 FROM edge_sightings WHERE run_id = $1 \
+                 ORDER BY idx, vantage COLLATE \"C\", provider COLLATE \"C\", product COLLATE \"C\", name COLLATE \"C\"",
+                &[&run],
+            )
+            .db()?
+            .iter()
+            .map(|r| {
+                Ok(EdgeRow {
+                    idx: get(r, 0)?,
+                    vantage: get(r, 1)?,
+                    provider: get(r, 2)?,
+                    kind: get(r, 3)?,
+                    product: get(r, 4)?,
+                    name: get(r, 5)?,
+                    region: get(r, 6)?,
+                    isp: get(r, 7)?,
+                    v4: get(r, 8)?,
+                    v6: get(r, 9)?,
+                    v4_ok: get(r, 10)?,
+                    v6_ok: get(r, 11)?,
+                })
+            })
+            .collect()
         })
     }
 }

@@ -2,7 +2,7 @@ use crate::runs::{target_of, write_results};
 use crate::{Db, SqliteStore, collect};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use v6scope_store_api::{
-    AgentRegistration, AgentRow, Delivery, Fleet, Lease, Result, StoreError, TargetResult, VantageDifference,
+    AgentRegistration, AgentRow, Delivery, EdgeRow, Fleet, Lease, Result, StoreError, TargetResult, VantageDifference,
     VantageProgress, VantageResult, VantageResultRow, VantageTally, now_unix, now_utc, parse_stored,
 };
 
@@ -460,5 +460,56 @@ impl Fleet for SqliteStore {
             }
         }
         Ok((count, out))
+    }
+
+    fn save_edges(&mut self, run: i64, rows: &[EdgeRow]) -> Result<()> {
+        let tx = self.conn.transaction().db()?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO edge_sightings \
+                     (run_id, idx, vantage, provider, kind, product, name, region, isp, v4, v6, v4_ok, v6_ok) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .db()?;
+            for r in rows {
+                insert
+                    .execute(params![
+                        run, r.idx, r.vantage, r.provider, r.kind, r.product, r.name, r.region, r.isp, r.v4, r.v6,
+                        r.v4_ok, r.v6_ok
+                    ])
+                    .db()?;
+            }
+        }
+        tx.commit().db()
+    }
+
+    fn edges(&self, run: i64) -> Result<Vec<EdgeRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, vantage, provider, kind, product, name, region, isp, v4, v6, v4_ok, v6_ok \
+                 FROM edge_sightings WHERE run_id = ?1 ORDER BY idx, vantage, provider, product, name",
+            )
+            .db()?;
+        collect(
+            stmt.query_map(params![run], |r| {
+                Ok(EdgeRow {
+                    idx: r.get(0)?,
+                    vantage: r.get(1)?,
+                    provider: r.get(2)?,
+                    kind: r.get(3)?,
+                    product: r.get(4)?,
+                    name: r.get(5)?,
+                    region: r.get(6)?,
+                    isp: r.get(7)?,
+                    v4: r.get(8)?,
+                    v6: r.get(9)?,
+                    v4_ok: r.get(10)?,
+                    v6_ok: r.get(11)?,
+                })
+            })
+            .db()?,
+        )
     }
 }

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "vantage_verdicts",
         include_str!("../migrations/0006_vantage_verdicts.sql"),
     ),
+    (7, "edges", include_str!("../migrations/0007_edges.sql")),
 ];
 
 /// The schema version this build writes.

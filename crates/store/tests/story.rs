@@ -1015,6 +1015,31 @@ fn agents_leases_and_per_vantage_results(fixture: Fixture) {
     );
     assert_eq!(store.vantage_differences(run, "internetnl", 0).unwrap(), (1, vec![]));
 
+    // Edge sightings: kept once per (target, vantage, provider, product, name).
+    let edge = |idx: i64, vantage: &str, v6_ok: bool| EdgeRow {
+        idx,
+        vantage: vantage.into(),
+        provider: "lab-cdn".into(),
+        kind: "cdn".into(),
+        product: String::new(),
+        name: format!("t{idx}.example"),
+        region: "north".into(),
+        isp: vantage.into(),
+        v4: Some("192.0.2.1".into()),
+        v6: v6_ok.then(|| "2001:db8::1".into()),
+        v4_ok: true,
+        v6_ok,
+    };
+    let sightings = [edge(1, "isp-b", false), edge(1, "isp-a", true), edge(0, "isp-a", true)];
+    store.save_edges(run, &sightings).unwrap();
+    store.save_edges(run, &sightings[..1]).unwrap();
+    store.save_edges(run, &[]).unwrap();
+    assert_eq!(
+        store.edges(run).unwrap(),
+        [sightings[2].clone(), sightings[1].clone(), sightings[0].clone()]
+    );
+    assert!(store.edges(run + 1).unwrap().is_empty());
+
     // Heartbeats keep leases; a silent agent's run out and go to another.
     store.heartbeat(a, t0 + 90, t0 + 190).unwrap();
     store.heartbeat(a2, t0 + 90, t0 + 190).unwrap();

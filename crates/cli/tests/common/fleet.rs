@@ -164,6 +164,21 @@ impl Fleet {
     /// Starts `v6scope agent` in vantage network `k`.
     pub fn start_agent(&mut self, name: &str, k: char, vantage: &str, labels: &[&str], concurrency: usize) {
         let ns = format!("v6lab-v{k}");
+        // A network with a resolver of its own (v6lab-vc's) uses it, as an
+        // agent would use its ISP's.
+        let mut flags = lab_flags(&self.env);
+        let upper = k.to_ascii_uppercase();
+        for (family, own) in [
+            ("V4", format!("V6LAB_V{upper}_RESOLVER_V4")),
+            ("V6", format!("V6LAB_V{upper}_RESOLVER_V6")),
+        ] {
+            if let Some(own) = self.vantages.get(&own) {
+                let lab = &self.env[&format!("V6LAB_RESOLVER_{family}")];
+                for f in flags.iter_mut().filter(|f| *f == lab) {
+                    *f = own.clone();
+                }
+            }
+        }
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         let mut command = Command::new("ip");
         command
@@ -174,7 +189,7 @@ impl Fleet {
                 self.dir.path().join(format!("{name}.token")).to_str().unwrap(),
             ])
             .args(["--vantage", vantage, "--concurrency", &concurrency.to_string()])
-            .args(lab_flags(&self.env))
+            .args(flags)
             .args([
                 "--dns-timeout",
                 "1000",
