@@ -942,10 +942,10 @@ mod tests {
 
         let lab = Providers::parse(LAB).unwrap();
         let names: Vec<&str> = lab.providers().iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["lab-dns", "lab-cdn-v4"]);
+        assert_eq!(names, ["lab-dns", "lab-cdn-v4", "lab-cdn"]);
         // The lab set adds to the built-in one without clashes.
         let both = builtin.clone().merge(lab).unwrap();
-        assert_eq!(both.providers().len(), builtin.providers().len() + 2);
+        assert_eq!(both.providers().len(), builtin.providers().len() + 3);
     }
 
     #[test]
