@@ -50,6 +50,10 @@ pub(crate) struct ServeArgs {
     /// Provider signatures (TOML) for attribution; default: the shipped set.
     #[arg(long, value_name = "FILE")]
     pub(crate) providers: Option<PathBuf>,
+    /// Cloud products and their endpoints (TOML) for the cloud indicators
+    /// of the scans from agents that the server starts.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cloud_products: Option<PathBuf>,
 }
 
 /// The `[serve]` table of the configuration file, if there is one.
@@ -101,6 +105,9 @@ pub(crate) async fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Resu
     config.allow_targets.extend(args.allow_targets);
     if args.providers.is_some() {
         config.providers = args.providers;
+    }
+    if args.cloud_products.is_some() {
+        config.cloud_products = args.cloud_products;
     }
     // The file's probe settings reach the server's scans through the same
     // `--config` (a scan merges it as every command does).

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub scan_args: Vec<String>,
     /// Provider signatures for attribution (default: the shipped set).
     pub providers: Option<PathBuf>,
+    /// Cloud products and their endpoints, for scans from agents.
+    pub cloud_products: Option<PathBuf>,
     /// Largest campaign accepted through the API.
     pub max_campaign_targets: usize,
     /// Largest request body in bytes.
@@ -108,6 +110,7 @@ impl Default for ServerConfig {
             allow_targets: Vec::new(),
             scan_args: Vec::new(),
             providers: None,
+            cloud_products: None,
             max_campaign_targets: 2_000_000,
             max_body_bytes: 64 << 20,
             webhook_timeout_seconds: 10,
@@ -337,6 +340,9 @@ pub async fn serve(
     // Scans load the file themselves; a bad one should stop the server now.
     if let Some(path) = &config.providers {
         v6scope_assess::providers::Providers::load(path).map_err(|e| ServeError::Providers(e.to_string()))?;
+    }
+    if let Some(path) = &config.cloud_products {
+        v6scope_assess::products::Products::load(path).map_err(|e| ServeError::Providers(e.to_string()))?;
     }
     // Webhooks may be https: rustls with ring, as the probes use.
     let _ = rustls::crypto::ring::default_provider().install_default();

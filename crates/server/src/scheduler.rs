@@ -297,6 +297,12 @@ pub(crate) fn scan_command(state: &SharedState, job: &Job) -> Vec<String> {
     if let Some(p) = &config.providers {
         args.extend(["--providers".into(), p.display().to_string()]);
     }
+    // Only runs from agents attribute edges to cloud products.
+    if let Some(p) = &config.cloud_products
+        && job.args.iter().any(|a| a == "--agents" || a.starts_with("--agents="))
+    {
+        args.extend(["--cloud-products".into(), p.display().to_string()]);
+    }
     if job.run_id.is_none() {
         args.extend(config.scan_args.iter().cloned());
         args.extend(job.args.iter().cloned());
