@@ -186,6 +186,7 @@ pub(crate) async fn agent(args: AgentArgs) -> Result<ExitCode> {
         concurrency: concurrency as i64,
         version: env!("CARGO_PKG_VERSION").into(),
         selftest: selftest.clone(),
+        clock_unix: Some(v6scope_store::now_unix()),
     };
     let Some(registered): Option<Registered> = server.call_retrying("register", &registration, &cancel).await? else {
         return Ok(ExitCode::SUCCESS);
@@ -219,6 +220,7 @@ pub(crate) async fn agent(args: AgentArgs) -> Result<ExitCode> {
                 let state = Heartbeat {
                     in_flight: in_flight.load(std::sync::atomic::Ordering::Relaxed),
                     unsent: unsent.load(std::sync::atomic::Ordering::Relaxed),
+                    clock_unix: Some(v6scope_store::now_unix()),
                 };
                 match server.call::<_, serde_json::Value>("heartbeat", &state).await {
                     Ok(_) => {}

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::fleet::{ADMIN_TOKEN, Fleet};
+use common::fleet::{ADMIN_TOKEN, Fleet, wait_output};
 use common::repo_root;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -538,5 +538,66 @@ fn cdn_nodes_and_coverage_from_three_vantages() {
     assert!(
         page.contains("id=\"cloud-products\"") && page.contains("Object storage"),
         "{page}"
+    );
+}
+
+/// An agent whose clock is an hour off: its certificate checks ran on a
+/// wrong clock, so what it delivers is not_testable, never a verdict on the
+/// target; the vantages page and /metrics say why.
+#[test]
+fn an_agent_with_a_wrong_clock_gets_not_testable_results() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fleet = Fleet::new(18934);
+    fleet.add_agent("skewed");
+    fleet.import("clock", &["dual-stack-good.test"]);
+    let token = fleet.token("skewed");
+    let register = serde_json::json!({
+        "vantage": "isp-s", "labels": {"isp": "S"}, "concurrency": 1, "version": "test",
+        "selftest": {"ipv4": true, "ipv6": true, "detail": []}, "clock_unix": now() + 3600,
+    })
+    .to_string();
+    let (status, body) = fleet.http('a', "POST", "/agent/v1/register", &token, Some(&register));
+    assert_eq!(status, 200, "{body}");
+    let owner = fleet.spawn_fleet_scan("clock", &["--agents", "vantage=isp-s", "--agent-wait", "60"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (run, idx) = loop {
+        let (_, body) = fleet.http('a', "POST", "/agent/v1/claim", &token, Some(r#"{"max": 1}"#));
+        let claimed: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        if let Some(l) = claimed["leases"].as_array().and_then(|l| l.first()) {
+            break (l["run"].as_i64().unwrap(), l["idx"].as_i64().unwrap());
+        }
+        assert!(Instant::now() < deadline, "nothing to claim");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // A result that would otherwise be judged (an evaluation that timed out: error).
+    let observation = v6scope_scan::unprobed(
+        v6scope_model::Target {
+            domain: "dual-stack-good.test".into(),
+            ..Default::default()
+        },
+        &v6scope_model::Vantage::both(),
+        1.0,
+        v6scope_model::ProbeError::new(v6scope_model::ErrorKind::Timeout, "slow"),
+    );
+    let results = serde_json::json!({"results": [{"run": run, "idx": idx, "observation": observation}]}).to_string();
+    let (status, body) = fleet.http('a', "POST", "/agent/v1/results", &token, Some(&results));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["acks"][0], "stored");
+    let out = wait_output(owner, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = fleet.store().vantage_results(run, idx).unwrap();
+    let verdict = &rows[0].verdicts[0];
+    assert_eq!(verdict.status, v6scope_model::Status::NotTestable, "{verdict:?}");
+    let evidence = verdict.checks[0].evidence.join(" ");
+    assert!(
+        evidence.contains("clock is 3600 s off") || evidence.contains("clock is 3599 s off"),
+        "{evidence}"
+    );
+    let (_, page) = fleet.http('a', "GET", "/vantages", "", None);
+    assert!(page.contains("clock off by"), "{page}");
+    let (_, metrics) = fleet.http('a', "GET", "/metrics", "", None);
+    assert!(
+        metrics.contains("v6scope_agent_clock_skew_seconds{agent=\"skewed\",vantage=\"isp-s\"} 3"),
+        "{metrics}"
     );
 }

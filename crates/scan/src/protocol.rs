@@ -20,6 +20,11 @@ pub struct Register {
     pub concurrency: i64,
     pub version: String,
     pub selftest: Vantage,
+    /// The agent's clock (Unix seconds) when it sent this: the server
+    /// compares it with its own, since the agent's certificate checks run on
+    /// its clock.
+    #[serde(default)]
+    pub clock_unix: Option<i64>,
 }
 
 /// The server's answer to a registration.
@@ -95,4 +100,7 @@ pub struct Heartbeat {
     pub in_flight: i64,
     /// Results waiting to be delivered.
     pub unsent: i64,
+    /// The agent's clock (Unix seconds) when it sent this.
+    #[serde(default)]
+    pub clock_unix: Option<i64>,
 }

@@ -123,8 +123,26 @@ fn check_label(what: &str, text: &str) -> Result<(), ApiError> {
     }
 }
 
+/// How far an agent's clock may be off the server's before its results
+/// are not_testable: its TLS checks (certificate validity) run on its clock,
+/// and a wrong clock would blame sites for the agent's fault.
+pub(crate) const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
+
+fn note_clock(state: &SharedState, agent: i64, clock: Option<i64>) {
+    if let (Some(clock), Ok(mut clocks)) = (clock, state.agent_clocks.lock()) {
+        clocks.insert(agent, clock - crate::scheduler::now());
+    }
+}
+
+/// The agent's clock skew in seconds, when it is more than allowed.
+pub(crate) fn clock_fault(state: &SharedState, agent: i64) -> Option<i64> {
+    let skew = *state.agent_clocks.lock().ok()?.get(&agent)?;
+    (skew.abs() > MAX_CLOCK_SKEW_SECONDS).then_some(skew)
+}
+
 async fn register(State(state): State<SharedState>, call: AgentCall<Register>) -> Result<Response, ApiError> {
     let AgentCall { agent, body } = call;
+    note_clock(&state, agent.id, body.clock_unix);
     check_label("vantage", &body.vantage)?;
     if body.labels.len() > 16 {
         return Err(ApiError::BadRequest("16 labels at most".into()));
@@ -175,6 +193,7 @@ async fn register(State(state): State<SharedState>, call: AgentCall<Register>) -
 
 async fn heartbeat(State(state): State<SharedState>, call: AgentCall<Heartbeat>) -> Result<Response, ApiError> {
     let id = call.agent.id;
+    note_clock(&state, id, call.body.clock_unix);
     let lease = state.config.agent_lease_seconds as i64;
     state
         .store(move |s| {
@@ -253,6 +272,20 @@ async fn results(State(state): State<SharedState>, call: AgentCall<Results>) -> 
     }
     let st = state.clone();
     let id = agent.id;
+    let mut body = body;
+    if let Some(skew) = clock_fault(&state, id) {
+        // Nothing it measured can be held against the targets.
+        let why = format!(
+            "the agent's clock is {skew} s off the server's (more than {MAX_CLOCK_SKEW_SECONDS} s): \
+             its certificate checks cannot be trusted"
+        );
+        for r in &mut body.results {
+            r.observation.error = Some(v6scope_model::ProbeError::new(
+                v6scope_model::ErrorKind::NotTestable,
+                &why,
+            ));
+        }
+    }
     let acks = state
         .store(move |s| {
             let mut judged = Vec::with_capacity(body.results.len());
@@ -311,12 +344,14 @@ pub(crate) fn export(state: &SharedState, agents: &[AgentRow]) {
         &g.ipv4,
         &g.ipv6,
         &g.resolver_ok,
+        &g.clock_skew,
     ] {
         family.clear();
     }
     g.rate.clear();
     let now = crate::scheduler::now();
     let rates = state.agent_rates.lock().ok();
+    let clocks = state.agent_clocks.lock().ok();
     let live: Vec<&AgentRow> = agents.iter().filter(|a| !a.revoked).collect();
     g.count.set(live.len() as i64);
     for a in live {
@@ -326,6 +361,9 @@ pub(crate) fn export(state: &SharedState, agents: &[AgentRow]) {
         };
         if let Some(seen) = a.last_seen {
             g.seen_ago.get_or_create(&labels).set(now - seen);
+        }
+        if let Some(skew) = clocks.as_ref().and_then(|c| c.get(&a.id)) {
+            g.clock_skew.get_or_create(&labels).set(*skew);
         }
         g.results.get_or_create(&labels).set(a.results);
         g.errors.get_or_create(&labels).set(a.errors);

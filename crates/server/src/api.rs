@@ -546,7 +546,7 @@ pub(crate) struct SiteVantage {
 pub(crate) fn label_selector(label: Option<&str>) -> Result<Option<v6scope_scan::Selector>, ApiError> {
     match label.filter(|l| !l.is_empty()) {
         None => Ok(None),
-        Some(l) if l.len() > 200 => Err(ApiError::BadRequest("label: at most 200 characters".into())),
+        Some(l) if l.chars().count() > 200 => Err(ApiError::BadRequest("label: at most 200 characters".into())),
         Some(l) => l
             .parse()
             .map(Some)

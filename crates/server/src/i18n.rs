@@ -171,6 +171,7 @@ impl Lang {
             "fleet_runs" => ("Runs from several vantages", "多观测点运行"),
             "per_vantage" => ("Per vantage", "各观测点"),
             "combined" => ("Combined", "综合"),
+            "clock_off" => ("clock off by", "时钟偏差"),
             "edge_nodes" => ("CDN and cloud nodes (MIIT method)", "CDN与云节点（工信部方法）"),
             "edge_method" => (
                 "IPv6 nodes must be more than 85 % of nodes, and IPv6 coverage (region × ISP) at least 85 % of IPv4 coverage, from the campaign's latest run from agents.",

@@ -174,6 +174,9 @@ pub(crate) struct AppState {
     pub fleet_runs: Mutex<std::collections::HashMap<i64, Arc<agents::FleetRun>>>,
     /// Agents' delivery rates, for the vantages page and `/metrics`.
     pub agent_rates: Mutex<agents::Rates>,
+    /// Each agent's clock minus the server's, in seconds, from its last
+    /// registration or heartbeat.
+    pub agent_clocks: Mutex<std::collections::HashMap<i64, i64>>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -375,6 +378,7 @@ pub async fn serve(
         form_slots: Arc::new(tokio::sync::Semaphore::new(FORMS_AT_ONCE)),
         fleet_runs: Mutex::new(Default::default()),
         agent_rates: Mutex::new(Default::default()),
+        agent_clocks: Mutex::new(Default::default()),
     });
     let app = router(state.clone());
     let shutdown = shutdown_signal();

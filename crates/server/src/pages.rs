@@ -725,7 +725,8 @@ async fn vantages(State(state): State<SharedState>, Query(q): Query<VantagesQuer
             } }
             tbody { @for a in &agents {
                 @let test = crate::agents::selftest(a);
-                @let healthy = test.as_ref().is_some_and(|t| t.ipv4 && t.ipv6 && t.resolver_problems.is_empty());
+                @let skew = crate::agents::clock_fault(&state, a.id);
+                @let healthy = skew.is_none() && test.as_ref().is_some_and(|t| t.ipv4 && t.ipv6 && t.resolver_problems.is_empty());
                 tr data-agent=(a.name) {
                     td { (a.name) @if a.revoked { " " span.fail { "(" (lang.t("revoked")) ")" } } }
                     td { (a.vantage.as_deref().unwrap_or("")) }
@@ -735,6 +736,7 @@ async fn vantages(State(state): State<SharedState>, Query(q): Query<VantagesQuer
                             Some(t) => {
                                 "IPv4 " (if t.ipv4 { "✓" } else { "✗" }) " IPv6 " (if t.ipv6 { "✓" } else { "✗" })
                                 @for p in &t.resolver_problems { br; (p) }
+                                @if let Some(skew) = skew { br; (lang.t("clock_off")) " " (skew) " s" }
                             }
                             None => { "—" }
                         }

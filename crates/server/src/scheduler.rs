@@ -47,6 +47,7 @@ pub(crate) struct AgentGauges {
     pub ipv4: Family<AgentLabels, Gauge>,
     pub ipv6: Family<AgentLabels, Gauge>,
     pub resolver_ok: Family<AgentLabels, Gauge>,
+    pub clock_skew: Family<AgentLabels, Gauge>,
     pub count: Gauge,
 }
 
@@ -61,6 +62,7 @@ impl AgentGauges {
             ipv4: Family::default(),
             ipv6: Family::default(),
             resolver_ok: Family::default(),
+            clock_skew: Family::default(),
             count: Gauge::default(),
         };
         registry.register("agents", "Agents with a live token", g.count.clone());
@@ -99,6 +101,11 @@ impl AgentGauges {
             "agent_resolver_ok",
             "The agent's resolver self-test found no fault (1) or some (0)",
             g.resolver_ok.clone(),
+        );
+        registry.register(
+            "agent_clock_skew_seconds",
+            "The agent's clock minus the server's at its last heartbeat",
+            g.clock_skew.clone(),
         );
         g
     }
