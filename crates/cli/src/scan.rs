@@ -66,6 +66,12 @@ pub(crate) struct ScanArgs {
     /// delivered a result for this many seconds.
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     pub(crate) agent_wait: u64,
+    /// With --agents: when no vantage has delivered for --agent-wait seconds,
+    /// finish the run instead of stopping: each target is combined from the
+    /// vantages that delivered it; those that did not are not_testable for it
+    /// (they do not vote).
+    #[arg(long)]
+    pub(crate) close_silent: bool,
     /// The server's job this scan runs (set by `serve`).
     #[arg(long, hide = true)]
     pub(crate) job: Option<i64>,
@@ -259,7 +265,7 @@ pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             table: &table,
             products: products.as_ref(),
         };
-        return own_fleet_run(store, run, fleet, wait, quiet, &cancel, &sources).await;
+        return own_fleet_run(store, run, fleet, wait, quiet, &cancel, &sources, args.close_silent).await;
     }
     let vantage = args.probe.vantage_settings().or(&config.vantage);
     let public_only = args.public_only.then_some(args.scan_allow.as_slice());
@@ -419,6 +425,7 @@ async fn own_fleet_run(
     quiet: bool,
     cancel: &CancellationToken,
     sources: &Sources<'_>,
+    close_silent: bool,
 ) -> Result<ExitCode> {
     let (providers, table) = (sources.providers, sources.table);
     let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
@@ -448,47 +455,8 @@ async fn own_fleet_run(
     loop {
         let ready = store.ready_targets(run, 500)?;
         if !ready.is_empty() {
-            let combined: Vec<(i64, v6scope_model::DomainObservation, Vec<v6scope_model::Verdict>)> = ready
-                .iter()
-                .filter_map(|(idx, rows)| {
-                    let results: Vec<VantageVerdicts<'_>> = rows
-                        .iter()
-                        .map(|r| VantageVerdicts {
-                            vantage: &r.vantage,
-                            observation: &r.observation,
-                            verdicts: &r.verdicts,
-                        })
-                        .collect();
-                    combine(fleet.rule, &results).map(|(o, v)| (*idx, o, v))
-                })
-                .collect();
-            for (_, _, verdicts) in &combined {
-                for v in verdicts {
-                    *tally.entry((v.profile.clone(), v.status)).or_default() += 1;
-                }
-            }
-            let batch: Vec<v6scope_store::TargetResult<'_>> = combined
-                .iter()
-                .map(|(idx, observation, verdicts)| v6scope_store::TargetResult {
-                    idx: *idx,
-                    observation,
-                    verdicts,
-                })
-                .collect();
-            // Edges first: a crash before the combined results are saved
-            // leaves the targets ready, and their edges are not stored twice.
-            let labels = v6scope_store::vantage_labels(&store.agents()?);
-            let edges: Vec<v6scope_store::EdgeRow> = ready
-                .iter()
-                .flat_map(|(idx, rows)| {
-                    rows.iter()
-                        .flat_map(|r| edge_rows(*idx, &r.vantage, &r.observation, labels.get(&r.vantage), &attribution))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            store.save_edges(run, &edges)?;
-            store.save_combined(run, &batch)?;
-            bar.inc(batch.len() as u64);
+            let n = combine_batch(&mut *store, run, fleet.rule, &ready, &attribution, &mut tally)?;
+            bar.inc(n as u64);
             last_news = std::time::Instant::now();
             continue;
         }
@@ -503,6 +471,15 @@ async fn own_fleet_run(
             last_news = std::time::Instant::now();
             let parts: Vec<String> = progress.iter().map(|p| format!("{} {}", p.vantage, p.done)).collect();
             bar.set_message(parts.join(" · "));
+        }
+        if last_news.elapsed() >= wait && close_silent {
+            let n = close_silent_vantages(&mut *store, run, fleet, wait, &attribution, &mut tally)?;
+            eprintln!(
+                "run {run}: no vantage delivered for {} s; {n} targets combined without the vantages that did not deliver them (not_testable from those)",
+                wait.as_secs()
+            );
+            bar.inc(n as u64);
+            break;
         }
         if last_news.elapsed() >= wait {
             bail!(
@@ -527,4 +504,105 @@ async fn own_fleet_run(
     bar.finish_and_clear();
     summarise(&mut *store, run, providers, table, &tally)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Combines targets from their per-vantage results and stores them (edge
+/// sightings first: a crash before the combined results are saved leaves
+/// the targets to combine again, and their edges are not stored twice).
+fn combine_batch(
+    store: &mut dyn Store,
+    run: i64,
+    rule: CombineRule,
+    ready: &[(i64, Vec<v6scope_store::VantageResultRow>)],
+    attribution: &EdgeAttribution<'_>,
+    tally: &mut BTreeMap<(String, Status), u64>,
+) -> Result<usize> {
+    let combined: Vec<(i64, v6scope_model::DomainObservation, Vec<v6scope_model::Verdict>)> = ready
+        .iter()
+        .filter_map(|(idx, rows)| {
+            let results: Vec<VantageVerdicts<'_>> = rows
+                .iter()
+                .map(|r| VantageVerdicts {
+                    vantage: &r.vantage,
+                    observation: &r.observation,
+                    verdicts: &r.verdicts,
+                })
+                .collect();
+            combine(rule, &results).map(|(o, v)| (*idx, o, v))
+        })
+        .collect();
+    for (_, _, verdicts) in &combined {
+        for v in verdicts {
+            *tally.entry((v.profile.clone(), v.status)).or_default() += 1;
+        }
+    }
+    let batch: Vec<v6scope_store::TargetResult<'_>> = combined
+        .iter()
+        .map(|(idx, observation, verdicts)| v6scope_store::TargetResult {
+            idx: *idx,
+            observation,
+            verdicts,
+        })
+        .collect();
+    let labels = v6scope_store::vantage_labels(&store.agents()?);
+    let edges: Vec<v6scope_store::EdgeRow> = ready
+        .iter()
+        .flat_map(|(idx, rows)| {
+            rows.iter()
+                .flat_map(|r| edge_rows(*idx, &r.vantage, &r.observation, labels.get(&r.vantage), attribution))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    store.save_edges(run, &edges)?;
+    store.save_combined(run, &batch)?;
+    Ok(batch.len())
+}
+
+/// Finishes the targets some vantage never delivered: that vantage's part is
+/// a not_testable result saying so, and the target is combined from the rest.
+fn close_silent_vantages(
+    store: &mut dyn Store,
+    run: i64,
+    fleet: &FleetSettings,
+    wait: Duration,
+    attribution: &EdgeAttribution<'_>,
+    tally: &mut BTreeMap<(String, Status), u64>,
+) -> Result<usize> {
+    let profiles = load_profiles(&store.run_profiles(run)?).map_err(scan_error)?;
+    let pending = store.pending_targets(run)?;
+    let mut done = 0;
+    for chunk in pending.chunks(500) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for (idx, target) in chunk {
+            let mut rows = store.vantage_results(run, *idx)?;
+            for vantage in &fleet.vantages {
+                if rows.iter().any(|r| &r.vantage == vantage) {
+                    continue;
+                }
+                let observation = v6scope_scan::unprobed(
+                    target.clone(),
+                    &v6scope_model::Vantage::both(),
+                    0.0,
+                    v6scope_model::ProbeError::new(
+                        v6scope_model::ErrorKind::NotTestable,
+                        format!(
+                            "vantage {vantage} delivered no result for this target (no vantage delivered for {} s)",
+                            wait.as_secs()
+                        ),
+                    ),
+                );
+                let verdicts = judge(&observation, &profiles);
+                rows.push(v6scope_store::VantageResultRow {
+                    vantage: vantage.clone(),
+                    agent: String::new(),
+                    observation,
+                    verdicts,
+                });
+            }
+            rows.sort_by(|a, b| a.vantage.cmp(&b.vantage));
+            batch.push((*idx, rows));
+        }
+        done += combine_batch(store, run, fleet.rule, &batch, attribution, tally)?;
+    }
+    Ok(done)
 }

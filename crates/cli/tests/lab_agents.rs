@@ -601,3 +601,69 @@ fn an_agent_with_a_wrong_clock_gets_not_testable_results() {
         "{metrics}"
     );
 }
+
+/// A vantage whose agent registered and then never worked: with
+/// --close-silent the run finishes after --agent-wait, each target judged
+/// from the vantage that delivered it, the silent one not_testable (it does
+/// not vote), never failing the target.
+#[test]
+fn close_silent_finishes_a_run_without_blaming_targets_for_a_silent_vantage() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fleet = Fleet::new(18935);
+    fleet.add_agent("a");
+    fleet.add_agent("silent");
+    fleet.import("quiet", &["dual-stack-good.test", "ipv4-only.test"]);
+    fleet.start_agent("a", 'a', "isp-a", &["isp=A"], 4);
+    let register = r#"{"vantage":"isp-z","labels":{"isp":"Z"},"concurrency":1,"version":"test","selftest":{"ipv4":true,"ipv6":true,"detail":[]}}"#;
+    let (status, body) = fleet.http(
+        'a',
+        "POST",
+        "/agent/v1/register",
+        &fleet.token("silent"),
+        Some(register),
+    );
+    assert_eq!(status, 200, "{body}");
+    fleet.wait_registered(&["a", "silent"]);
+    let run = fleet.fleet_scan(
+        "quiet",
+        &[
+            "--agents",
+            "all",
+            "--profile",
+            "internetnl",
+            "--agent-wait",
+            "8",
+            "--close-silent",
+        ],
+    );
+    let store = fleet.store();
+    assert!(store.run(run).unwrap().finished_at.is_some());
+    assert_eq!(store.observation_count(run).unwrap(), (2, 2));
+    let good = verdict_of(&*store, run, "dual-stack-good.test");
+    assert_eq!(good.status, v6scope_model::Status::Pass, "{good:?}");
+    let evidence = good.check("vantages").unwrap().evidence.join("\n");
+    assert!(evidence.contains("isp-z: not_testable"), "{evidence}");
+    assert_eq!(
+        verdict_of(&*store, run, "ipv4-only.test").status,
+        v6scope_model::Status::Fail
+    );
+    // Without --close-silent the owner stops and keeps the run for --resume.
+    let out = fleet.v6scope(&[
+        "--quiet",
+        "scan",
+        "--campaign",
+        "quiet",
+        "--agents",
+        "all",
+        "--agent-wait",
+        "3",
+        "--store",
+        &fleet.store_url(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
