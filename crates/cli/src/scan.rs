@@ -265,7 +265,11 @@ pub(crate) async fn scan(args: ScanArgs, quiet: bool) -> Result<ExitCode> {
             table: &table,
             products: products.as_ref(),
         };
-        return own_fleet_run(store, run, fleet, wait, quiet, &cancel, &sources, args.close_silent).await;
+        let patience = Patience {
+            wait,
+            close_silent: args.close_silent,
+        };
+        return own_fleet_run(store, run, fleet, patience, quiet, &cancel, &sources).await;
     }
     let vantage = args.probe.vantage_settings().or(&config.vantage);
     let public_only = args.public_only.then_some(args.scan_allow.as_slice());
@@ -410,6 +414,14 @@ pub(crate) fn select_vantages(agents: &[v6scope_store::AgentRow], selectors: &[S
 /// The owner of a fleet run: combines each target's per-vantage results as
 /// soon as every vantage has delivered it, until the run is complete.
 #[allow(clippy::too_many_arguments)]
+/// How long a fleet run's owner waits for silent vantages, and what then.
+#[derive(Clone, Copy)]
+struct Patience {
+    wait: Duration,
+    /// Finish the run without them (else stop, keeping it for --resume).
+    close_silent: bool,
+}
+
 /// What a fleet run's owner attributes results with.
 struct Sources<'a> {
     providers: &'a v6scope_assess::providers::Providers,
@@ -421,12 +433,12 @@ async fn own_fleet_run(
     mut store: Box<dyn Store>,
     run: i64,
     fleet: &FleetSettings,
-    wait: Duration,
+    patience: Patience,
     quiet: bool,
     cancel: &CancellationToken,
     sources: &Sources<'_>,
-    close_silent: bool,
 ) -> Result<ExitCode> {
+    let Patience { wait, close_silent } = patience;
     let (providers, table) = (sources.providers, sources.table);
     let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
     let attribution = EdgeAttribution {
