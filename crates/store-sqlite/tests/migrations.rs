@@ -85,7 +85,7 @@ fn per_vantage_statuses_of_a_version_5_store_are_filled_in() {
     // Back to version 5 with one per-vantage result, as that version wrote it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE vantage_verdicts; DELETE FROM schema_version WHERE version > 5;
+        "DROP TABLE vantage_verdicts; DROP TABLE edge_sightings; DELETE FROM schema_version WHERE version > 5;
          INSERT INTO runs (started_at, source, profiles, config) VALUES ('2026-01-01T00:00:00Z', 'campaign:gov', 'cn,nist', '{}');
          INSERT INTO targets (run_id, idx, domain) VALUES (1, 0, 'a.test');
          INSERT INTO vantage_results (run_id, vantage, idx, agent_id, received_at, observation, verdicts)
