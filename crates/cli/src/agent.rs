@@ -381,13 +381,21 @@ async fn work(
     Ok(())
 }
 
+/// Evaluates a target on a task of its own, so that probes go on (and their
+/// timings stay true) while the agent waits for the server.
 fn evaluate(runner: Arc<Runner>, run: i64, idx: i64, target: Target, after: Duration) -> Evaluation {
-    Box::pin(async move {
+    let task = tokio::spawn(async move {
         if !after.is_zero() {
             tokio::time::sleep(after).await;
         }
         let (observation, trusted) = runner.evaluate_checked(target).await;
         (runner, run, idx, observation, trusted)
+    });
+    Box::pin(async move {
+        match task.await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     })
 }
 
