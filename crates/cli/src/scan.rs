@@ -368,7 +368,7 @@ fn summarise(
     store.finish_run(run)?;
     let info = store.run(run)?;
     eprintln!("run {run}: {} of {} targets evaluated", info.done, info.targets);
-    let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
+    let asn_of = |address: IpAddr| asn_in(table, address);
     let summary = v6scope_report::history::summarise_run(store, run, providers, &asn_of)?;
     if summary.regressions + summary.improvements > 0 {
         eprintln!(
@@ -411,9 +411,11 @@ pub(crate) fn select_vantages(agents: &[v6scope_store::AgentRow], selectors: &[S
     Ok(vantages)
 }
 
-/// The owner of a fleet run: combines each target's per-vantage results as
-/// soon as every vantage has delivered it, until the run is complete.
-#[allow(clippy::too_many_arguments)]
+/// The AS of an address in the prefix tables (none when they do not say).
+fn asn_in(table: &v6scope_flow::enrich::PrefixTable, address: IpAddr) -> Option<u32> {
+    Some(table.label(address).asn).filter(|asn| *asn != 0)
+}
+
 /// How long a fleet run's owner waits for silent vantages, and what then.
 #[derive(Clone, Copy)]
 struct Patience {
@@ -429,6 +431,8 @@ struct Sources<'a> {
     products: Option<&'a v6scope_assess::products::Products>,
 }
 
+/// The owner of a fleet run: combines each target's per-vantage results as
+/// soon as every vantage has delivered it, until the run is complete.
 async fn own_fleet_run(
     mut store: Box<dyn Store>,
     run: i64,
@@ -440,7 +444,7 @@ async fn own_fleet_run(
 ) -> Result<ExitCode> {
     let Patience { wait, close_silent } = patience;
     let (providers, table) = (sources.providers, sources.table);
-    let asn_of = |address: IpAddr| Some(table.label(address).asn).filter(|asn| *asn != 0);
+    let asn_of = |address: IpAddr| asn_in(table, address);
     let attribution = EdgeAttribution {
         providers,
         asn_of: &asn_of,

@@ -80,17 +80,11 @@ pub struct EdgeIndicators {
     pub products: Vec<ProductIndicator>,
 }
 
+/// The node a sighting was sent to: the IPv4 /24 of its A, else the IPv6 /48 of its AAAA.
 fn node_of(row: &EdgeRow) -> Option<String> {
-    let prefix = |text: &str, v4: u8, v6: u8| -> Option<String> {
-        let address: IpAddr = text.parse().ok()?;
-        let len = if address.is_ipv4() { v4 } else { v6 };
-        Some(ipnet::IpNet::new(address, len).ok()?.trunc().to_string())
-    };
-    match (&row.v4, &row.v6) {
-        (Some(a), _) => prefix(a, 24, 48),
-        (None, Some(a)) => prefix(a, 24, 48),
-        (None, None) => None,
-    }
+    let address: IpAddr = row.v4.as_ref().or(row.v6.as_ref())?.parse().ok()?;
+    let len = if address.is_ipv4() { 24 } else { 48 };
+    Some(ipnet::IpNet::new(address, len).ok()?.trunc().to_string())
 }
 
 fn ratio(a: i64, b: i64) -> Option<f64> {

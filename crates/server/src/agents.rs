@@ -261,7 +261,7 @@ async fn claim(State(state): State<SharedState>, call: AgentCall<Claim>) -> Resu
 }
 
 async fn results(State(state): State<SharedState>, call: AgentCall<Results>) -> Result<Response, ApiError> {
-    let AgentCall { agent, body } = call;
+    let AgentCall { agent, mut body } = call;
     let vantage = registered_vantage(&agent)?;
     if body.results.len() > state.config.agent_max_batch {
         return Err(ApiError::TooLarge(format!(
@@ -272,7 +272,6 @@ async fn results(State(state): State<SharedState>, call: AgentCall<Results>) -> 
     }
     let st = state.clone();
     let id = agent.id;
-    let mut body = body;
     if let Some(skew) = clock_fault(&state, id) {
         // Nothing it measured can be held against the targets.
         let why = format!(
