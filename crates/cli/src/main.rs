@@ -5,6 +5,7 @@ mod bulk_dns;
 mod check;
 mod collect;
 mod evaluate;
+mod eyeballs;
 mod render;
 mod report;
 mod scan;
@@ -194,6 +195,15 @@ enum Command {
     /// The dashboard, JSON API (/api/openapi.json), /metrics and the
     /// scheduler that runs campaigns on their schedules.
     Serve(ServeArgs),
+    /// Does a client prefer IPv6 under dual stack? Runs curl, wget, python,
+    /// chromium, v6scope's own client or any command through Happy Eyeballs
+    /// trials in a private namespace pair and reports its parameters
+    /// against RFC 8305 (needs root).
+    Eyeballs(eyeballs::EyeballsArgs),
+    /// GET a URL with v6scope's own HTTP client (the eyeballs bench's
+    /// `v6scope` client).
+    #[command(hide = true)]
+    Fetch(eyeballs::FetchArgs),
     /// Generate a campaign judged in monthly runs, for benchmarks and
     /// browser tests (verdicts only, no observations).
     #[command(hide = true)]
@@ -331,6 +341,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Campaign(command) => campaign(command),
         Command::Report(args) => report(args),
         Command::Serve(args) => serve(args, cli.config).await,
+        Command::Eyeballs(args) => eyeballs::eyeballs(args, cli.quiet).await,
+        Command::Fetch(args) => eyeballs::fetch(args).await,
         Command::SynthStore(args) => {
             let mut store = args.store.open()?;
             v6scope_server::synth::generate(

@@ -15,4 +15,4 @@ mod rule;
 mod run;
 
 pub use rule::{Rule, RuleError, Selector, classify};
-pub use run::{DelayLine, RunError, Stats, run};
+pub use run::{DelayLine, RunError, Stats, run, run_with_tap};

@@ -92,6 +92,22 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// Serves NFQUEUE `queue` until `stop` is set, then lets every held packet
 /// go and returns what it did.
 pub fn run(queue_num: u16, rules: &[Rule], stop: &AtomicBool) -> Result<Stats, RunError> {
+    run_with_tap(queue_num, rules, stop, COPY_RANGE, || {}, |_, _| {})
+}
+
+/// [`run`], showing each packet to `tap` as it arrives (before its rule
+/// applies), with the first `copy_range` bytes of it from the IP header on:
+/// a capture of the queued path. 60 bytes hold the TCP flags after an IPv6
+/// header. `ready` is called once the queue is bound: packets queued before
+/// that would be dropped, so traffic should wait for it.
+pub fn run_with_tap(
+    queue_num: u16,
+    rules: &[Rule],
+    stop: &AtomicBool,
+    copy_range: u16,
+    ready: impl FnOnce(),
+    mut tap: impl FnMut(Instant, &[u8]),
+) -> Result<Stats, RunError> {
     let open_err = |source| RunError::Open {
         queue: queue_num,
         source,
@@ -102,7 +118,9 @@ pub fn run(queue_num: u16, rules: &[Rule], stop: &AtomicBool) -> Result<Stats, R
     };
     let (mut queue, fd) = open_queue().map_err(open_err)?;
     queue.bind(queue_num).map_err(open_err)?;
-    queue.set_copy_range(queue_num, COPY_RANGE).map_err(queue_err)?;
+    queue
+        .set_copy_range(queue_num, copy_range.max(COPY_RANGE))
+        .map_err(queue_err)?;
     queue
         .set_queue_max_len(queue_num, KERNEL_QUEUE_LEN)
         .map_err(queue_err)?;
@@ -124,6 +142,7 @@ pub fn run(queue_num: u16, rules: &[Rule], stop: &AtomicBool) -> Result<Stats, R
         queue.verdict(msg)
     };
     tracing::info!(queue = queue_num, rules = rules.len(), "delay line ready");
+    ready();
     let mut last_drain = Instant::now();
     let mut idle = true;
     while !stop.load(Ordering::Relaxed) {
@@ -157,6 +176,7 @@ pub fn run(queue_num: u16, rules: &[Rule], stop: &AtomicBool) -> Result<Stats, R
             match queue.recv() {
                 Ok(mut msg) => {
                     idle = false;
+                    tap(arrived, msg.get_payload());
                     match classify(rules, msg.get_payload()) {
                         Some(i) if rules[i].loss > 0.0 && rng.f64() < rules[i].loss => {
                             stats.dropped[i] += 1;

@@ -1,0 +1,169 @@
+//! `v6scope eyeballs`: the Happy Eyeballs bench, and `fetch`, the HTTP
+//! client of v6scope's own (agents, webhooks) as a command the bench can run.
+
+use crate::scan::cancel_on_signals;
+use crate::usage;
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use v6scope_eyeballs::{BenchConfig, Client, TrialSet};
+
+#[derive(Args)]
+pub(crate) struct EyeballsArgs {
+    /// A client to test: a preset (curl, wget, python, chromium, v6scope) or
+    /// a command with {url} in it, e.g. 'node fetch.js {url}'. Repeatable;
+    /// the report puts them side by side. Default: curl.
+    #[arg(long = "client", value_name = "CLIENT")]
+    clients: Vec<String>,
+    /// Print the report as JSON (every trial's evidence) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Write the HTML report (with charts) here.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Step of the CAD sweep, ms (IPv6 delayed 0, STEP, 2·STEP, … ms).
+    #[arg(long, value_name = "MS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    cad_step: u32,
+    /// The largest IPv6 delay of the sweep, ms.
+    #[arg(long, value_name = "MS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(0..=2000))]
+    cad_max: u32,
+    /// Leave out the failure trials (blackhole, RST, unreachable, two AAAA,
+    /// AAAA SERVFAIL/empty).
+    #[arg(long)]
+    no_failures: bool,
+    /// Seconds before a trial's client is stopped (a client that never
+    /// falls back from a blackholed IPv6 waits minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    trial_timeout: u64,
+}
+
+pub(crate) async fn eyeballs(args: EyeballsArgs, quiet: bool) -> Result<ExitCode> {
+    let workdir = std::env::temp_dir().join(format!("v6scope-eyeballs-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    let self_exe = std::env::current_exe().context("finding this program")?;
+    let specs = if args.clients.is_empty() {
+        vec!["curl".to_string()]
+    } else {
+        args.clients.clone()
+    };
+    let clients = specs
+        .iter()
+        .map(|s| Client::parse(s, &self_exe, &workdir).map_err(|e| usage(e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    for client in &clients {
+        let program = &client.argv[0];
+        if which(program).is_none() {
+            return Err(usage(format!("client {}: {program} is not installed", client.name)));
+        }
+    }
+    let config = BenchConfig {
+        clients,
+        trials: TrialSet {
+            cad_step_ms: args.cad_step,
+            cad_max_ms: args.cad_max,
+            failures: !args.no_failures,
+            ..TrialSet::default()
+        },
+        trial_timeout: Duration::from_secs(args.trial_timeout),
+        workdir: workdir.clone(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let cancel = cancel_on_signals()?;
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let total = (config.trials.trials().len() * config.clients.len()) as u64;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total).with_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    };
+    let report = {
+        let bar = bar.clone();
+        let stop = Arc::clone(&stop);
+        tokio::task::spawn_blocking(move || {
+            v6scope_eyeballs::run(&config, &stop, |p| {
+                bar.set_position(p.done as u64);
+                bar.set_message(format!("{}: {}", p.client, p.trial.label()));
+            })
+        })
+        .await
+        .context("the bench's thread")?
+    };
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&workdir);
+    let report = report.map_err(|e| match e {
+        v6scope_eyeballs::BenchError::Netns(v6scope_eyeballs::NetnsError::NotRoot) => usage(e.to_string()),
+        e => anyhow::Error::new(e),
+    })?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, v6scope_eyeballs::render_html(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", v6scope_eyeballs::text_table(&report));
+        if report.partial {
+            eprintln!("eyeballs: stopped early; the report covers the trials that ran");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program)).filter(|p| p.exists());
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join(program))
+        .find(|p| p.is_file())
+}
+
+#[derive(Args)]
+pub(crate) struct FetchArgs {
+    /// The URL to GET.
+    url: String,
+}
+
+/// GET a URL with the HTTP client v6scope's agents use (reqwest on
+/// hyper-util's connector, whose Happy Eyeballs the bench measures) and
+/// print the status.
+pub(crate) async fn fetch(args: FetchArgs) -> Result<ExitCode> {
+    // As the agent does: reqwest is built without a provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .user_agent(format!("v6scope/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")?;
+    let response = client
+        .get(&args.url)
+        .send()
+        .await
+        .with_context(|| format!("GET {}", args.url))?;
+    let status = response.status();
+    let _ = response.bytes().await;
+    println!("{status}");
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
