@@ -33,9 +33,12 @@ pub(crate) struct EyeballsArgs {
     #[arg(long, value_name = "MS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(0..=2000))]
     cad_max: u32,
     /// Leave out the failure trials (blackhole, RST, unreachable, two AAAA,
-    /// AAAA SERVFAIL/empty).
+    /// AAAA SERVFAIL/empty, path-MTU blackhole).
     #[arg(long)]
     no_failures: bool,
+    /// Leave out the IPv6-only trials (DNS64 with unbound, NAT64 with tayga).
+    #[arg(long)]
+    no_ipv6_only: bool,
     /// Seconds before a trial's client is stopped (a client that never
     /// falls back from a blackholed IPv6 waits minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -61,12 +64,22 @@ pub(crate) async fn eyeballs(args: EyeballsArgs, quiet: bool) -> Result<ExitCode
             return Err(usage(format!("client {}: {program} is not installed", client.name)));
         }
     }
+    if !args.no_ipv6_only {
+        for program in ["unbound", "tayga"] {
+            if which(program).is_none() && which(&format!("/usr/sbin/{program}")).is_none() {
+                return Err(usage(format!(
+                    "the IPv6-only trials need {program} (apt-get install {program}), or leave them out with --no-ipv6-only"
+                )));
+            }
+        }
+    }
     let config = BenchConfig {
         clients,
         trials: TrialSet {
             cad_step_ms: args.cad_step,
             cad_max_ms: args.cad_max,
             failures: !args.no_failures,
+            ipv6_only: !args.no_ipv6_only,
             ..TrialSet::default()
         },
         trial_timeout: Duration::from_secs(args.trial_timeout),

@@ -147,13 +147,41 @@ fn five_clients_side_by_side_match_the_published_parameters() {
     // then the large page never arrives (HEv3's known gap), for every client.
     for name in ["curl", "wget", "python", "chromium", "v6scope"] {
         let m = &client(&report, name)["parameters"]["pmtu_blackhole"];
-        assert_eq!((&m["family_used"], &m["completed"]), (&Value::from("ipv6"), &Value::Bool(false)), "{name}: {m}");
+        assert_eq!(
+            (&m["family_used"], &m["completed"]),
+            (&Value::from("ipv6"), &Value::Bool(false)),
+            "{name}: {m}"
+        );
     }
     // Chromium asks for the HTTPS record (and then goes to port 443); curl
     // 7.88 does not.
     let https = &client(&report, "chromium")["parameters"]["https_record"];
     assert_eq!(https["asked"], true, "chromium: {https}");
     assert_eq!(client(&report, "curl")["parameters"]["https_record"]["asked"], false);
+
+    // IPv6-only behind DNS64/NAT64 (unbound, tayga): an IPv4-only name is
+    // reached through NAT64, a dual-stack one over native IPv6, an IPv4
+    // literal not at all (no CLAT on the client).
+    for name in ["curl", "wget", "python", "chromium", "v6scope"] {
+        let cases = client(&report, name)["parameters"]["ipv6_only"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let case = |kind: &str| cases.iter().find(|c| c["case"]["kind"] == kind).unwrap().clone();
+        let site = case("ipv6_only_ipv4_site");
+        assert_eq!(
+            (&site["reached"], &site["via_nat64"]),
+            (&Value::Bool(true), &Value::Bool(true)),
+            "{name}: {site}"
+        );
+        let dual = case("ipv6_only_dual_stack");
+        assert_eq!(
+            (&dual["reached"], &dual["via_nat64"]),
+            (&Value::Bool(true), &Value::Bool(false)),
+            "{name}: {dual}"
+        );
+        assert_eq!(case("ipv6_only_ipv4_literal")["reached"], false, "{name}");
+    }
 
     let page = std::fs::read_to_string(&html).unwrap();
     for needle in [

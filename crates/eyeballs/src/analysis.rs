@@ -91,6 +91,20 @@ pub struct Parameters {
     pub pmtu_blackhole: Option<PmtuResult>,
     /// An HTTPS record served beside A and AAAA.
     pub https_record: Option<HttpsRecordResult>,
+    /// From an IPv6-only network with DNS64/NAT64.
+    pub ipv6_only: Vec<Ipv6OnlyResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ipv6OnlyResult {
+    pub case: TrialKind,
+    /// The page was fetched.
+    pub reached: bool,
+    /// Through NAT64 (else over native IPv6).
+    pub via_nat64: bool,
+    pub request_ms: Option<f64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_error: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,6 +246,15 @@ pub fn analyse(client: &Client, observations: Vec<Observation>) -> ClientReport 
                     completed: !o.timed_out && o.exit_code == Some(0),
                     timed_out: o.timed_out,
                     duration_ms: o.duration_ms,
+                });
+            }
+            TrialKind::Ipv6OnlyIpv4Site | TrialKind::Ipv6OnlyDualStack | TrialKind::Ipv6OnlyIpv4Literal => {
+                p.ipv6_only.push(Ipv6OnlyResult {
+                    case: o.trial,
+                    reached: o.family_used.is_some(),
+                    via_nat64: o.via_nat64,
+                    request_ms: o.request_ms,
+                    client_error: o.client_error.clone(),
                 });
             }
             TrialKind::HttpsRecord => {
@@ -419,6 +442,32 @@ pub fn parameter_rows(report: &ClientReport) -> Vec<(String, String, String)> {
             "asked for with A and AAAA (HEv3)".into(),
         ));
     }
+    for r in &p.ipv6_only {
+        let expected = match r.case {
+            TrialKind::Ipv6OnlyIpv4Site => "through NAT64 (RFC 6146, 6147)",
+            TrialKind::Ipv6OnlyIpv4Literal => "only with a CLAT (464XLAT, RFC 6877)",
+            _ => "native IPv6",
+        };
+        rows.push((
+            r.case.label(),
+            match (r.reached, r.via_nat64) {
+                (true, true) => format!("reached through NAT64 after {}", ms(r.request_ms)),
+                (true, false) => format!("reached over native IPv6 after {}", ms(r.request_ms)),
+                (false, _) if r.client_error.is_empty() => "failed".into(),
+                (false, _) => format!(
+                    "failed: {}",
+                    r.client_error
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect::<String>()
+                ),
+            },
+            expected.into(),
+        ));
+    }
     rows
 }
 
@@ -440,6 +489,7 @@ mod tests {
             name: "t.eyeballs.test".into(),
             family_used: used,
             address_used: used.map(address),
+            via_nat64: false,
             request_ms: used.map(|_| 1.0),
             queries: vec![],
             attempts: attempts

@@ -48,8 +48,12 @@ pub struct Observation {
     pub trial: TrialKind,
     pub name: String,
     /// The family and address of the connection that carried the request.
+    /// At the server: the family and address the request arrived on (an
+    /// IPv6-only client's request through NAT64 arrives over IPv4).
     pub family_used: Option<Family>,
     pub address_used: Option<IpAddr>,
+    /// The request came through NAT64.
+    pub via_nat64: bool,
     pub request_ms: Option<f64>,
     pub queries: Vec<QueryTiming>,
     /// Connection attempts (first SYN of each), in order.
@@ -219,8 +223,22 @@ pub fn run(
     };
     let servers_ready = wait_ready(&ready_rx).map_err(BenchError::Servers);
     let conditions = servers_ready.and_then(|()| install_conditions(&pair));
+    // DNS64 and NAT64 only when a trial needs them (they need unbound and tayga).
+    let nat64 = match conditions {
+        Ok(()) if config.trials.trials().iter().any(TrialKind::ipv6_only) => {
+            crate::nat64::Nat64::start(&pair, &config.workdir)
+                .map(Some)
+                .map_err(BenchError::from)
+        }
+        Ok(()) => Ok(None),
+        Err(e) => Err(e),
+    };
 
-    let outcome = conditions.and_then(|()| sweep(config, &pair, &shared, stop, &mut progress));
+    let outcome = nat64.and_then(|nat64| {
+        let outcome = sweep(config, &pair, &shared, stop, &mut progress);
+        drop(nat64);
+        outcome
+    });
 
     server_stop.notify_one();
     delay_stop.store(true, Ordering::Relaxed);
@@ -340,11 +358,12 @@ fn one_trial(
         journal.events.clear();
         journal.plans.insert(name.to_string(), trial.plan());
     }
-    let url = format!("http://{name}/");
+    let host = trial.host(name);
+    let url = format!("http://{host}/");
     let argv = client.command_for(&url);
     let started = Instant::now();
     let mut child = pair
-        .client_command(&argv)
+        .client_command(trial.ipv6_only(), &argv)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -399,6 +418,7 @@ fn one_trial(
     Ok(observe(
         trial,
         name,
+        &host,
         started,
         &events,
         duration,
@@ -422,6 +442,7 @@ fn tail(bytes: &[u8]) -> String {
 fn observe(
     trial: TrialKind,
     name: &str,
+    host: &str,
     started: Instant,
     events: &[(Instant, Event)],
     duration: Duration,
@@ -468,8 +489,12 @@ fn observe(
                     port: destination.port(),
                 });
             }
-            Event::Request { host, local } if host == name && request.is_none() => {
-                request = Some((*local, ms(*at)));
+            Event::Request {
+                host: requested,
+                local,
+                peer,
+            } if requested == host && request.is_none() => {
+                request = Some((*local, *peer, ms(*at)));
             }
             _ => {}
         }
@@ -478,9 +503,10 @@ fn observe(
     Observation {
         trial,
         name: name.to_string(),
-        family_used: request.map(|(a, _)| Family::of(a)),
-        address_used: request.map(|(a, _)| a),
-        request_ms: request.map(|(_, t)| t),
+        family_used: request.map(|(a, _, _)| Family::of(a)),
+        address_used: request.map(|(a, _, _)| a),
+        via_nat64: request.is_some_and(|(_, peer, _)| crate::nat64::from_nat64_pool(peer)),
+        request_ms: request.map(|(_, _, t)| t),
         queries,
         attempts,
         duration_ms: duration.as_secs_f64() * 1e3,

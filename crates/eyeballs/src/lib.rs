@@ -13,13 +13,14 @@ mod analysis;
 mod bench;
 mod client;
 mod html;
+mod nat64;
 mod netns;
 mod server;
 mod trial;
 
 pub use analysis::{
-    ClientReport, FallbackResult, HttpsRecordResult, Parameters, PmtuResult, RFC_CAD_MAX_MS, RFC_CAD_MIN_MS,
-    RFC_CAD_MS, RFC_RESOLUTION_DELAY_MS, Verdict, parameter_rows,
+    ClientReport, FallbackResult, HttpsRecordResult, Ipv6OnlyResult, Parameters, PmtuResult, RFC_CAD_MAX_MS,
+    RFC_CAD_MIN_MS, RFC_CAD_MS, RFC_RESOLUTION_DELAY_MS, Verdict, parameter_rows,
 };
 pub use bench::{Attempt, BenchConfig, BenchError, Family, Observation, Progress, QueryTiming, Report, run};
 pub use client::{Client, ClientError, PRESETS};

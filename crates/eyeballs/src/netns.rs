@@ -18,6 +18,11 @@ pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xe0, 0, 0, 0, 0, 1);
 const CLIENT_MAC: &str = "02:00:5e:eb:00:02";
 const SERVER_MAC: &str = "02:00:5e:eb:00:01";
+const CLIENT6_MAC: &str = "02:00:5e:eb:00:06";
+const SERVER6_MAC: &str = "02:00:5e:eb:00:05";
+/// The IPv6-only client's link; the DNS64 resolver listens on the server's end.
+pub const CLIENT6_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xe6, 0, 0, 0, 0, 2);
+pub const SERVER6_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xe6, 0, 0, 0, 0, 1);
 /// Every address in these prefixes is the server's (an AnyIP local route):
 /// the test names point into them, one address per condition.
 pub const TEST_PREFIX_V4: &str = "203.0.113.0/24";
@@ -36,9 +41,11 @@ pub enum NetnsError {
 /// A client and a server namespace, deleted again when dropped.
 #[derive(Debug)]
 pub struct NamespacePair {
+    /// The dual-stack client's namespace.
     pub client: String,
+    /// The IPv6-only client's namespace (DNS64 resolver, NAT64 on the way).
+    pub client_v6_only: String,
     pub server: String,
-    resolv_dir: PathBuf,
 }
 
 fn ip(args: &[&str]) -> Result<(), NetnsError> {
@@ -65,101 +72,104 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), NetnsError> {
 }
 
 impl NamespacePair {
-    /// Creates the pair for this process (names carry the PID, so benches
-    /// run side by side), with routes both ways and the client's resolver
-    /// set to the server's DNS.
+    /// Creates the namespaces for this process (names carry the PID, so
+    /// benches run side by side), with routes both ways and the clients'
+    /// resolvers: the dual-stack client asks the server's DNS directly, the
+    /// IPv6-only one the DNS64 resolver.
     pub fn create() -> Result<NamespacePair, NetnsError> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(NetnsError::NotRoot);
         }
         let id = std::process::id();
-        let client = format!("v6eb{id}c");
-        let server = format!("v6eb{id}s");
-        // A stale pair of an earlier, killed bench with the same PID.
-        let _ = ip(&["netns", "del", &client]);
-        let _ = ip(&["netns", "del", &server]);
-        let resolv_dir = PathBuf::from(format!("/etc/netns/{client}"));
         let pair = NamespacePair {
-            client,
-            server,
-            resolv_dir,
+            client: format!("v6eb{id}c"),
+            client_v6_only: format!("v6eb{id}6"),
+            server: format!("v6eb{id}s"),
         };
+        // A stale set of an earlier, killed bench with the same PID.
+        pair.remove();
         pair.build()?;
         Ok(pair)
     }
 
     fn build(&self) -> Result<(), NetnsError> {
-        let (c, s) = (self.client.as_str(), self.server.as_str());
-        ip(&["netns", "add", c])?;
-        ip(&["netns", "add", s])?;
-        let (cdev, sdev) = (format!("{c}0"), format!("{s}0"));
-        // Fixed MACs and permanent neighbours: no ARP, NDP or DAD in the
-        // timings (an unresolved neighbour held the first IPv6 SYNs for
-        // hundreds of ms).
-        for ns in [c, s] {
+        let (c, o, s) = (self.client.as_str(), self.client_v6_only.as_str(), self.server.as_str());
+        for ns in [c, o, s] {
+            ips(&format!("netns add {ns}"))?;
+            // No DAD: an address is usable the moment it is added.
             for key in ["net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"] {
                 run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", key])?;
             }
+            ips(&format!("-n {ns} link set lo up"))?;
         }
-        ip(&[
-            "link", "add", &cdev, "address", CLIENT_MAC, "netns", c, "type", "veth", "peer", &sdev, "address",
-            SERVER_MAC, "netns", s,
-        ])?;
-        let client_v4 = format!("{CLIENT_V4}/24");
-        let client_v6 = format!("{CLIENT_V6}/64");
-        let server_v4 = format!("{SERVER_V4}/24");
-        let server_v6 = format!("{SERVER_V6}/64");
-        let (sv4, sv6) = (SERVER_V4.to_string(), SERVER_V6.to_string());
-        for (ns, dev, v4, v6) in [(c, &cdev, &client_v4, &client_v6), (s, &sdev, &server_v4, &server_v6)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "addr", "add", v4, "dev", dev])?;
-            ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        // The server forwards between the IPv6-only link and NAT64.
+        for key in ["net.ipv6.conf.all.forwarding=1", "net.ipv4.ip_forward=1"] {
+            run("ip", &["netns", "exec", s, "sysctl", "-q", "-w", key])?;
         }
-        let (cv4, cv6) = (CLIENT_V4.to_string(), CLIENT_V6.to_string());
-        for (ns, dev, neighbour, mac) in [
-            (c, &cdev, &sv4, SERVER_MAC),
-            (c, &cdev, &sv6, SERVER_MAC),
-            (s, &sdev, &cv4, CLIENT_MAC),
-            (s, &sdev, &cv6, CLIENT_MAC),
+        // Fixed MACs and permanent neighbours: no ARP or NDP in the timings
+        // (an unresolved neighbour held the first IPv6 SYNs for hundreds of ms).
+        let dual = format!("{c}0");
+        let server_dual = format!("{s}0");
+        ips(&format!(
+            "link add {dual} address {CLIENT_MAC} netns {c} type veth peer {server_dual} address {SERVER_MAC} netns {s}"
+        ))?;
+        let only = format!("{o}0");
+        let server_only = format!("{s}1");
+        ips(&format!(
+            "link add {only} address {CLIENT6_MAC} netns {o} type veth peer {server_only} address {SERVER6_MAC} netns {s}"
+        ))?;
+        for (ns, dev, addresses) in [
+            (c, &dual, vec![format!("{CLIENT_V4}/24"), format!("{CLIENT_V6}/64")]),
+            (
+                s,
+                &server_dual,
+                vec![format!("{SERVER_V4}/24"), format!("{SERVER_V6}/64")],
+            ),
+            (o, &only, vec![format!("{CLIENT6_V6}/64")]),
+            (s, &server_only, vec![format!("{SERVER6_V6}/64")]),
         ] {
-            ip(&[
-                "-n",
-                ns,
-                "neigh",
-                "replace",
-                neighbour,
-                "lladdr",
-                mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ])?;
-        }
-        ip(&["-n", c, "route", "add", "default", "via", &sv4])?;
-        ip(&["-n", c, "-6", "route", "add", "default", "via", &sv6])?;
-        ip(&["-n", s, "route", "add", "local", TEST_PREFIX_V4, "dev", "lo"])?;
-        ip(&["-n", s, "-6", "route", "add", "local", TEST_PREFIX_V6, "dev", "lo"])?;
-        // `ip netns exec` mounts this over /etc/resolv.conf for the client.
-        std::fs::create_dir_all(&self.resolv_dir).map_err(|e| NetnsError::Command {
-            command: format!("mkdir {}", self.resolv_dir.display()),
-            detail: e.to_string(),
-        })?;
-        std::fs::write(self.resolv_dir.join("resolv.conf"), format!("nameserver {SERVER_V4}\n")).map_err(|e| {
-            NetnsError::Command {
-                command: format!("writing {}/resolv.conf", self.resolv_dir.display()),
-                detail: e.to_string(),
+            for address in addresses {
+                ips(&format!("-n {ns} addr add {address} dev {dev} nodad"))?;
             }
-        })?;
+            ips(&format!("-n {ns} link set {dev} up"))?;
+        }
+        for (ns, dev, neighbour, mac) in [
+            (c, &dual, SERVER_V4.to_string(), SERVER_MAC),
+            (c, &dual, SERVER_V6.to_string(), SERVER_MAC),
+            (s, &server_dual, CLIENT_V4.to_string(), CLIENT_MAC),
+            (s, &server_dual, CLIENT_V6.to_string(), CLIENT_MAC),
+            (o, &only, SERVER6_V6.to_string(), SERVER6_MAC),
+            (s, &server_only, CLIENT6_V6.to_string(), CLIENT6_MAC),
+        ] {
+            ips(&format!(
+                "-n {ns} neigh replace {neighbour} lladdr {mac} dev {dev} nud permanent"
+            ))?;
+        }
+        ips(&format!("-n {c} route add default via {SERVER_V4}"))?;
+        ips(&format!("-n {c} -6 route add default via {SERVER_V6}"))?;
+        ips(&format!("-n {o} -6 route add default via {SERVER6_V6}"))?;
+        ips(&format!("-n {s} route add local {TEST_PREFIX_V4} dev lo"))?;
+        ips(&format!("-n {s} -6 route add local {TEST_PREFIX_V6} dev lo"))?;
+        // `ip netns exec` mounts these over /etc/resolv.conf.
+        write_resolv_conf(c, &SERVER_V4.to_string())?;
+        write_resolv_conf(o, &SERVER6_V6.to_string())?;
         Ok(())
     }
 
-    /// `ip netns exec CLIENT` followed by the command.
-    pub fn client_command(&self, argv: &[String]) -> Command {
+    fn remove(&self) {
+        for ns in [&self.client, &self.client_v6_only, &self.server] {
+            let _ = ip(&["netns", "del", ns]);
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        }
+    }
+
+    /// `ip netns exec CLIENT` followed by the command (the IPv6-only client
+    /// when `v6_only`).
+    pub fn client_command(&self, v6_only: bool, argv: &[String]) -> Command {
+        let namespace = if v6_only { &self.client_v6_only } else { &self.client };
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.client]).args(argv);
+        command.args(["netns", "exec", namespace]).args(argv);
         command
     }
 
@@ -196,8 +206,21 @@ pub(crate) fn enter(name: &str) -> Result<(), NetnsError> {
 
 impl Drop for NamespacePair {
     fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.client]);
-        let _ = ip(&["netns", "del", &self.server]);
-        let _ = std::fs::remove_dir_all(&self.resolv_dir);
+        self.remove();
     }
+}
+
+fn write_resolv_conf(namespace: &str, server: &str) -> Result<(), NetnsError> {
+    let dir = PathBuf::from(format!("/etc/netns/{namespace}"));
+    let err = |e: io::Error| NetnsError::Command {
+        command: format!("writing {}/resolv.conf", dir.display()),
+        detail: e.to_string(),
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    std::fs::write(dir.join("resolv.conf"), format!("nameserver {server}\n")).map_err(err)
+}
+
+/// `ip` with its arguments in one string, split at whitespace.
+fn ips(args: &str) -> Result<(), NetnsError> {
+    ip(&args.split_whitespace().collect::<Vec<_>>())
 }

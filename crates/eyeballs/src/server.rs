@@ -39,10 +39,12 @@ pub enum Event {
         source_port: u16,
         destination: SocketAddr,
     },
-    /// An HTTP request; `local` is the address the client connected to.
+    /// An HTTP request; `local` is the address the client connected to,
+    /// `peer` the one it came from (a NAT64 pool address when translated).
     Request {
         host: String,
         local: IpAddr,
+        peer: IpAddr,
     },
 }
 
@@ -212,10 +214,10 @@ async fn serve_web(listener: TcpListener, shared: Shared) {
 /// first request's Host and the address the client reached.
 async fn answer_http(mut stream: TcpStream, shared: Shared) {
     const BODY: &str = "<!doctype html><title>v6scope eyeballs</title><p>ok</p>\n";
-    let Ok(local) = stream.local_addr() else {
+    let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
         return;
     };
-    let local = local.ip().to_canonical();
+    let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 2048];
     // A client under test may hold a connection open (pre-connects): the
@@ -245,7 +247,7 @@ async fn answer_http(mut stream: TcpStream, shared: Shared) {
                 .ok()
                 .and_then(|r| r.plans.get(&host).map(|p| p.large_page))
                 .unwrap_or(false);
-            push(&shared, Event::Request { host, local });
+            push(&shared, Event::Request { host, local, peer });
             let mut body = String::from(BODY);
             // Far more than one 1280-byte packet, as a real page is.
             while large && body.len() < LARGE_PAGE {

@@ -69,6 +69,14 @@ pub enum TrialKind {
     /// An HTTPS record (RFC 9460: alpn http/1.1, address hints) is served
     /// beside A and AAAA: does the client ask for it, and what follows.
     HttpsRecord,
+    /// From the IPv6-only client (DNS64 resolver, NAT64): a name with only
+    /// an A record.
+    Ipv6OnlyIpv4Site,
+    /// From the IPv6-only client: a dual-stack name (native IPv6 expected).
+    Ipv6OnlyDualStack,
+    /// From the IPv6-only client: a URL with an IPv4 literal (works only
+    /// with a CLAT, RFC 6877).
+    Ipv6OnlyIpv4Literal,
 }
 
 impl TrialKind {
@@ -84,6 +92,25 @@ impl TrialKind {
             TrialKind::AaaaEmpty => "AAAA empty".into(),
             TrialKind::PmtuBlackhole => format!("IPv6 path MTU {PMTU_BLACKHOLE_MTU} blackhole"),
             TrialKind::HttpsRecord => "HTTPS record".into(),
+            TrialKind::Ipv6OnlyIpv4Site => "IPv6-only, IPv4-only name (DNS64/NAT64)".into(),
+            TrialKind::Ipv6OnlyDualStack => "IPv6-only, dual-stack name".into(),
+            TrialKind::Ipv6OnlyIpv4Literal => "IPv6-only, IPv4 literal".into(),
+        }
+    }
+
+    /// Runs from the IPv6-only client.
+    pub fn ipv6_only(&self) -> bool {
+        matches!(
+            self,
+            TrialKind::Ipv6OnlyIpv4Site | TrialKind::Ipv6OnlyDualStack | TrialKind::Ipv6OnlyIpv4Literal
+        )
+    }
+
+    /// The host the trial's URL names: its fresh name, or the IPv4 literal.
+    pub fn host(&self, name: &str) -> String {
+        match self {
+            TrialKind::Ipv6OnlyIpv4Literal => V4_PLAIN.to_string(),
+            _ => name.to_string(),
         }
     }
 }
@@ -161,6 +188,8 @@ impl TrialKind {
                 plan.large_page = true;
             }
             TrialKind::HttpsRecord => plan.https_record = true,
+            TrialKind::Ipv6OnlyIpv4Site => plan.aaaa.clear(),
+            TrialKind::Ipv6OnlyDualStack | TrialKind::Ipv6OnlyIpv4Literal => {}
         }
         plan
     }
@@ -177,6 +206,8 @@ pub struct TrialSet {
     pub a_late_ms: Vec<u32>,
     /// The failure trials, the several-addresses trial and the DNS failures.
     pub failures: bool,
+    /// The IPv6-only trials (DNS64/NAT64: needs unbound and tayga).
+    pub ipv6_only: bool,
 }
 
 impl Default for TrialSet {
@@ -188,6 +219,7 @@ impl Default for TrialSet {
             aaaa_late_ms: vec![25, 50, 100, 200, 500],
             a_late_ms: vec![500],
             failures: true,
+            ipv6_only: true,
         }
     }
 }
@@ -212,6 +244,13 @@ impl TrialSet {
             out.push(TrialKind::PmtuBlackhole);
         }
         out.push(TrialKind::HttpsRecord);
+        if self.ipv6_only {
+            out.extend([
+                TrialKind::Ipv6OnlyIpv4Site,
+                TrialKind::Ipv6OnlyDualStack,
+                TrialKind::Ipv6OnlyIpv4Literal,
+            ]);
+        }
         out
     }
 
@@ -263,7 +302,7 @@ mod tests {
         assert!(trials.contains(&TrialKind::FirstOfTwoAaaaDead));
         // One rule per delayed address plus the blackhole; delay 0 needs none.
         assert_eq!(TrialSet::default().rules().len(), 81);
-        assert_eq!(trials.len(), 95);
+        assert_eq!(trials.len(), 98);
     }
 
     #[test]
