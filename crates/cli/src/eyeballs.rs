@@ -39,6 +39,29 @@ pub(crate) struct EyeballsArgs {
     /// Leave out the IPv6-only trials (DNS64 with unbound, NAT64 with tayga).
     #[arg(long)]
     no_ipv6_only: bool,
+    /// Gateway mode: be the router of the device on this interface (moved
+    /// into the bench's router namespace while it runs): DHCPv4, SLAAC and
+    /// DNS for it, NAT to the upstream, and one condition per phase; then
+    /// report its IPv6 share per host and phase. No clients are run.
+    #[arg(long, value_name = "IFACE")]
+    gateway: Option<String>,
+    /// Where the gateway's traffic goes: `host` (this machine's network,
+    /// through NAT) or `bench` (the bench's own test names only:
+    /// dual.gw.eyeballs.test, v4.gw…, v6.gw…).
+    #[arg(long, value_name = "host|bench", default_value = "host", requires = "gateway")]
+    gateway_upstream: String,
+    /// The resolver the gateway forwards to in host mode (default: the first
+    /// non-loopback nameserver of /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR", requires = "gateway")]
+    gateway_dns: Option<std::net::IpAddr>,
+    /// A gateway phase's condition: none, ipv6+MS, ipv4+MS, ipv6-blackhole,
+    /// ipv4-blackhole. Repeatable, in order (default: none, ipv6+100,
+    /// ipv6+300, ipv6-blackhole).
+    #[arg(long = "condition", value_name = "CONDITION", requires = "gateway")]
+    conditions: Vec<v6scope_eyeballs::Condition>,
+    /// How long each gateway phase lasts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=86400), requires = "gateway")]
+    phase_seconds: u64,
     /// Seconds before a trial's client is stopped (a client that never
     /// falls back from a blackholed IPv6 waits minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -48,6 +71,11 @@ pub(crate) struct EyeballsArgs {
 pub(crate) async fn eyeballs(args: EyeballsArgs, quiet: bool) -> Result<ExitCode> {
     let workdir = std::env::temp_dir().join(format!("v6scope-eyeballs-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    if let Some(lan) = &args.gateway {
+        let result = gateway(&args, lan, &workdir, quiet).await;
+        let _ = std::fs::remove_dir_all(&workdir);
+        return result;
+    }
     let self_exe = std::env::current_exe().context("finding this program")?;
     let specs = if args.clients.is_empty() {
         vec!["curl".to_string()]
@@ -136,6 +164,80 @@ pub(crate) async fn eyeballs(args: EyeballsArgs, quiet: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+async fn gateway(args: &EyeballsArgs, lan: &str, workdir: &std::path::Path, quiet: bool) -> Result<ExitCode> {
+    use v6scope_eyeballs::{GatewayConfig, Upstream};
+    if !args.clients.is_empty() {
+        return Err(usage(
+            "--gateway runs no clients: the device on the interface is the client",
+        ));
+    }
+    if which("dnsmasq").is_none() && which("/usr/sbin/dnsmasq").is_none() {
+        return Err(usage("--gateway needs dnsmasq (apt-get install dnsmasq-base)"));
+    }
+    let upstream = match args.gateway_upstream.as_str() {
+        "bench" => Upstream::Bench,
+        "host" => Upstream::Host {
+            dns: match args.gateway_dns {
+                Some(dns) => dns,
+                None => host_resolver().ok_or_else(|| {
+                    usage("no usable nameserver in /etc/resolv.conf for the gateway: give --gateway-dns ADDR")
+                })?,
+            },
+        },
+        other => return Err(usage(format!("--gateway-upstream {other}: host or bench"))),
+    };
+    let config = GatewayConfig {
+        lan: lan.to_string(),
+        upstream,
+        conditions: if args.conditions.is_empty() {
+            v6scope_eyeballs::default_conditions()
+        } else {
+            args.conditions.clone()
+        },
+        phase: Duration::from_secs(args.phase_seconds),
+        workdir: workdir.to_path_buf(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let cancel = cancel_on_signals()?;
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let report = tokio::task::spawn_blocking(move || {
+        v6scope_eyeballs::run_gateway(&config, &stop, |condition, i, n| {
+            if !quiet {
+                eprintln!("eyeballs gateway: phase {}/{n}: {condition}", i + 1);
+            }
+        })
+    })
+    .await
+    .context("the gateway's thread")?
+    .map_err(|e| match e {
+        v6scope_eyeballs::BenchError::Netns(v6scope_eyeballs::NetnsError::NotRoot) => usage(e.to_string()),
+        e => anyhow::Error::new(e),
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", v6scope_eyeballs::gateway_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first nameserver of /etc/resolv.conf a router namespace can reach
+/// (not a loopback stub such as systemd-resolved's 127.0.0.53).
+fn host_resolver() -> Option<std::net::IpAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .ok()?
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .find(|a| !a.is_loopback())
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         return Some(PathBuf::from(program)).filter(|p| p.exists());
@@ -151,6 +253,9 @@ fn which(program: &str) -> Option<PathBuf> {
 pub(crate) struct FetchArgs {
     /// The URL to GET.
     url: String,
+    /// Also trust this CA (PEM) for HTTPS.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 /// GET a URL with the HTTP client v6scope's agents use (reqwest on
@@ -159,13 +264,17 @@ pub(crate) struct FetchArgs {
 pub(crate) async fn fetch(args: FetchArgs) -> Result<ExitCode> {
     // As the agent does: reqwest is built without a provider of its own.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .no_proxy()
-        .user_agent(format!("v6scope/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
+        .user_agent(format!("v6scope/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &args.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| usage(format!("reading {}: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| usage(format!("{}: {e}", ca.display())))?;
+        client = client.add_root_certificate(cert);
+    }
+    let client = client.build().context("building the HTTP client")?;
     let response = client
         .get(&args.url)
         .send()

@@ -153,11 +153,25 @@ fn five_clients_side_by_side_match_the_published_parameters() {
             "{name}: {m}"
         );
     }
-    // Chromium asks for the HTTPS record (and then goes to port 443); curl
-    // 7.88 does not.
+    // Chromium asks for the HTTPS record and then goes to port 443 (the
+    // record makes the name HTTPS-only); curl 7.88 does not ask.
     let https = &client(&report, "chromium")["parameters"]["https_record"];
-    assert_eq!(https["asked"], true, "chromium: {https}");
+    assert_eq!(
+        (&https["asked"], &https["tried_443"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "chromium: {https}"
+    );
     assert_eq!(client(&report, "curl")["parameters"]["https_record"]["asked"], false);
+
+    // HTTPS works with both families (the bench's CA is trusted), and with
+    // IPv6's TLS handshake 1 s late every one of them waits for it on the
+    // first TCP connection: none races to the handshake.
+    for name in ["curl", "wget", "python", "chromium", "v6scope"] {
+        let tls = &client(&report, name)["parameters"]["tls"];
+        assert_eq!(tls["https_family"], "ipv6", "{name}: {tls}");
+        assert_eq!(tls["slow_tls_family"], "ipv6", "{name}: {tls}");
+        assert!(ms(&tls["slow_tls_request_ms"]) >= 1000.0, "{name}: {tls}");
+    }
 
     // IPv6-only behind DNS64/NAT64 (unbound, tayga): an IPv4-only name is
     // reached through NAT64, a dual-stack one over native IPv6, an IPv4

@@ -93,6 +93,19 @@ pub struct Parameters {
     pub https_record: Option<HttpsRecordResult>,
     /// From an IPv6-only network with DNS64/NAT64.
     pub ipv6_only: Vec<Ipv6OnlyResult>,
+    /// HTTPS with both families working, and with IPv6's TLS handshake late.
+    pub tls: Option<TlsResult>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsResult {
+    /// The family of the HTTPS request with both families working.
+    pub https_family: Option<Family>,
+    /// The family when IPv6's TCP answered at once but its TLS handshake
+    /// came 1 s late: IPv6 means the client took the first TCP connection
+    /// and waited for its handshake; IPv4, that it raced to the handshake.
+    pub slow_tls_family: Option<Family>,
+    pub slow_tls_request_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,6 +269,12 @@ pub fn analyse(client: &Client, observations: Vec<Observation>) -> ClientReport 
                     request_ms: o.request_ms,
                     client_error: o.client_error.clone(),
                 });
+            }
+            TrialKind::Https => p.tls.get_or_insert_with(TlsResult::default).https_family = o.family_used,
+            TrialKind::TlsSlowOnIpv6 => {
+                let tls = p.tls.get_or_insert_with(TlsResult::default);
+                tls.slow_tls_family = o.family_used;
+                tls.slow_tls_request_ms = o.request_ms;
             }
             TrialKind::HttpsRecord => {
                 p.https_record = Some(HttpsRecordResult {
@@ -440,6 +459,22 @@ pub fn parameter_rows(report: &ClientReport) -> Vec<(String, String, String)> {
                 (true, true) => format!("asked for, then tried port 443; used {}", family(h.family_used)),
             },
             "asked for with A and AAAA (HEv3)".into(),
+        ));
+    }
+    if let Some(t) = &p.tls {
+        rows.push((
+            "waits for the TLS handshake".into(),
+            match (t.https_family, t.slow_tls_family) {
+                (None, _) => "— (HTTPS failed with both families working)".into(),
+                (_, Some(Family::Ipv6)) => format!(
+                    "yes: took the first TCP connection, IPv6 with its handshake {} ms late (request at {})",
+                    crate::trial::TLS_SLOW_MS,
+                    ms(t.slow_tls_request_ms)
+                ),
+                (_, Some(Family::Ipv4)) => "no: raced to the handshake and used IPv4".into(),
+                (_, None) => "— (no request)".into(),
+            },
+            "HEv3 may race to the handshake; RFC 8305 races TCP only".into(),
         ));
     }
     for r in &p.ipv6_only {

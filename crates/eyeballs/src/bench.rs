@@ -4,7 +4,7 @@
 
 use crate::analysis::{ClientReport, analyse};
 use crate::client::Client;
-use crate::netns::{NamespacePair, NetnsError, SERVER_V4};
+use crate::netns::{NamespacePair, NetnsError};
 use crate::server::{self, Event, Journal, Shared, ZONE, tcp_syn};
 use crate::trial::{Failure, TrialKind, TrialSet};
 use serde::Serialize;
@@ -37,6 +37,8 @@ pub enum BenchError {
     Servers(String),
     #[error("the delay line did not start: {0}")]
     DelayLine(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("running {client}: {detail}")]
     Client { client: String, detail: String },
 }
@@ -134,118 +136,146 @@ pub fn run(
     stop: &AtomicBool,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<Report, BenchError> {
-    let pair = NamespacePair::create()?;
-    let shared: Shared = Arc::new(Mutex::new(Journal::default()));
-    let rules = config.trials.rules();
+    let ipv6_only = config.trials.trials().iter().any(TrialKind::ipv6_only);
+    let bed = Testbed::start(config.trials.rules(), &config.workdir, ipv6_only)?;
+    sweep(config, &bed, stop, &mut progress)
+}
 
-    // The delay line first: once the queue rule is in, an unserved queue drops.
-    let delay_stop = Arc::new(AtomicBool::new(false));
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    let delay_line = {
-        let pair_server = pair.server.clone();
-        let shared = Arc::clone(&shared);
-        let delay_stop = Arc::clone(&delay_stop);
-        let ready_tx = ready_tx.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = crate::netns::enter(&pair_server) {
-                let _ = ready_tx.send(Err(e.to_string()));
-                return;
-            }
-            let ready = ready_tx.clone();
-            let result = v6scope_netem::run_with_tap(
-                0,
-                &rules,
-                &delay_stop,
-                64,
-                move || {
-                    let _ = ready.send(Ok(()));
-                },
-                |at, packet| {
-                    if let Some((source_port, destination)) = tcp_syn(packet) {
-                        server::push_at(
-                            &shared,
-                            at,
-                            Event::Syn {
-                                source_port,
-                                destination,
-                            },
-                        );
-                    }
-                },
-            );
-            if let Err(e) = result {
-                let _ = ready_tx.send(Err(e.to_string()));
-            }
-        })
-    };
-    wait_ready(&ready_rx).map_err(BenchError::DelayLine)?;
+/// The bench's namespaces with their servers, delay line and (when asked)
+/// DNS64/NAT64 running; all stopped and removed when dropped.
+pub(crate) struct Testbed {
+    // Dropped in this order after `drop`: the daemons, then the namespaces.
+    nat64: Option<crate::nat64::Nat64>,
+    pub(crate) pair: NamespacePair,
+    pub(crate) shared: Shared,
+    pub(crate) ca_file: PathBuf,
+    server_stop: Arc<tokio::sync::Notify>,
+    delay_stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
 
-    let server_stop = Arc::new(tokio::sync::Notify::new());
-    let servers = {
-        let pair_server = pair.server.clone();
-        let shared = Arc::clone(&shared);
-        let server_stop = Arc::clone(&server_stop);
-        let ready_tx = ready_tx.clone();
-        std::thread::spawn(move || {
-            let started = crate::netns::enter(&pair_server)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| e.to_string())
-                });
-            let runtime = match started {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        self.server_stop.notify_one();
+        self.delay_stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Testbed {
+    pub(crate) fn start(
+        rules: Vec<v6scope_netem::Rule>,
+        workdir: &std::path::Path,
+        ipv6_only: bool,
+    ) -> Result<Testbed, BenchError> {
+        let pair = NamespacePair::create()?;
+        let tls = crate::tls::make()?;
+        let ca_file = crate::tls::trust_in_namespace(&pair.client, &tls.ca_pem, workdir)?;
+        crate::tls::trust_in_namespace(&pair.client_v6_only, &tls.ca_pem, workdir)?;
+        let server_tls = Arc::clone(&tls.server);
+        let shared: Shared = Arc::new(Mutex::new(Journal::default()));
+        let mut bed = Testbed {
+            nat64: None,
+            pair,
+            shared: Arc::clone(&shared),
+            ca_file,
+            server_stop: Arc::new(tokio::sync::Notify::new()),
+            delay_stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        };
+
+        // The delay line first: once the queue rule is in, an unserved queue drops.
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        bed.threads.push({
+            let pair_server = bed.pair.server.clone();
+            let shared = Arc::clone(&shared);
+            let delay_stop = Arc::clone(&bed.delay_stop);
+            let ready_tx = ready_tx.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = crate::netns::enter(&pair_server) {
+                    let _ = ready_tx.send(Err(e.to_string()));
                     return;
                 }
-            };
-            runtime.block_on(async move {
-                let dns = SocketAddr::new(SERVER_V4.into(), 53);
-                let serving = server::serve(shared, dns, server_stop);
-                tokio::pin!(serving);
-                // Bound by the time the first poll returns Pending.
-                tokio::select! {
-                    biased;
-                    result = &mut serving => {
-                        let _ = ready_tx.send(Err(result.err().map_or("stopped".into(), |e| e.to_string())));
+                let ready = ready_tx.clone();
+                let result = v6scope_netem::run_with_tap(
+                    0,
+                    &rules,
+                    &delay_stop,
+                    64,
+                    move || {
+                        let _ = ready.send(Ok(()));
+                    },
+                    |at, packet| {
+                        if let Some((source_port, destination)) = tcp_syn(packet) {
+                            server::push_at(
+                                &shared,
+                                at,
+                                Event::Syn {
+                                    source_port,
+                                    destination,
+                                },
+                            );
+                        }
+                    },
+                );
+                if let Err(e) = result {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                }
+            })
+        });
+        wait_ready(&ready_rx).map_err(BenchError::DelayLine)?;
+
+        bed.threads.push({
+            let pair_server = bed.pair.server.clone();
+            let server_stop = Arc::clone(&bed.server_stop);
+            let ready_tx = ready_tx.clone();
+            std::thread::spawn(move || {
+                let started = crate::netns::enter(&pair_server)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| e.to_string())
+                    });
+                let runtime = match started {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
                         return;
                     }
-                    () = tokio::time::sleep(Duration::from_millis(50)) => {
-                        let _ = ready_tx.send(Ok(()));
+                };
+                runtime.block_on(async move {
+                    // Every address of the server: the clients' links and the
+                    // gateway's upstream link.
+                    let dns = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 53);
+                    let serving = server::serve(shared, dns, server_tls, server_stop);
+                    tokio::pin!(serving);
+                    // Bound by the time the first poll returns Pending.
+                    tokio::select! {
+                        biased;
+                        result = &mut serving => {
+                            let _ = ready_tx.send(Err(result.err().map_or("stopped".into(), |e| e.to_string())));
+                            return;
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {
+                            let _ = ready_tx.send(Ok(()));
+                        }
                     }
-                }
-                let _ = serving.await;
-            });
-        })
-    };
-    let servers_ready = wait_ready(&ready_rx).map_err(BenchError::Servers);
-    let conditions = servers_ready.and_then(|()| install_conditions(&pair));
-    // DNS64 and NAT64 only when a trial needs them (they need unbound and tayga).
-    let nat64 = match conditions {
-        Ok(()) if config.trials.trials().iter().any(TrialKind::ipv6_only) => {
-            crate::nat64::Nat64::start(&pair, &config.workdir)
-                .map(Some)
-                .map_err(BenchError::from)
+                    let _ = serving.await;
+                });
+            })
+        });
+        wait_ready(&ready_rx).map_err(BenchError::Servers)?;
+        install_conditions(&bed.pair)?;
+        // DNS64 and NAT64 only when a trial needs them (they need unbound and tayga).
+        if ipv6_only {
+            bed.nat64 = Some(crate::nat64::Nat64::start(&bed.pair, workdir)?);
         }
-        Ok(()) => Ok(None),
-        Err(e) => Err(e),
-    };
-
-    let outcome = nat64.and_then(|nat64| {
-        let outcome = sweep(config, &pair, &shared, stop, &mut progress);
-        drop(nat64);
-        outcome
-    });
-
-    server_stop.notify_one();
-    delay_stop.store(true, Ordering::Relaxed);
-    let _ = servers.join();
-    let _ = delay_line.join();
-    drop(pair);
-    outcome
+        Ok(bed)
+    }
 }
 
 fn wait_ready(rx: &mpsc::Receiver<Result<(), String>>) -> Result<(), String> {
@@ -255,7 +285,7 @@ fn wait_ready(rx: &mpsc::Receiver<Result<(), String>>) -> Result<(), String> {
     }
 }
 
-fn iptables(v6: bool) -> &'static str {
+pub(crate) fn iptables(v6: bool) -> &'static str {
     // This kernel queues only through the xt NFQUEUE target (no nft_queue),
     // as lab/delay does.
     let legacy = if v6 { "ip6tables-legacy" } else { "iptables-legacy" };
@@ -300,8 +330,7 @@ fn install_conditions(pair: &NamespacePair) -> Result<(), BenchError> {
 
 fn sweep(
     config: &BenchConfig,
-    pair: &NamespacePair,
-    shared: &Shared,
+    bed: &Testbed,
     stop: &AtomicBool,
     progress: &mut impl FnMut(Progress<'_>),
 ) -> Result<Report, BenchError> {
@@ -328,7 +357,7 @@ fn sweep(
                 total,
             });
             let name = format!("c{c}t{t}-{nonce}.{ZONE}");
-            observations.push(one_trial(config, pair, shared, client, *trial, &name)?);
+            observations.push(one_trial(config, bed, client, *trial, &name)?);
             done += 1;
         }
         reports.push(analyse(client, observations));
@@ -348,19 +377,19 @@ const SETTLE: Duration = Duration::from_millis(150);
 
 fn one_trial(
     config: &BenchConfig,
-    pair: &NamespacePair,
-    shared: &Shared,
+    bed: &Testbed,
     client: &Client,
     trial: TrialKind,
     name: &str,
 ) -> Result<Observation, BenchError> {
+    let (pair, shared, ca_file) = (&bed.pair, &bed.shared, bed.ca_file.as_path());
     if let Ok(mut journal) = shared.lock() {
         journal.events.clear();
         journal.plans.insert(name.to_string(), trial.plan());
     }
     let host = trial.host(name);
-    let url = format!("http://{host}/");
-    let argv = client.command_for(&url);
+    let url = format!("{}://{host}/", trial.scheme());
+    let argv = client.command_for(&url, ca_file);
     let started = Instant::now();
     let mut child = pair
         .client_command(trial.ipv6_only(), &argv)

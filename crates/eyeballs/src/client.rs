@@ -55,12 +55,21 @@ impl Client {
                     "--disable-sync",
                     // An upgrade to https:// would race on port 443 first.
                     "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
+                    // Chromium trusts its own NSS store, not /etc/ssl where
+                    // the bench puts its CA; this changes no connection timing.
+                    "--ignore-certificate-errors",
                 ]);
                 argv.push(format!("--user-data-dir={}", profile.display()));
                 argv.extend(words(&["--dump-dom", "{url}"]));
                 argv
             }
-            "v6scope" => vec![self_exe.display().to_string(), "fetch".into(), "{url}".into()],
+            "v6scope" => vec![
+                self_exe.display().to_string(),
+                "fetch".into(),
+                "--ca-file".into(),
+                "{ca}".into(),
+                "{url}".into(),
+            ],
             _ => {
                 let argv = shlex::split(spec).ok_or_else(|| ClientError::Quotes(spec.to_string()))?;
                 if !argv.iter().any(|w| w.contains("{url}")) {
@@ -79,9 +88,14 @@ impl Client {
         })
     }
 
-    /// The command for one URL.
-    pub fn command_for(&self, url: &str) -> Vec<String> {
-        self.argv.iter().map(|w| w.replace("{url}", url)).collect()
+    /// The command for one URL; `{ca}` is the bench's CA file (clients
+    /// that do not read the system's trust store are told it by flag).
+    pub fn command_for(&self, url: &str, ca_file: &Path) -> Vec<String> {
+        let ca = ca_file.display().to_string();
+        self.argv
+            .iter()
+            .map(|w| w.replace("{url}", url).replace("{ca}", &ca))
+            .collect()
     }
 }
 
@@ -94,12 +108,19 @@ mod tests {
         let exe = Path::new("/usr/bin/v6scope");
         let dir = Path::new("/tmp/x");
         let curl = Client::parse("curl", exe, dir).unwrap();
-        assert_eq!(curl.command_for("http://a.test/").last().unwrap(), "http://a.test/");
+        let ca = Path::new("/tmp/ca.pem");
+        assert_eq!(curl.command_for("http://a.test/", ca).last().unwrap(), "http://a.test/");
         let own = Client::parse("v6scope", exe, dir).unwrap();
-        assert_eq!(own.command_for("U"), ["/usr/bin/v6scope", "fetch", "U"]);
-        let custom = Client::parse("/opt/x/fetcher --quiet '{url}'", exe, dir).unwrap();
+        assert_eq!(
+            own.command_for("U", ca),
+            ["/usr/bin/v6scope", "fetch", "--ca-file", "/tmp/ca.pem", "U"]
+        );
+        let custom = Client::parse("/opt/x/fetcher --quiet --ca {ca} '{url}'", exe, dir).unwrap();
         assert_eq!(custom.name, "fetcher");
-        assert_eq!(custom.command_for("U"), ["/opt/x/fetcher", "--quiet", "U"]);
+        assert_eq!(
+            custom.command_for("U", ca),
+            ["/opt/x/fetcher", "--quiet", "--ca", "/tmp/ca.pem", "U"]
+        );
         assert!(matches!(Client::parse("firefox", exe, dir), Err(ClientError::NoUrl(_))));
         assert!(matches!(
             Client::parse("x '{url}", exe, dir),

@@ -12,18 +12,25 @@
 mod analysis;
 mod bench;
 mod client;
+mod gateway;
 mod html;
 mod nat64;
 mod netns;
 mod server;
+mod tls;
 mod trial;
 
 pub use analysis::{
     ClientReport, FallbackResult, HttpsRecordResult, Ipv6OnlyResult, Parameters, PmtuResult, RFC_CAD_MAX_MS,
-    RFC_CAD_MIN_MS, RFC_CAD_MS, RFC_RESOLUTION_DELAY_MS, Verdict, parameter_rows,
+    RFC_CAD_MIN_MS, RFC_CAD_MS, RFC_RESOLUTION_DELAY_MS, TlsResult, Verdict, parameter_rows,
 };
 pub use bench::{Attempt, BenchConfig, BenchError, Family, Observation, Progress, QueryTiming, Report, run};
 pub use client::{Client, ClientError, PRESETS};
+pub use gateway::{
+    Condition, ConditionError, GatewayConfig, GatewayReport, HostUse, PhaseReport, Upstream, default_conditions,
+    gateway_text, run_gateway,
+};
 pub use html::{render as render_html, text_table};
 pub use netns::NetnsError;
+pub use tls::TlsError;
 pub use trial::{Failure, TrialKind, TrialSet};

@@ -221,6 +221,6 @@ fn write_resolv_conf(namespace: &str, server: &str) -> Result<(), NetnsError> {
 }
 
 /// `ip` with its arguments in one string, split at whitespace.
-fn ips(args: &str) -> Result<(), NetnsError> {
+pub(crate) fn ips(args: &str) -> Result<(), NetnsError> {
     ip(&args.split_whitespace().collect::<Vec<_>>())
 }

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 
 /// The size of the large page (the path-MTU trial).
 const LARGE_PAGE: usize = 64 * 1024;
@@ -73,17 +73,53 @@ fn normalised(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Serves DNS on `dns` and HTTP on port 80 of every address until `stop`.
-pub async fn serve(shared: Shared, dns: SocketAddr, stop: Arc<tokio::sync::Notify>) -> std::io::Result<()> {
+/// Serves DNS on `dns`, HTTP on port 80 and HTTPS on port 443 of every
+/// address until `stop`.
+pub async fn serve(
+    shared: Shared,
+    dns: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    stop: Arc<tokio::sync::Notify>,
+) -> std::io::Result<()> {
     let udp = Arc::new(UdpSocket::bind(dns).await?);
     // [::] takes IPv4 too (as mapped addresses): one listener for both families.
     let web = TcpListener::bind("[::]:80").await?;
-    let dns_task = tokio::spawn(serve_dns(udp, Arc::clone(&shared)));
-    let web_task = tokio::spawn(serve_web(web, shared));
+    let secure = TcpListener::bind("[::]:443").await?;
+    let tasks = [
+        tokio::spawn(serve_dns(udp, Arc::clone(&shared))),
+        tokio::spawn(serve_web(web, Arc::clone(&shared))),
+        tokio::spawn(serve_tls(secure, shared, tokio_rustls::TlsAcceptor::from(tls))),
+    ];
     stop.notified().await;
-    dns_task.abort();
-    web_task.abort();
+    for task in tasks {
+        task.abort();
+    }
     Ok(())
+}
+
+async fn serve_tls(listener: TcpListener, shared: Shared, acceptor: tokio_rustls::TlsAcceptor) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+            continue;
+        };
+        let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
+        let acceptor = acceptor.clone();
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            if local == IpAddr::V6(crate::trial::V6_TLS_SLOW) {
+                // TCP is up; the ServerHello is what comes late.
+                tokio::time::sleep(Duration::from_millis(crate::trial::TLS_SLOW_MS)).await;
+            }
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+            if let Ok(Ok(tls)) = handshake {
+                answer_http(tls, local, peer, shared).await;
+            }
+        });
+    }
 }
 
 async fn serve_dns(socket: Arc<UdpSocket>, shared: Shared) {
@@ -206,18 +242,23 @@ async fn serve_web(listener: TcpListener, shared: Shared) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        tokio::spawn(answer_http(stream, Arc::clone(&shared)));
+        let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+            continue;
+        };
+        let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
+        tokio::spawn(answer_http(stream, local, peer, Arc::clone(&shared)));
     }
 }
 
 /// Answers each request on the connection with a small page; records the
 /// first request's Host and the address the client reached.
-async fn answer_http(mut stream: TcpStream, shared: Shared) {
+async fn answer_http(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    local: IpAddr,
+    peer: IpAddr,
+    shared: Shared,
+) {
     const BODY: &str = "<!doctype html><title>v6scope eyeballs</title><p>ok</p>\n";
-    let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
-        return;
-    };
-    let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 2048];
     // A client under test may hold a connection open (pre-connects): the

@@ -20,6 +20,10 @@ pub const V6_UNREACHABLE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xe1, 4, 0, 0,
 /// Packets from this address larger than 1280 bytes vanish on the way to
 /// the client (a path-MTU blackhole: no ICMPv6 Packet Too Big).
 pub const V6_PMTU_BLACKHOLE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xe1, 5, 0, 0, 0, 1);
+/// TLS over this address waits before the handshake (TCP answers at once).
+pub const V6_TLS_SLOW: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xe1, 6, 0, 0, 0, 1);
+/// How long the server holds the TLS handshake on `V6_TLS_SLOW`.
+pub const TLS_SLOW_MS: u64 = 1000;
 /// The path MTU of the blackhole.
 pub const PMTU_BLACKHOLE_MTU: u16 = 1280;
 
@@ -69,6 +73,12 @@ pub enum TrialKind {
     /// An HTTPS record (RFC 9460: alpn http/1.1, address hints) is served
     /// beside A and AAAA: does the client ask for it, and what follows.
     HttpsRecord,
+    /// HTTPS with both families working (the control of the next).
+    Https,
+    /// HTTPS; IPv6 connects at once but its TLS handshake is held 1 s: does
+    /// the client race to the handshake (HEv3) or take the first TCP
+    /// connection?
+    TlsSlowOnIpv6,
     /// From the IPv6-only client (DNS64 resolver, NAT64): a name with only
     /// an A record.
     Ipv6OnlyIpv4Site,
@@ -92,6 +102,8 @@ impl TrialKind {
             TrialKind::AaaaEmpty => "AAAA empty".into(),
             TrialKind::PmtuBlackhole => format!("IPv6 path MTU {PMTU_BLACKHOLE_MTU} blackhole"),
             TrialKind::HttpsRecord => "HTTPS record".into(),
+            TrialKind::Https => "HTTPS".into(),
+            TrialKind::TlsSlowOnIpv6 => format!("HTTPS, IPv6 TLS handshake {TLS_SLOW_MS} ms late"),
             TrialKind::Ipv6OnlyIpv4Site => "IPv6-only, IPv4-only name (DNS64/NAT64)".into(),
             TrialKind::Ipv6OnlyDualStack => "IPv6-only, dual-stack name".into(),
             TrialKind::Ipv6OnlyIpv4Literal => "IPv6-only, IPv4 literal".into(),
@@ -104,6 +116,14 @@ impl TrialKind {
             self,
             TrialKind::Ipv6OnlyIpv4Site | TrialKind::Ipv6OnlyDualStack | TrialKind::Ipv6OnlyIpv4Literal
         )
+    }
+
+    /// The trial's URL scheme.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            TrialKind::Https | TrialKind::TlsSlowOnIpv6 => "https",
+            _ => "http",
+        }
     }
 
     /// The host the trial's URL names: its fresh name, or the IPv4 literal.
@@ -138,7 +158,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn now() -> Answer {
+    pub(crate) fn now() -> Answer {
         Answer {
             delay: Duration::ZERO,
             kind: AnswerKind::Records,
@@ -188,6 +208,8 @@ impl TrialKind {
                 plan.large_page = true;
             }
             TrialKind::HttpsRecord => plan.https_record = true,
+            TrialKind::TlsSlowOnIpv6 => plan.aaaa = vec![V6_TLS_SLOW],
+            TrialKind::Https => {}
             TrialKind::Ipv6OnlyIpv4Site => plan.aaaa.clear(),
             TrialKind::Ipv6OnlyDualStack | TrialKind::Ipv6OnlyIpv4Literal => {}
         }
@@ -244,6 +266,7 @@ impl TrialSet {
             out.push(TrialKind::PmtuBlackhole);
         }
         out.push(TrialKind::HttpsRecord);
+        out.extend([TrialKind::Https, TrialKind::TlsSlowOnIpv6]);
         if self.ipv6_only {
             out.extend([
                 TrialKind::Ipv6OnlyIpv4Site,
@@ -302,7 +325,7 @@ mod tests {
         assert!(trials.contains(&TrialKind::FirstOfTwoAaaaDead));
         // One rule per delayed address plus the blackhole; delay 0 needs none.
         assert_eq!(TrialSet::default().rules().len(), 81);
-        assert_eq!(trials.len(), 98);
+        assert_eq!(trials.len(), 100);
     }
 
     #[test]
