@@ -54,6 +54,19 @@ pub(crate) struct ServeArgs {
     /// of the scans from agents that the server starts.
     #[arg(long, value_name = "FILE")]
     pub(crate) cloud_products: Option<PathBuf>,
+    /// Turn the client beacon on: its wildcard zone, whose names
+    /// {test}.{v4,v6,ds,v6ns,mtu}.ZONE point at this server (see
+    /// docs/OPERATIONS.md). The page is /beacon, the snippet
+    /// /beacon/beacon.js, the day's figures /clients and /api/beacon.
+    #[arg(long, value_name = "ZONE")]
+    pub(crate) beacon_zone: Option<String>,
+    /// Port the beacon's names are fetched on (default: the scheme's).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) beacon_port: Option<u16>,
+    /// Prefix table (as collect --prefixes) for the beacon clients'
+    /// organisation and region.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) beacon_prefixes: Option<PathBuf>,
 }
 
 /// The `[serve]` table of the configuration file, if there is one.
@@ -108,6 +121,15 @@ pub(crate) async fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Resu
     }
     if args.cloud_products.is_some() {
         config.cloud_products = args.cloud_products;
+    }
+    if args.beacon_zone.is_some() {
+        config.beacon_zone = args.beacon_zone;
+    }
+    if args.beacon_port.is_some() {
+        config.beacon_port = args.beacon_port;
+    }
+    if args.beacon_prefixes.is_some() {
+        config.beacon_prefixes = args.beacon_prefixes;
     }
     // The file's probe settings reach the server's scans through the same
     // `--config` (a scan merges it as every command does).

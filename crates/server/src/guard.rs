@@ -14,9 +14,19 @@ use std::net::IpAddr;
 /// SVG. Forms post only to this server; nobody may frame the pages.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// The beacon page runs this server's own script, which fetches from the
+/// beacon's names and posts its result here.
+const BEACON_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; \
+     connect-src http: https:; base-uri 'none'; frame-ancestors 'none'";
+
+/// The beacon's routes: fetched and posted by anyone's page.
+pub(crate) fn is_beacon(path: &str) -> bool {
+    path == "/beacon" || path.starts_with("/beacon/")
+}
 
 pub(crate) async fn guard(State(state): State<SharedState>, mut request: Request, next: Next) -> Response {
     let api = is_api(request.uri().path());
+    let beacon = is_beacon(request.uri().path());
     if !api {
         negotiate_language(&mut request);
     }
@@ -25,7 +35,7 @@ pub(crate) async fn guard(State(state): State<SharedState>, mut request: Request
             // Forms carry their token in the body: those bodies are bounded
             // (`max_form_bytes`, applied by the router) and only a few are
             // read at once, whoever sends them.
-            let form = request.method() == Method::POST && !api;
+            let form = request.method() == Method::POST && !api && !is_beacon(request.uri().path());
             if form {
                 match state.form_slots.clone().try_acquire_owned() {
                     Ok(_permit) => next.run(request).await,
@@ -41,7 +51,11 @@ pub(crate) async fn guard(State(state): State<SharedState>, mut request: Request
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(if beacon {
+            BEACON_CONTENT_SECURITY_POLICY
+        } else {
+            CONTENT_SECURITY_POLICY
+        }),
     );
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -145,7 +159,9 @@ fn check_host(state: &SharedState, request: &Request) -> Result<(), ApiError> {
     let Some(host) = host else {
         return Err(ApiError::BadRequest("the request has no Host header".into()));
     };
-    if host_allowed(&host, &state.config.allowed_hosts) {
+    // The beacon's per-test names are served on the beacon's routes only.
+    let beacon_name = is_beacon(request.uri().path()) && state.beacon.as_ref().is_some_and(|b| b.serves_host(&host));
+    if beacon_name || host_allowed(&host, &state.config.allowed_hosts) {
         Ok(())
     } else {
         Err(ApiError::MisdirectedHost(host.chars().take(100).collect()))

@@ -10,6 +10,7 @@
 
 mod agents;
 mod api;
+mod beacon;
 mod guard;
 mod i18n;
 mod pages;
@@ -93,6 +94,19 @@ pub struct ServerConfig {
     pub agent_heartbeat_seconds: u64,
     /// Targets per claim and results per delivery at most.
     pub agent_max_batch: usize,
+    /// The client beacon's wildcard zone (`{test}.{kind}.ZONE`); off when unset.
+    pub beacon_zone: Option<String>,
+    /// The scheme and port the beacon's names are fetched with.
+    pub beacon_scheme: String,
+    pub beacon_port: Option<u16>,
+    /// A beacon fetch that succeeds in less is ok, else slow; that fails
+    /// in less is bad, else a timeout.
+    pub beacon_slow_ms: u64,
+    /// The script gives up on a fetch after this long.
+    pub beacon_timeout_ms: u64,
+    /// The prefix table (as `collect --prefixes`) that gives beacon clients
+    /// their organisation and region.
+    pub beacon_prefixes: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +137,12 @@ impl Default for ServerConfig {
             agent_lease_seconds: 60,
             agent_heartbeat_seconds: 10,
             agent_max_batch: 500,
+            beacon_zone: None,
+            beacon_scheme: "http".into(),
+            beacon_port: None,
+            beacon_slow_ms: 5000,
+            beacon_timeout_ms: 15000,
+            beacon_prefixes: None,
         }
     }
 }
@@ -149,6 +169,8 @@ pub enum ServeError {
     Plan(String),
     #[error("providers: {0}")]
     Providers(String),
+    #[error(transparent)]
+    Beacon(#[from] beacon::BeaconError),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -177,6 +199,8 @@ pub(crate) struct AppState {
     /// Each agent's clock minus the server's, in seconds, from its last
     /// registration or heartbeat.
     pub agent_clocks: Mutex<std::collections::HashMap<i64, i64>>,
+    /// The client beacon, when a zone is configured.
+    pub beacon: Option<beacon::Beacon>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -347,6 +371,7 @@ pub async fn serve(
     if let Some(path) = &config.cloud_products {
         v6scope_assess::products::Products::load(path).map_err(|e| ServeError::Providers(e.to_string()))?;
     }
+    let beacon = beacon::Beacon::new(&config)?;
     // Webhooks may be https: rustls with ring, as the probes use.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Opening once creates the schema before any reader needs it.
@@ -379,6 +404,7 @@ pub async fn serve(
         fleet_runs: Mutex::new(Default::default()),
         agent_rates: Mutex::new(Default::default()),
         agent_clocks: Mutex::new(Default::default()),
+        beacon,
     });
     let app = router(state.clone());
     let shutdown = shutdown_signal();
@@ -386,6 +412,9 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(scheduler::run_scheduler(state.clone()));
     tasks.spawn(scheduler::run_jobs(state.clone()));
+    if state.beacon.is_some() {
+        tasks.spawn(beacon::run_flusher(state.clone()));
+    }
     let limits = Arc::new(ConnectionLimits::new(
         state.config.max_connections,
         state.config.max_connections_per_ip,
@@ -397,6 +426,8 @@ pub async fn serve(
     (&mut shutdown).await;
     eprintln!("v6scope serve: stopping (a running scan is resumed at the next start)");
     tasks.shutdown().await;
+    // The beacon's counts since the last flush.
+    beacon::flush(&state).await;
     Ok(())
 }
 
@@ -479,7 +510,15 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router, limits: Arc
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that need the client's address (the beacon) find it here.
+        let peer_ip = peer.ip();
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(beacon::Peer(peer_ip));
+                request
+            },
+        ));
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
             let _slot = slot;
@@ -526,6 +565,7 @@ fn router(state: SharedState) -> Router {
         .merge(pages::routes().layer(axum::extract::DefaultBodyLimit::max(form_limit)))
         .merge(api::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
         .merge(agents::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
+        .merge(beacon::routes())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -96,6 +96,7 @@ fn page(lang: Lang, path: &str, title: &str, body: Markup) -> Html<String> {
                     a href=(href(lang, "/traffic")) { (lang.t("traffic")) }
                     a href=(href(lang, "/runs")) { (lang.t("runs")) }
                     a href=(href(lang, "/vantages")) { (lang.t("vantages")) }
+                    a href=(href(lang, "/clients")) { (lang.t("clients")) }
                     a.lang id="lang-switch" href=(href(other, path)) { (lang.t("language")) }
                 }
                 main { h1 { (title) } (body) }
@@ -863,6 +864,45 @@ async fn schedule_form(
         Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => error_page(lang, e),
     }
+}
+
+/// The beacon's day: per group (all, organisation, region) the clients
+/// tested, IPv6 capable and preferred, and the trouble classes.
+pub(crate) fn clients_page(lang: Lang, day: &str, groups: &[crate::beacon::GroupCounts]) -> Html<String> {
+    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.1} %", v * 100.0));
+    let body = html! {
+        p { (lang.t("beacon_how")) }
+        form.filters method="get" action="/clients" {
+            label { "day" input type="date" name="day" value=(day); }
+            input type="hidden" name="lang" value=(lang.code());
+            button type="submit" { "OK" }
+        }
+        @if groups.is_empty() {
+            p { (lang.t("beacon_none")) }
+        } @else {
+            div.scroll { table.beacon {
+                thead { tr {
+                    th { (lang.t("beacon_group")) }
+                    th.n { (lang.t("beacon_tested")) }
+                    th.n { (lang.t("beacon_capable")) }
+                    th.n { (lang.t("beacon_preferred")) }
+                    th.n { (lang.t("beacon_broken")) }
+                    th.n { (lang.t("beacon_mtu")) }
+                    th.n { (lang.t("beacon_resolver")) }
+                } }
+                tbody { @for g in groups { tr {
+                    td { (g.group) }
+                    td.n { (g.tested) }
+                    td.n { (g.capable) " (" (pct(g.capable_share)) ")" }
+                    td.n { (g.preferred) " (" (pct(g.preferred_share)) ")" }
+                    td.n { (g.broken) }
+                    td.n { (g.mtu_trouble) }
+                    td.n { (g.resolver_without_ipv6) }
+                } } }
+            } }
+        }
+    };
+    page(lang, "/clients", lang.t("clients_title"), body)
 }
 
 #[cfg(test)]

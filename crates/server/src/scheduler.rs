@@ -124,6 +124,9 @@ pub(crate) struct Metrics {
     pub queue_depth: Gauge,
     pub jobs_running: Gauge,
     pub agents: AgentGauges,
+    /// Beacon fetches recorded and tests classified.
+    pub beacon_hits: Counter,
+    pub beacon_results: Counter,
     pub registry: Registry,
 }
 
@@ -143,8 +146,12 @@ impl Metrics {
             queue_depth: Gauge::default(),
             jobs_running: Gauge::default(),
             agents,
+            beacon_hits: Counter::default(),
+            beacon_results: Counter::default(),
             registry: Registry::default(),
         };
+        registry.register("beacon_hits", "Beacon object fetches recorded", m.beacon_hits.clone());
+        registry.register("beacon_results", "Beacon tests classified", m.beacon_results.clone());
         registry.register("http_requests", "HTTP requests answered", m.requests.clone());
         registry.register("jobs", "Scan jobs finished, by outcome", m.jobs.clone());
         registry.register("webhooks", "Webhook deliveries, by outcome", m.webhooks.clone());
