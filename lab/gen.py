@@ -33,6 +33,12 @@ SHARED_NS = {                                    # shared good NS pair
     "ns2.lab-dns.test.": ("198.51.100.11", "2001:db8:11::1"),
 }
 DEFAULT_NS = list(SHARED_NS)
+# The client beacon (serve --beacon-zone beacon.test): the server's addresses
+# in the world, the large-object (mtu) address, and the v6ns zone's name
+# server, which has an IPv6 address only.
+BEACON = ("192.0.2.200", "2001:db8:fff5::80")
+BEACON_MTU_V6 = "2001:db8:fff5::81"
+BEACON_V6NS_NS = "2001:db8:fff5::53"
 TTL = 60
 SERIAL = 2024010101
 ALLOWED = [ipaddress.ip_network(n) for n in
@@ -345,7 +351,26 @@ def gen_zones(out, scen):
             for o, t, d in s["records"]:
                 z += rr(o, t, d)
             z += "$ORIGIN test.\n"
+    z += "; the client beacon: beacon.test. on the shared name servers\n"
+    for n in SHARED_NS:
+        z += rr("beacon.test.", "NS", n)
     w(f"{zd}/test.zone", z)
+    # beacon.test.: a wildcard per kind; v6ns delegated to an IPv6-only server
+    z = soa("beacon.test.", DEFAULT_NS[0])
+    for n in SHARED_NS:
+        z += rr("beacon.test.", "NS", n)
+    v4, v6 = BEACON
+    z += rr("*.v4.beacon.test.", "A", v4)
+    z += rr("*.v6.beacon.test.", "AAAA", v6)
+    z += rr("*.ds.beacon.test.", "A", v4) + rr("*.ds.beacon.test.", "AAAA", v6)
+    z += rr("*.mtu.beacon.test.", "AAAA", BEACON_MTU_V6)
+    z += rr("v6ns.beacon.test.", "NS", "ns.v6ns.beacon.test.")
+    z += rr("ns.v6ns.beacon.test.", "AAAA", BEACON_V6NS_NS)
+    w(f"{zd}/beacon.test.zone", z)
+    z = soa("v6ns.beacon.test.", "ns.v6ns.beacon.test.") + rr("v6ns.beacon.test.", "NS", "ns.v6ns.beacon.test.")
+    z += rr("ns.v6ns.beacon.test.", "AAAA", BEACON_V6NS_NS)
+    z += rr("*.v6ns.beacon.test.", "A", v4) + rr("*.v6ns.beacon.test.", "AAAA", v6)
+    w(f"{zd}/v6ns.beacon.test.zone", z)
     # lab-dns.test.
     z = soa("lab-dns.test.", DEFAULT_NS[0])
     for n in SHARED_NS:
@@ -353,7 +378,7 @@ def gen_zones(out, scen):
     for n, (v4, v6) in SHARED_NS.items():
         z += rr(n, "A", v4) + rr(n, "AAAA", v6)
     w(f"{zd}/lab-dns.test.zone", z)
-    leaf = ["lab-dns.test."]
+    leaf = ["lab-dns.test.", "beacon.test."]
     for s in scen:
         if not s["delegate"]:
             continue
@@ -837,8 +862,8 @@ def generate(out, scen, table):
     for d in ("run", "logs", "www"):
         os.makedirs(f"{out}/{d}", exist_ok=True)
     os.chmod(out, 0o755)
-    infra = [ROOT, TLD, RESOLVER] + list(SHARED_NS.values())
-    all_addrs = [x for pair in infra for x in pair]
+    infra = [ROOT, TLD, RESOLVER, BEACON] + list(SHARED_NS.values())
+    all_addrs = [x for pair in infra for x in pair] + [BEACON_MTU_V6, BEACON_V6NS_NS]
     auth, refused, recursive, smtp, blocks = [], [], [], [], []
     delayed = {r["address"]: int(r.get("delay_ms", 200)) for s in scen for r in s["rules"]
                if r["action"] == "delay"}
@@ -875,6 +900,8 @@ def generate(out, scen, table):
         knot_conf(out, "root", ROOT, [".", "root-servers.net."]),
         knot_conf(out, "tld", TLD, ["test."]),
         knot_conf(out, "leaf", auth, leaf_zones),
+        # Reachable over IPv6 only: a resolver without IPv6 cannot resolve v6ns.beacon.test.
+        knot_conf(out, "v6ns", (BEACON_V6NS_NS,), ["v6ns.beacon.test."]),
     ]
     hints = (rr(".", "NS", "a.root.test.", 3600000) + rr("a.root.test.", "A", ROOT[0], 3600000)
              + rr("a.root.test.", "AAAA", ROOT[1], 3600000))
@@ -967,6 +994,8 @@ def generate(out, scen, table):
         "V6LAB_ADDRESSES": f"{out}/addresses.tsv",
         "V6LAB_PLAN": f"{out}/scenarios.json",
         "V6LAB_DIR": out,
+        "V6LAB_BEACON_ZONE": "beacon.test",
+        "V6LAB_BEACON_V4": BEACON[0], "V6LAB_BEACON_V6": BEACON[1], "V6LAB_BEACON_MTU_V6": BEACON_MTU_V6,
     }
     w(f"{out}/lab.env.new", "".join(f"{k}={v}\n" for k, v in env.items()))
     print(f"gen.py: {len(scen)} scenarios, {len(all_addrs)} addresses, {len(blocks)} nginx servers, "
