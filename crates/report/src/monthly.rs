@@ -302,6 +302,91 @@ pub struct UsersFigure {
     pub subscribers: u64,
 }
 
+/// The client beacon's sketch kinds, by class (written by `serve`'s beacon,
+/// read here): one sketch per day and group (`all`, `org:NAME`, `region:NAME`).
+pub const BEACON_KINDS: [(&str, &str); 6] = [
+    ("tested", "beacon-tested"),
+    ("capable", "beacon-capable"),
+    ("preferred", "beacon-preferred"),
+    ("broken", "beacon-broken"),
+    ("mtu_trouble", "beacon-mtu_trouble"),
+    ("resolver_without_ipv6", "beacon-resolver_without_ipv6"),
+];
+
+/// The client beacon over the period: distinct clients per group and class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientsFigure {
+    pub first_day: String,
+    pub last_day: String,
+    /// `all` first, then organisations and regions by name.
+    pub groups: Vec<ClientGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientGroup {
+    pub group: String,
+    pub tested: u64,
+    pub capable: u64,
+    pub preferred: u64,
+    pub broken: u64,
+    pub mtu_trouble: u64,
+    pub resolver_without_ipv6: u64,
+    pub capable_share: Option<f64>,
+    pub preferred_share: Option<f64>,
+}
+
+/// Merges the beacon's day sketches of [first_day, last_day] per group: a
+/// client tested on several days counts once.
+pub fn clients(store: &dyn Store, first_day: &str, last_day: &str) -> Result<Option<ClientsFigure>, ReportError> {
+    let mut merged: BTreeMap<(String, &str), Sketch> = BTreeMap::new();
+    for (class, kind) in BEACON_KINDS {
+        for row in store.sketches(first_day, last_day, kind)? {
+            let sketch = Sketch::from_bytes(&row.sketch).map_err(|e| ReportError::Sketch {
+                day: row.day.clone(),
+                reason: e.to_string(),
+            })?;
+            merged
+                .entry((row.organisation, class))
+                .or_default()
+                .merge(&sketch)
+                .map_err(|e| ReportError::Sketch {
+                    day: row.day,
+                    reason: e.to_string(),
+                })?;
+        }
+    }
+    if merged.is_empty() {
+        return Ok(None);
+    }
+    let mut names: Vec<String> = merged.keys().map(|(g, _)| g.clone()).collect();
+    names.dedup();
+    names.sort_by_key(|g| (g != "all", g.clone()));
+    let count = |g: &str, class: &str| merged.get(&(g.to_string(), class)).map_or(0, Sketch::count);
+    let groups = names
+        .into_iter()
+        .map(|g| {
+            let tested = count(&g, "tested");
+            let share = |n: u64| (tested > 0).then(|| n as f64 / tested as f64);
+            ClientGroup {
+                capable: count(&g, "capable"),
+                preferred: count(&g, "preferred"),
+                broken: count(&g, "broken"),
+                mtu_trouble: count(&g, "mtu_trouble"),
+                resolver_without_ipv6: count(&g, "resolver_without_ipv6"),
+                capable_share: share(count(&g, "capable")),
+                preferred_share: share(count(&g, "preferred")),
+                tested,
+                group: g,
+            }
+        })
+        .collect();
+    Ok(Some(ClientsFigure {
+        first_day: first_day.to_string(),
+        last_day: last_day.to_string(),
+        groups,
+    }))
+}
+
 /// How an indicator is defined, over what population, of when, and from
 /// which table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -339,6 +424,8 @@ pub struct MonthlyReport {
     /// The plan's milestones, measured and judged.
     pub milestones: Vec<Row>,
     pub active_users: Option<UsersFigure>,
+    /// The client beacon's month: clients IPv6 capable and preferred.
+    pub clients: Option<ClientsFigure>,
     /// Oldest month first; the period is last.
     pub trend: Vec<TrendMonth>,
     pub categories: Vec<TableRow>,
@@ -862,6 +949,11 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
     // from the period's run and the run before it; users from sketches.
     let until = month_first_day(period + 1) - 1;
     let users = active_users(store, until)?;
+    let client_figure = clients(store, &days::format(month_first_day(period)), &days::format(until))?;
+    let beacon_all = client_figure
+        .as_ref()
+        .and_then(|c| c.groups.iter().find(|g| g.group == "all" && g.tested > 0))
+        .cloned();
     let milestones = rows(plan, zh, |m| match m.indicator {
         Indicator::SiteSupport => {
             // Campaign categories count by key, not by exact label.
@@ -924,9 +1016,32 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
                 ..Default::default()
             },
         },
-        Indicator::ActiveUserShare => Measurement {
-            note: tr(zh, "needs the number of internet users", "需要网民总数").into(),
-            ..Default::default()
+        // The beacon's IPv6-preferred share of the clients it tested is a
+        // sample of the users' share (APNIC's "IPv6 preferred"); without it
+        // the indicator needs the number of internet users.
+        Indicator::ActiveUserShare => match (&beacon_all, &client_figure) {
+            (Some(all), Some(c)) => Measurement {
+                latest: all
+                    .preferred_share
+                    .map(|v| (days::parse(&c.last_day).unwrap_or(until), v)),
+                population: Some(all.tested as i64),
+                note: if zh {
+                    format!(
+                        "客户端探测：{} 个受测终端中 IPv6 优先的比例（{} 至 {}，抽样，非全体网民）",
+                        all.tested, c.first_day, c.last_day
+                    )
+                } else {
+                    format!(
+                        "client beacon: IPv6-preferred share of {} clients tested, {} to {} (a sample, not all internet users)",
+                        all.tested, c.first_day, c.last_day
+                    )
+                },
+                ..Default::default()
+            },
+            _ => Measurement {
+                note: tr(zh, "needs the number of internet users", "需要网民总数").into(),
+                ..Default::default()
+            },
         },
         Indicator::MobileTrafficShare | Indicator::FixedTrafficShare => Measurement {
             note: tr(
@@ -1154,6 +1269,7 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
         overall,
         milestones,
         active_users: users,
+        clients: client_figure,
         trend,
         categories,
         regions,
@@ -1989,6 +2105,63 @@ fn blocks(r: &MonthlyReport) -> Vec<Block> {
                 .collect(),
         ));
     }
+    if let Some(c) = &r.clients {
+        b.push(Block::Heading(
+            3,
+            tr(
+                zh,
+                "Clients: IPv6 capable and preferred (client beacon)",
+                "用户终端：IPv6 可用与优先（客户端探测）",
+            )
+            .into(),
+        ));
+        b.push(Block::Para(if zh {
+            format!(
+                "{} 至 {}，不同终端数（HyperLogLog 估计）。可用：纯 IPv6 对象经 IPv6 加载；优先：双栈对象经 IPv6 获取；故障：IPv4 正常而 IPv6 超时或双栈过慢；MTU：大包无法通过。",
+                c.first_day, c.last_day
+            )
+        } else {
+            format!(
+                "{} to {}, distinct clients (HyperLogLog estimates). Capable: the IPv6-only object loaded over IPv6; preferred: the dual-stack object came over IPv6; broken: IPv4 works but IPv6 timed out or the dual-stack object was slow; MTU: large IPv6 packets did not get through.",
+                c.first_day, c.last_day
+            )
+        }));
+        b.push(Block::Table(
+            [
+                tr(zh, "Group", "分组"),
+                tr(zh, "Tested", "受测"),
+                tr(zh, "IPv6 capable", "IPv6 可用"),
+                tr(zh, "IPv6 preferred", "IPv6 优先"),
+                tr(zh, "Broken", "故障"),
+                tr(zh, "MTU trouble", "MTU 问题"),
+                tr(zh, "Resolver without IPv6", "解析器无 IPv6"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            c.groups
+                .iter()
+                .map(|g| {
+                    vec![
+                        g.group.clone(),
+                        g.tested.to_string(),
+                        format!(
+                            "{} ({})",
+                            g.capable,
+                            g.capable_share.map_or_else(|| "—".to_string(), pct)
+                        ),
+                        format!(
+                            "{} ({})",
+                            g.preferred,
+                            g.preferred_share.map_or_else(|| "—".to_string(), pct)
+                        ),
+                        g.broken.to_string(),
+                        g.mtu_trouble.to_string(),
+                        g.resolver_without_ipv6.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+    }
     let d = &r.vantage_differences;
     if !d.runs.is_empty() {
         b.push(Block::Heading(
@@ -2548,6 +2721,25 @@ pub fn csv(r: &MonthlyReport) -> String {
             p.supports_ipv6.to_string(),
             "targets: cells over IPv4; pass: cells over IPv6; rate: coverage ratio; value: supports IPv6".into(),
         );
+    }
+    if let Some(c) = &r.clients {
+        for g in &c.groups {
+            push(
+                "clients",
+                "group",
+                &g.group,
+                &r.period,
+                Some(g.tested as i64),
+                Some(g.preferred as i64),
+                g.preferred_share,
+                g.capable_share,
+                format!(
+                    "capable={} broken={} mtu_trouble={} resolver_without_ipv6={}",
+                    g.capable, g.broken, g.mtu_trouble, g.resolver_without_ipv6
+                ),
+                "targets: clients tested; pass: IPv6 preferred; rate: preferred share; score: capable share".into(),
+            );
+        }
     }
     for x in &r.vantage_differences.shown {
         push(

@@ -674,3 +674,74 @@ fn a_100k_target_campaign_reports_quickly() {
     assert_eq!(r.worst.len(), 20);
     assert!(built.as_secs_f64() < 2.0, "{built:?}");
 }
+
+#[test]
+fn the_client_beacon_month_is_reported_and_measures_the_active_user_share() {
+    let mut f = fixture();
+    // Ten clients tested on two days of October (six IPv6-capable, four
+    // preferring IPv6), the same ten both days; two more in September.
+    let clients: Vec<u128> = (0..12u128).map(|i| (4u128 << 120) | (0xc000_0200 + i)).collect();
+    let mut put = |day: &str, group: &str, kind: &str, who: &[u128]| {
+        let mut sketch = v6scope_flow::users::Sketch::default();
+        for c in who {
+            sketch.insert(*c);
+        }
+        f.store
+            .merge_sketch(day, group, kind, &mut |_| Ok(sketch.to_bytes()))
+            .unwrap();
+    };
+    for day in ["2026-10-05", "2026-10-06"] {
+        for group in ["all", "org:Org A"] {
+            put(day, group, "beacon-tested", &clients[..10]);
+            put(day, group, "beacon-capable", &clients[..6]);
+            put(day, group, "beacon-preferred", &clients[..4]);
+            put(day, group, "beacon-broken", &clients[9..10]);
+        }
+    }
+    put("2026-09-20", "all", "beacon-tested", &clients[10..]);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        r#"name = "users-plan"
+title_zh = "用户规划"
+title_en = "Users plan"
+issued = "2026-01"
+source = "test"
+
+[[milestone]]
+indicator = "active_user_share"
+target = 0.5
+deadline = "2027-12-31"
+zh = "活跃用户占比 50%"
+en = "Active user share 50 %"
+"#,
+    )
+    .unwrap();
+    let mut req = request(&f, Some("2026-10"), false);
+    req.plan = Plan::load(&plan.display().to_string()).unwrap();
+    let r = monthly::build(&f.store, &req).unwrap();
+    let c = r.clients.as_ref().expect("the beacon's month");
+    assert_eq!(
+        (c.first_day.as_str(), c.last_day.as_str()),
+        ("2026-10-01", "2026-10-31")
+    );
+    let all = &c.groups[0];
+    assert_eq!(all.group, "all");
+    assert_eq!((all.tested, all.capable, all.preferred, all.broken), (10, 6, 4, 1));
+    assert_eq!((all.capable_share, all.preferred_share), (Some(0.6), Some(0.4)));
+    assert_eq!(c.groups[1].group, "org:Org A");
+    // The active-user share milestone is measured by the preferred share.
+    let m = &r.milestones[0].measurement;
+    assert_eq!(m.latest.map(|(_, v)| v), Some(0.4));
+    assert_eq!(m.population, Some(10));
+    assert!(m.note.contains("client beacon"), "{}", m.note);
+    let md = monthly::markdown(&r);
+    assert!(md.contains("Clients: IPv6 capable and preferred"), "{md}");
+    assert!(md.contains("| org:Org A | 10 | 6 (60.0 %) | 4 (40.0 %) |"), "{md}");
+    let csv = monthly::csv(&r);
+    assert!(csv.contains("clients,group,all,2026-10,10,4,0.4,0.6,"), "{csv}");
+    // September's report sees only September's client.
+    let r = monthly::build(&f.store, &request(&f, Some("2026-09"), false)).unwrap();
+    assert_eq!(r.clients.unwrap().groups[0].tested, 2);
+}

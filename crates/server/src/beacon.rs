@@ -397,15 +397,12 @@ impl Beacon {
     }
 }
 
+/// The sketch kind of a class (the monthly report reads the same names).
 fn class_kind(class: &str) -> &'static str {
-    match class {
-        "tested" => "beacon-tested",
-        "capable" => "beacon-capable",
-        "preferred" => "beacon-preferred",
-        "broken" => "beacon-broken",
-        "mtu_trouble" => "beacon-mtu_trouble",
-        _ => "beacon-resolver_without_ipv6",
-    }
+    v6scope_report::monthly::BEACON_KINDS
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map_or("beacon-tested", |(_, kind)| kind)
 }
 
 fn valid_test_id(test: &str) -> bool {
