@@ -54,8 +54,9 @@ pub(crate) struct EyeballsArgs {
     /// non-loopback nameserver of /etc/resolv.conf).
     #[arg(long, value_name = "ADDR", requires = "gateway")]
     gateway_dns: Option<std::net::IpAddr>,
-    /// A gateway phase's condition: none, ipv6+MS, ipv4+MS, ipv6-blackhole,
-    /// ipv4-blackhole. Repeatable, in order (default: none, ipv6+100,
+    /// A gateway phase's condition: none, ipv6+MS, ipv4+MS (one-way delay
+    /// of what the device sends), ipv6-loss=PCT, ipv4-loss=PCT,
+    /// ipv6-blackhole, ipv4-blackhole. Repeatable, in order (default: none, ipv6+100,
     /// ipv6+300, ipv6-blackhole).
     #[arg(long = "condition", value_name = "CONDITION", requires = "gateway")]
     conditions: Vec<v6scope_eyeballs::Condition>,

@@ -41,7 +41,9 @@ pub struct Condition {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("'{0}' is not a condition: none, ipv6+MS, ipv4+MS, ipv6-blackhole or ipv4-blackhole")]
+#[error(
+    "'{0}' is not a condition: none, ipv6+MS, ipv4+MS, ipv6-loss=PCT, ipv4-loss=PCT, ipv6-blackhole or ipv4-blackhole"
+)]
 pub struct ConditionError(String);
 
 impl std::str::FromStr for Condition {
@@ -57,6 +59,18 @@ impl std::str::FromStr for Condition {
             "none" => vec![],
             "ipv6-blackhole" => vec![rule(Selector::Ipv6, 0, 1.0)],
             "ipv4-blackhole" => vec![rule(Selector::Ipv4, 0, 1.0)],
+            _ if text.contains("-loss=") => {
+                let (family, pct) = text.split_once("-loss=").ok_or_else(bad)?;
+                let pct: f64 = pct.trim_end_matches('%').parse().map_err(|_| bad())?;
+                if !(0.0..=100.0).contains(&pct) {
+                    return Err(bad());
+                }
+                match family {
+                    "ipv6" => vec![rule(Selector::Ipv6, 0, pct / 100.0)],
+                    "ipv4" => vec![rule(Selector::Ipv4, 0, pct / 100.0)],
+                    _ => return Err(bad()),
+                }
+            }
             _ => {
                 let (family, ms) = text.split_once('+').ok_or_else(bad)?;
                 let ms: u64 = ms.trim_end_matches("ms").parse().map_err(|_| bad())?;
@@ -704,6 +718,9 @@ mod tests {
         assert_eq!("ipv6-blackhole".parse::<Condition>().unwrap().rules[0].loss, 1.0);
         assert!("ipv7+1".parse::<Condition>().is_err());
         assert!("ipv6+5000".parse::<Condition>().is_err());
+        let lossy: Condition = "ipv6-loss=5%".parse().unwrap();
+        assert!((lossy.rules[0].loss - 0.05).abs() < 1e-12 && lossy.rules[0].delay.is_zero());
+        assert!("ipv6-loss=150".parse::<Condition>().is_err());
         assert_eq!(default_conditions().len(), 4);
     }
 
