@@ -231,12 +231,11 @@ async fn gateway(args: &EyeballsArgs, lan: &str, workdir: &std::path::Path, quie
 /// The first nameserver of /etc/resolv.conf a router namespace can reach
 /// (not a loopback stub such as systemd-resolved's 127.0.0.53).
 fn host_resolver() -> Option<std::net::IpAddr> {
-    std::fs::read_to_string("/etc/resolv.conf")
+    v6scope_probe::resolv_conf_servers("/etc/resolv.conf")
         .ok()?
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-        .find(|a| !a.is_loopback())
+        .into_iter()
+        .map(|server| server.ip())
+        .find(|address| !address.is_loopback())
 }
 
 fn which(program: &str) -> Option<PathBuf> {

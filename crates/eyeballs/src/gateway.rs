@@ -169,6 +169,7 @@ const LAN_V4: &str = "198.51.100.1";
 const LAN_V4_NET: &str = "198.51.100.1/26";
 const LAN_V6: &str = "2001:db8:e7::1";
 const WAN_R_V4: &str = "198.51.100.66";
+/// The upstream's end of the WAN link (the bench's DNS answers there too).
 const WAN_U_V4: &str = "198.51.100.65";
 const WAN_V4_NET: &str = "198.51.100.64/30";
 const WAN_R_V6: &str = "2001:db8:e8::2";
@@ -507,7 +508,7 @@ pub fn run_gateway(
     let mut router = Router::start(config, bed.as_ref())?;
     let dns = match config.upstream {
         Upstream::Host { dns } => dns,
-        Upstream::Bench => WAN_U_V4.parse().expect("a valid address"),
+        Upstream::Bench => IpAddr::V4(Ipv4Addr::new(198, 51, 100, 65)),
     };
     let dns_log = router.start_dnsmasq(dns, &config.workdir)?;
 

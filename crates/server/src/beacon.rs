@@ -68,16 +68,16 @@ pub struct Thresholds {
 /// One fetch's outcome, test-ipv6.com's letters: ok, slow, bad, timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum State_ {
+pub(crate) enum FetchState {
     Ok,
     Slow,
     Bad,
     Timeout,
 }
 
-impl State_ {
+impl FetchState {
     fn loaded(self) -> bool {
-        matches!(self, State_::Ok | State_::Slow)
+        matches!(self, FetchState::Ok | FetchState::Slow)
     }
 }
 
@@ -107,7 +107,7 @@ pub(crate) struct ResultBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Classification {
     /// Per kind: the fetch's state and the family the server saw it on.
-    pub states: Vec<(String, State_, Option<HitFamily>)>,
+    pub states: Vec<(String, FetchState, Option<HitFamily>)>,
     /// The IPv6-only object loaded, and arrived over IPv6.
     pub capable: bool,
     /// The dual-stack object arrived over IPv6.
@@ -138,20 +138,20 @@ impl Classification {
     }
 }
 
-fn state_of(fetch: Option<&Fetch>, seen: bool, t: Thresholds) -> State_ {
+fn state_of(fetch: Option<&Fetch>, seen: bool, t: Thresholds) -> FetchState {
     match fetch {
         // The script's word alone is not enough: a load the server never
         // saw did not happen here.
         Some(f) if f.ok && seen => {
             if f.ms < t.slow_ms as f64 {
-                State_::Ok
+                FetchState::Ok
             } else {
-                State_::Slow
+                FetchState::Slow
             }
         }
-        Some(f) if f.ms < t.slow_ms as f64 => State_::Bad,
-        Some(_) => State_::Timeout,
-        None => State_::Timeout,
+        Some(f) if f.ms < t.slow_ms as f64 => FetchState::Bad,
+        Some(_) => FetchState::Timeout,
+        None => FetchState::Timeout,
     }
 }
 
@@ -165,7 +165,8 @@ pub(crate) fn classify(
     let (v4, v6, ds, v6ns, mtu) = (state(0), state(1), state(2), state(3), state(4));
     let capable = v6.loaded() && hits[1] == Some(HitFamily::Ipv6);
     let preferred = ds.loaded() && hits[2] == Some(HitFamily::Ipv6);
-    let broken = v4.loaded() && (v6 == State_::Timeout || matches!(ds, State_::Bad | State_::Timeout | State_::Slow));
+    let broken = v4.loaded()
+        && (v6 == FetchState::Timeout || matches!(ds, FetchState::Bad | FetchState::Timeout | FetchState::Slow));
     let mtu_trouble = capable && !mtu.loaded();
     let resolver_without_ipv6 = ds.loaded() && !v6ns.loaded();
     let summary = match (v4.loaded(), capable, preferred, broken) {
@@ -200,6 +201,8 @@ struct TestState {
 /// not yet written to the store.
 pub(crate) struct Beacon {
     pub zone: String,
+    /// ".{zone}", what every beacon host ends with.
+    suffix: String,
     pub scheme: String,
     pub port: Option<u16>,
     pub thresholds: Thresholds,
@@ -249,6 +252,7 @@ impl Beacon {
             None => None,
         };
         Ok(Some(Beacon {
+            suffix: format!(".{zone}"),
             zone,
             scheme: config.beacon_scheme.clone(),
             port: config.beacon_port,
@@ -271,8 +275,8 @@ impl Beacon {
         let host = host.trim_end_matches('.');
         let rest = host
             .len()
-            .checked_sub(self.zone.len() + 1)
-            .filter(|&n| host[n..].eq_ignore_ascii_case(&format!(".{}", self.zone)))
+            .checked_sub(self.suffix.len())
+            .filter(|&n| host.is_char_boundary(n) && host[n..].eq_ignore_ascii_case(&self.suffix))
             .map(|n| &host[..n])?;
         let (test, kind) = rest.split_once('.')?;
         let kind = KINDS.iter().position(|k| kind.eq_ignore_ascii_case(k))?;
@@ -349,7 +353,9 @@ impl Beacon {
             (_, Some(IpAddr::V6(a))) => u128::from(a) & !((1u128 << 64) - 1),
             _ => return Ok(classification),
         };
-        let labelled = state.ipv4.or(state.ipv6).expect("a hit gave an address");
+        let Some(labelled) = state.ipv4.or(state.ipv6) else {
+            return Ok(classification);
+        };
         let mut groups = vec!["all".to_string()];
         if let Some(table) = &self.prefixes {
             let label = table.label(labelled);
@@ -796,6 +802,36 @@ mod tests {
         ]);
         let c = classify(&mtu, &[V4, V6, V6, V6, V6], T);
         assert!(c.capable && c.preferred && c.mtu_trouble && !c.broken);
+    }
+
+    #[test]
+    fn beacon_hosts_are_parsed_and_hostile_ones_refused() {
+        let config = crate::ServerConfig {
+            beacon_zone: Some("Beacon.Test.".into()),
+            ..Default::default()
+        };
+        let beacon = Beacon::new(&config).unwrap().unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(beacon.parse_host(&format!("{id}.v6.beacon.test")), Some((id, 1)));
+        assert_eq!(beacon.parse_host(&format!("{id}.MTU.BEACON.TEST.:8080")), Some((id, 4)));
+        for bad in [
+            "beacon.test".to_string(),
+            format!("{id}.v7.beacon.test"),
+            format!("xyz.v4.beacon.test"),
+            format!("{id}.v4.beacon.test.evil"),
+            // Multi-byte text where the zone's suffix would start: no slicing
+            // inside a character (that would panic).
+            format!("{id}.v4.beaconé.test"),
+            // 15 bytes: the suffix would start inside the second "é".
+            "éééééééa".to_string(),
+        ] {
+            assert_eq!(beacon.parse_host(&bad), None, "{bad}");
+        }
+        let bad_zone = crate::ServerConfig {
+            beacon_zone: Some("bad zone".into()),
+            ..Default::default()
+        };
+        assert!(Beacon::new(&bad_zone).is_err());
     }
 
     #[test]
