@@ -817,7 +817,7 @@ mod tests {
         for bad in [
             "beacon.test".to_string(),
             format!("{id}.v7.beacon.test"),
-            format!("xyz.v4.beacon.test"),
+            "xyz.v4.beacon.test".to_string(),
             format!("{id}.v4.beacon.test.evil"),
             // Multi-byte text where the zone's suffix would start: no slicing
             // inside a character (that would panic).
