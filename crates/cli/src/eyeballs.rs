@@ -114,15 +114,7 @@ pub(crate) async fn eyeballs(args: EyeballsArgs, quiet: bool) -> Result<ExitCode
         trial_timeout: Duration::from_secs(args.trial_timeout),
         workdir: workdir.clone(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let cancel = cancel_on_signals()?;
-    {
-        let stop = Arc::clone(&stop);
-        tokio::spawn(async move {
-            cancel.cancelled().await;
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
+    let stop = stop_on_signals()?;
     let total = (config.trials.trials().len() * config.clients.len()) as u64;
     let bar = if quiet {
         ProgressBar::hidden()
@@ -198,15 +190,7 @@ async fn gateway(args: &EyeballsArgs, lan: &str, workdir: &std::path::Path, quie
         phase: Duration::from_secs(args.phase_seconds),
         workdir: workdir.to_path_buf(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let cancel = cancel_on_signals()?;
-    {
-        let stop = Arc::clone(&stop);
-        tokio::spawn(async move {
-            cancel.cancelled().await;
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
+    let stop = stop_on_signals()?;
     let report = tokio::task::spawn_blocking(move || {
         v6scope_eyeballs::run_gateway(&config, &stop, |condition, i, n| {
             if !quiet {
@@ -236,6 +220,19 @@ fn host_resolver() -> Option<std::net::IpAddr> {
         .into_iter()
         .map(|server| server.ip())
         .find(|address| !address.is_loopback())
+}
+
+/// A flag SIGTERM and Ctrl-C set: the bench's threads look at it between
+/// trials and phases, and the report of what ran is still written.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cancel = cancel_on_signals()?;
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        flag.store(true, Ordering::Relaxed);
+    });
+    Ok(stop)
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -97,16 +97,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// The next connection with the address it reached and the one it came
+/// from (IPv4 ones unmapped: the listener takes both families).
+async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, IpAddr, IpAddr)> {
+    let Ok((stream, peer)) = listener.accept().await else {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        return None;
+    };
+    let local = stream.local_addr().ok()?;
+    Some((stream, local.ip().to_canonical(), peer.ip().to_canonical()))
+}
+
 async fn serve_tls(listener: TcpListener, shared: Shared, acceptor: tokio_rustls::TlsAcceptor) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let Some((stream, local, peer)) = accept(&listener).await else {
             continue;
         };
-        let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
-            continue;
-        };
-        let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
         let acceptor = acceptor.clone();
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
@@ -238,14 +244,9 @@ fn plan_records(owner: &hickory_proto::rr::Name, plan: &NamePlan, rtype: RecordT
 
 async fn serve_web(listener: TcpListener, shared: Shared) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let Some((stream, local, peer)) = accept(&listener).await else {
             continue;
         };
-        let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
-            continue;
-        };
-        let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
         tokio::spawn(answer_http(stream, local, peer, Arc::clone(&shared)));
     }
 }

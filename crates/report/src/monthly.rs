@@ -335,6 +335,33 @@ pub struct ClientGroup {
     pub preferred_share: Option<f64>,
 }
 
+/// Distinct clients per group and class, from sketches keyed by (group,
+/// class): `all` first, then the other groups by name.
+pub fn client_groups(merged: &BTreeMap<(String, &str), Sketch>) -> Vec<ClientGroup> {
+    let mut names: Vec<String> = merged.keys().map(|(g, _)| g.clone()).collect();
+    names.dedup();
+    names.sort_by_key(|g| (g != "all", g.clone()));
+    let count = |g: &str, class: &str| merged.get(&(g.to_string(), class)).map_or(0, Sketch::count);
+    names
+        .into_iter()
+        .map(|g| {
+            let tested = count(&g, "tested");
+            let share = |n: u64| (tested > 0).then(|| n as f64 / tested as f64);
+            ClientGroup {
+                capable: count(&g, "capable"),
+                preferred: count(&g, "preferred"),
+                broken: count(&g, "broken"),
+                mtu_trouble: count(&g, "mtu_trouble"),
+                resolver_without_ipv6: count(&g, "resolver_without_ipv6"),
+                capable_share: share(count(&g, "capable")),
+                preferred_share: share(count(&g, "preferred")),
+                tested,
+                group: g,
+            }
+        })
+        .collect()
+}
+
 /// Merges the beacon's day sketches of [first_day, last_day] per group: a
 /// client tested on several days counts once.
 pub fn clients(store: &dyn Store, first_day: &str, last_day: &str) -> Result<Option<ClientsFigure>, ReportError> {
@@ -358,28 +385,7 @@ pub fn clients(store: &dyn Store, first_day: &str, last_day: &str) -> Result<Opt
     if merged.is_empty() {
         return Ok(None);
     }
-    let mut names: Vec<String> = merged.keys().map(|(g, _)| g.clone()).collect();
-    names.dedup();
-    names.sort_by_key(|g| (g != "all", g.clone()));
-    let count = |g: &str, class: &str| merged.get(&(g.to_string(), class)).map_or(0, Sketch::count);
-    let groups = names
-        .into_iter()
-        .map(|g| {
-            let tested = count(&g, "tested");
-            let share = |n: u64| (tested > 0).then(|| n as f64 / tested as f64);
-            ClientGroup {
-                capable: count(&g, "capable"),
-                preferred: count(&g, "preferred"),
-                broken: count(&g, "broken"),
-                mtu_trouble: count(&g, "mtu_trouble"),
-                resolver_without_ipv6: count(&g, "resolver_without_ipv6"),
-                capable_share: share(count(&g, "capable")),
-                preferred_share: share(count(&g, "preferred")),
-                tested,
-                group: g,
-            }
-        })
-        .collect();
+    let groups = client_groups(&merged);
     Ok(Some(ClientsFigure {
         first_day: first_day.to_string(),
         last_day: last_day.to_string(),

@@ -28,11 +28,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use v6scope_flow::users::Sketch;
+use v6scope_report::monthly::ClientGroup;
 
 /// The kinds of name a test fetches, in the order the script runs them.
 pub(crate) const KINDS: [&str; 5] = ["v4", "v6", "ds", "v6ns", "mtu"];
@@ -584,21 +585,8 @@ pub(crate) struct DayQuery {
     day: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct GroupCounts {
-    pub group: String,
-    pub tested: u64,
-    pub capable: u64,
-    pub preferred: u64,
-    pub broken: u64,
-    pub mtu_trouble: u64,
-    pub resolver_without_ipv6: u64,
-    pub capable_share: Option<f64>,
-    pub preferred_share: Option<f64>,
-}
-
 /// The day's counts per group, stored sketches merged with those not yet flushed.
-pub(crate) async fn day_counts(state: &SharedState, day: &str) -> Result<Vec<GroupCounts>, ApiError> {
+pub(crate) async fn day_counts(state: &SharedState, day: &str) -> Result<Vec<ClientGroup>, ApiError> {
     // Stored days are shown even when the beacon is off now.
     let pending = state.beacon.as_ref().map(|b| b.pending_of(day)).unwrap_or_default();
     let day_owned = day.to_string();
@@ -607,46 +595,25 @@ pub(crate) async fn day_counts(state: &SharedState, day: &str) -> Result<Vec<Gro
             let mut rows = Vec::new();
             for class in CLASSES {
                 for row in store.sketches(&day_owned, &day_owned, class_kind(class))? {
-                    rows.push((row.organisation, class_kind(class), row.sketch));
+                    rows.push((row.organisation, class, row.sketch));
                 }
             }
             Ok(rows)
         })
         .await?;
-    let mut sketches: HashMap<(String, &'static str), Sketch> = HashMap::new();
-    for (group, kind, bytes) in stored {
+    let mut sketches: BTreeMap<(String, &str), Sketch> = BTreeMap::new();
+    for (group, class, bytes) in stored {
         let sketch = Sketch::from_bytes(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let _ = sketches.entry((group, kind)).or_default().merge(&sketch);
+        let _ = sketches.entry((group, class)).or_default().merge(&sketch);
     }
     for (group, kind, sketch) in pending {
-        let _ = sketches.entry((group, kind)).or_default().merge(&sketch);
+        let class = v6scope_report::monthly::BEACON_KINDS
+            .iter()
+            .find(|(_, k)| *k == kind)
+            .map_or("tested", |(c, _)| c);
+        let _ = sketches.entry((group, class)).or_default().merge(&sketch);
     }
-    let mut groups: Vec<String> = sketches.keys().map(|(g, _)| g.clone()).collect();
-    groups.sort();
-    groups.dedup();
-    let count = |g: &str, class: &str| {
-        sketches
-            .get(&(g.to_string(), class_kind(class)))
-            .map_or(0, Sketch::count)
-    };
-    Ok(groups
-        .into_iter()
-        .map(|g| {
-            let tested = count(&g, "tested");
-            let share = |n: u64| (tested > 0).then(|| n as f64 / tested as f64);
-            GroupCounts {
-                capable: count(&g, "capable"),
-                preferred: count(&g, "preferred"),
-                broken: count(&g, "broken"),
-                mtu_trouble: count(&g, "mtu_trouble"),
-                resolver_without_ipv6: count(&g, "resolver_without_ipv6"),
-                capable_share: share(count(&g, "capable")),
-                preferred_share: share(count(&g, "preferred")),
-                tested,
-                group: g,
-            }
-        })
-        .collect())
+    Ok(v6scope_report::monthly::client_groups(&sketches))
 }
 
 fn day_or_today(query: &DayQuery) -> Result<String, ApiError> {

@@ -868,7 +868,7 @@ async fn schedule_form(
 
 /// The beacon's day: per group (all, organisation, region) the clients
 /// tested, IPv6 capable and preferred, and the trouble classes.
-pub(crate) fn clients_page(lang: Lang, day: &str, groups: &[crate::beacon::GroupCounts]) -> Html<String> {
+pub(crate) fn clients_page(lang: Lang, day: &str, groups: &[v6scope_report::monthly::ClientGroup]) -> Html<String> {
     let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.1} %", v * 100.0));
     let body = html! {
         p { (lang.t("beacon_how")) }
