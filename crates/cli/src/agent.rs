@@ -143,6 +143,24 @@ type Evaluation = std::pin::Pin<
     Box<dyn std::future::Future<Output = (Arc<Runner>, i64, i64, v6scope_model::DomainObservation, bool)>>,
 >;
 
+/// The agents' HTTP client (also `v6scope fetch`'s, which the eyeballs
+/// bench measures): bounded connect and request times, no proxy, and an
+/// extra CA to trust when given.
+pub(crate) fn agent_http_client(product: &str, ca: Option<&std::path::Path>) -> Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .user_agent(format!("{product}/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).map_err(|e| usage(format!("reading {}: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| usage(format!("{}: {e}", ca.display())))?;
+        client = client.add_root_certificate(cert);
+    }
+    client.build().context("building the HTTP client")
+}
+
 pub(crate) async fn agent(args: AgentArgs) -> Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let token = std::fs::read_to_string(&args.token)
@@ -155,18 +173,8 @@ pub(crate) async fn agent(args: AgentArgs) -> Result<ExitCode> {
     if token.is_empty() {
         return Err(usage(format!("{}: no token in the file", args.token.display())));
     }
-    let mut client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .user_agent(format!("v6scope-agent/{}", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &args.server_ca {
-        let pem = std::fs::read(ca).map_err(|e| usage(format!("reading {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| usage(format!("{}: {e}", ca.display())))?;
-        client = client.add_root_certificate(cert);
-    }
     let server = Server {
-        client: client.build().context("building the HTTP client")?,
+        client: agent_http_client("v6scope-agent", args.server_ca.as_deref())?,
         base: args.server.clone(),
         token,
     };

@@ -259,19 +259,7 @@ pub(crate) struct FetchArgs {
 /// hyper-util's connector, whose Happy Eyeballs the bench measures) and
 /// print the status.
 pub(crate) async fn fetch(args: FetchArgs) -> Result<ExitCode> {
-    // As the agent does: reqwest is built without a provider of its own.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .user_agent(format!("v6scope/{}", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &args.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| usage(format!("reading {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| usage(format!("{}: {e}", ca.display())))?;
-        client = client.add_root_certificate(cert);
-    }
-    let client = client.build().context("building the HTTP client")?;
+    let client = crate::agent::agent_http_client("v6scope", args.ca_file.as_deref())?;
     let response = client
         .get(&args.url)
         .send()
