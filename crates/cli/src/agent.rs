@@ -450,6 +450,42 @@ pub(crate) enum AgentsCommand {
     },
 }
 
+/// Agent, collector and operator names: 1 to 64 ASCII letters, digits, '-', '_' or '.'.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "{what} '{name}': 1 to 64 ASCII letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// Writes a new token to `file` (mode 0600), or prints it once.
+pub(crate) fn hand_out_token(whose: &str, token: &str, file: Option<&std::path::Path>) -> Result<()> {
+    match file {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            writeln!(f, "{token}")?;
+            eprintln!("{whose}: token written to {}", path.display());
+        }
+        None => println!("{token}"),
+    }
+    Ok(())
+}
+
 pub(crate) fn agents(command: AgentsCommand) -> Result<ExitCode> {
     match command {
         AgentsCommand::Add {
@@ -457,36 +493,13 @@ pub(crate) fn agents(command: AgentsCommand) -> Result<ExitCode> {
             token_file,
             store,
         } => {
-            let ok = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !ok {
-                return Err(usage(format!(
-                    "agent name '{name}': 1 to 64 ASCII letters, digits, '-', '_' or '.'"
-                )));
-            }
+            check_name("agent name", &name)?;
             let token = v6scope_server::new_token();
             let mut store = store.open()?;
             store
                 .add_agent(&name, &v6scope_server::token_hash(&token))
                 .map_err(|e| usage(e.to_string()))?;
-            match token_file {
-                Some(path) => {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(&path)
-                        .with_context(|| format!("creating {}", path.display()))?;
-                    writeln!(f, "{token}")?;
-                    eprintln!("agent {name}: token written to {}", path.display());
-                }
-                None => println!("{token}"),
-            }
+            hand_out_token(&format!("agent {name}"), &token, token_file.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         AgentsCommand::Revoke { name, store } => {

@@ -62,6 +62,8 @@ pub struct CollectArgs {
     /// The store the indicators are added to.
     #[command(flatten)]
     store: crate::StoreArgs,
+    #[command(flatten)]
+    push: crate::push::PushArgs,
     /// Where templates are kept across restarts.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -111,9 +113,14 @@ fn listen_addr(spec: &str) -> Result<SocketAddr> {
 }
 
 pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
-    if args.listen.is_empty() && args.pcaps.is_empty() && args.access_logs.is_empty() && args.datagram_files.is_empty()
-    {
-        return Err(crate::usage("give --listen, --pcap, --datagrams or --access-log"));
+    let no_input = args.listen.is_empty()
+        && args.pcaps.is_empty()
+        && args.access_logs.is_empty()
+        && args.datagram_files.is_empty();
+    if no_input && args.push.push.is_none() {
+        return Err(crate::usage(
+            "give --listen, --pcap, --datagrams or --access-log (or --push alone to send what is spooled)",
+        ));
     }
     let mut table = PrefixTable::default();
     for path in &args.prefixes {
@@ -130,7 +137,10 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
         .map(|l| listen_addr(l))
         .collect::<Result<_>>()
         .map_err(|e| crate::usage(e.to_string()))?;
-    let mut store = args.store.open()?;
+    let mut sink = match args.push.push {
+        Some(_) => Sink::Push(crate::push::Sender::start(&args.push)?),
+        None => Sink::Store(args.store.open()?),
+    };
     let table = Arc::new(table);
     let mut summary = serde_json::Map::new();
 
@@ -210,7 +220,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
             .map(|(h, b4, b6)| serde_json::json!({"host": h, "ipv4_bytes": b4, "ipv6_bytes": b6}))
             .collect();
         let source = format!("pcap:{}", path.display());
-        save(&mut *store, &agg, &source, args.interval)?;
+        sink.save(&agg, &source, args.interval)?;
         summary.insert(
             source,
             serde_json::json!({
@@ -275,7 +285,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
         }
         let decoded = decoders.netflow.stats.records + decoders.sflow.stats.records;
         let source = format!("datagrams:{}", path.display());
-        save(&mut *store, &agg, &source, args.interval)?;
+        sink.save(&agg, &source, args.interval)?;
         let mut result = listener_json(&decoders, &agg);
         result["decode_seconds"] = serde_json::json!(round4(seconds));
         result["records_per_second"] = serde_json::json!((decoded as f64 / seconds.max(1e-9)).round());
@@ -324,10 +334,19 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
 
     // UDP listeners until --duration, --idle-exit or Ctrl-C.
     if !listeners.is_empty() {
-        let result = listen(&args, &listeners, policy, table, &mut *store).await?;
+        let result = listen(&args, &listeners, policy, table, &mut sink).await?;
         summary.insert("udp".into(), result);
     }
 
+    if let Sink::Push(sender) = sink {
+        let dropped = sender.spool.dropped();
+        // Alone, --push only empties the spool: give it longer.
+        let drain = if no_input { 120 } else { 15 };
+        let stats = sender.finish(Duration::from_secs(drain)).await;
+        let mut push = serde_json::to_value(&stats)?;
+        push["spool_dropped"] = serde_json::json!(dropped);
+        summary.insert("push".into(), push);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
     } else {
@@ -341,7 +360,7 @@ async fn listen(
     listeners: &[SocketAddr],
     policy: SamplingPolicy,
     table: Arc<PrefixTable>,
-    store: &mut dyn Store,
+    sink: &mut Sink,
 ) -> Result<serde_json::Value> {
     let state = args.state_dir.as_ref().map(|d| d.join("templates.json"));
     let saved: Option<serde_json::Value> = state
@@ -421,7 +440,7 @@ async fn listen(
                 }
             }
             _ = flush.tick() => {
-                save(store, &pending, &source, args.interval)?;
+                sink.save(&pending, &source, args.interval)?;
                 pending = fresh();
                 if let Some(path) = &state && !templates.is_empty() {
                     save_templates(path, &templates)?;
@@ -453,7 +472,7 @@ async fn listen(
         }
     }
     listener.join();
-    save(store, &pending, &source, args.interval)?;
+    sink.save(&pending, &source, args.interval)?;
     if let Some(path) = &state
         && !templates.is_empty()
     {
@@ -507,6 +526,26 @@ fn save_templates(path: &std::path::Path, per_thread: &BTreeMap<usize, serde_jso
     std::fs::write(&tmp, serde_json::to_vec(&all)?).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// Where closed intervals go: the local store, or the spool of a push to a server.
+enum Sink {
+    Store(Box<dyn Store>),
+    Push(crate::push::Sender),
+}
+
+impl Sink {
+    fn save(&mut self, agg: &Aggregator, source: &str, interval: u64) -> Result<()> {
+        match self {
+            Sink::Store(store) => save(&mut **store, agg, source, interval),
+            Sink::Push(sender) => {
+                if agg.traffic.is_empty() && agg.unknown_rate.is_empty() && agg.users.is_empty() {
+                    return Ok(());
+                }
+                sender.spool.add(agg, interval)
+            }
+        }
+    }
 }
 
 /// Adds an aggregator's counters and sketches to the store.

@@ -6,6 +6,7 @@ mod check;
 mod collect;
 mod evaluate;
 mod eyeballs;
+mod push;
 mod render;
 mod report;
 mod scan;
@@ -168,6 +169,9 @@ enum Command {
     /// The server's agents and their tokens.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// The server's collectors (carriers' `collect --push`) and their tokens.
+    #[command(subcommand)]
+    Collectors(push::CollectorsCommand),
     /// Re-judge a stored run under a profile, without probing.
     Assess(AssessArgs),
     /// Bulk DNS lookups (A, AAAA, NS, MX) through the resolver, as JSON Lines.
@@ -331,6 +335,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scan(args) => scan(args, cli.quiet).await,
         Command::Agent(args) => agent(args).await,
         Command::Agents(command) => agents(command),
+        Command::Collectors(command) => push::collectors(command),
         Command::Assess(args) => reassess(args),
         Command::Dns(args) => bulk_dns(args, cli.quiet).await,
         Command::Runs(args) => runs(args),

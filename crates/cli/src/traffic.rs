@@ -50,7 +50,7 @@ pub(crate) fn users(args: UsersArgs) -> Result<ExitCode> {
     // Per organisation, and all organisations together ("").
     let mut merged: BTreeMap<(String, &str), Sketch> = BTreeMap::new();
     for kind in ["subscribers", "addresses"] {
-        for row in store.sketches(&first, &until, kind)? {
+        for row in v6scope_report::monthly::sketches_per_organisation(&*store, &first, &until, kind)? {
             let (day, organisation) = (&row.day, row.organisation);
             let sketch =
                 Sketch::from_bytes(&row.sketch).with_context(|| format!("sketch {day} {organisation} {kind}"))?;
@@ -63,14 +63,32 @@ pub(crate) fn users(args: UsersArgs) -> Result<ExitCode> {
     for ((organisation, kind), sketch) in &merged {
         rows.entry(organisation.clone()).or_default()[usize::from(*kind == "addresses")] = sketch.count();
     }
+    // Pushed by carriers' collectors: per operator (each operator's
+    // subscribers once, however many of its collectors saw them).
+    let mut operators: BTreeMap<String, [u64; 2]> = BTreeMap::new();
+    for (slot, kind) in ["operator-subscribers", "operator-addresses"].into_iter().enumerate() {
+        let mut per: BTreeMap<String, Sketch> = BTreeMap::new();
+        for row in v6scope_report::monthly::sketches_per_organisation(&*store, &first, &until, kind)? {
+            let sketch = Sketch::from_bytes(&row.sketch).with_context(|| format!("sketch {} {kind}", row.day))?;
+            per.entry(row.organisation).or_default().merge(&sketch)?;
+        }
+        for (operator, sketch) in per {
+            operators.entry(operator).or_default()[slot] = sketch.count();
+        }
+    }
     if args.json {
         let list: Vec<serde_json::Value> = rows
             .iter()
             .map(|(o, [s, a])| serde_json::json!({"organisation": o, "subscribers": s, "addresses": a}))
             .collect();
+        let by_operator: Vec<serde_json::Value> = operators
+            .iter()
+            .map(|(o, [s, a])| serde_json::json!({"operator": o, "subscribers": s, "addresses": a}))
+            .collect();
         println!(
             "{}",
-            serde_json::json!({"first_day": first, "last_day": until, "days": args.days, "organisations": list})
+            serde_json::json!({"first_day": first, "last_day": until, "days": args.days, "organisations": list,
+                "operators": by_operator})
         );
     } else {
         println!("active IPv6 users {first} .. {until} ({} day(s))", args.days);
@@ -80,6 +98,9 @@ pub(crate) fn users(args: UsersArgs) -> Result<ExitCode> {
                 "{:<32}  {s:>12}  {a:>12}",
                 if o.is_empty() { "(no organisation)" } else { o }
             );
+        }
+        for (o, [s, a]) in &operators {
+            println!("{:<32}  {s:>12}  {a:>12}", format!("operator {o}"));
         }
     }
     Ok(ExitCode::SUCCESS)

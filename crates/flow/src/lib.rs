@@ -13,6 +13,7 @@ pub mod logs;
 pub mod netflow;
 pub mod packet;
 pub mod pcap;
+pub mod push;
 pub mod sflow;
 pub mod users;
 mod wire;

@@ -815,6 +815,21 @@ fn fixes(checks: &[v6scope_model::CheckResult], zh: bool) -> Vec<Fix> {
     out.into_iter().map(|(_, f)| f).collect()
 }
 
+/// A kind's sketches over [first, last], unioned per organisation by the
+/// database when it can (PostgreSQL's `hll`), else day by day as stored;
+/// merging the rows gives the same sketch either way.
+pub fn sketches_per_organisation(
+    store: &dyn Store,
+    first: &str,
+    last: &str,
+    kind: &str,
+) -> Result<Vec<v6scope_store::SketchRow>, ReportError> {
+    Ok(match store.union_sketches(first, last, kind)? {
+        Some(rows) => rows,
+        None => store.sketches(first, last, kind)?,
+    })
+}
+
 /// Active users: distinct subscribers over the 30 days up to the latest
 /// collected day not after `until`, all organisations merged.
 pub fn active_users(store: &dyn Store, until: i64) -> Result<Option<UsersFigure>, ReportError> {
@@ -824,7 +839,7 @@ pub fn active_users(store: &dyn Store, until: i64) -> Result<Option<UsersFigure>
     let end = days::parse(&last).unwrap_or(until);
     let first = days::format(end - 29);
     let mut all = Sketch::default();
-    for row in store.sketches(&first, &last, "subscribers")? {
+    for row in sketches_per_organisation(store, &first, &last, "subscribers")? {
         let day = row.day;
         let sketch = Sketch::from_bytes(&row.sketch).map_err(|e| ReportError::Sketch {
             day: day.clone(),

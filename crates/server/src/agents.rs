@@ -35,9 +35,18 @@ pub fn token_hash(token: &str) -> String {
 
 /// A new agent token: 32 random bytes, hex, with a prefix that says what it is.
 pub fn new_token() -> String {
+    token_with_prefix("v6agent")
+}
+
+/// A new collector token (`v6collector_…`).
+pub fn new_collector_token() -> String {
+    token_with_prefix("v6collector")
+}
+
+fn token_with_prefix(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source works");
-    format!("v6agent_{}", hex::encode(bytes))
+    format!("{prefix}_{}", hex::encode(bytes))
 }
 
 /// What the server keeps per fleet run: what agents are sent and the

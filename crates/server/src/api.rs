@@ -1347,9 +1347,10 @@ fn classic_text_format(openmetrics: &str) -> String {
 
 async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let st = state.clone();
-    let (c, probes, errors, agents) = state
+    let (c, probes, errors, agents, collectors) = state
         .store(move |s| {
             let agents = s.agents()?;
+            let collectors = s.collectors()?;
             let c = s.counters()?;
             let (mut probes, mut errors) = (0, 0);
             for r in s.run_list(i64::MAX)? {
@@ -1358,11 +1359,12 @@ async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Result
                 probes += done;
                 errors += error;
             }
-            Ok((c, probes, errors, agents))
+            Ok((c, probes, errors, agents, collectors))
         })
         .await?;
     let m = &state.metrics;
     crate::agents::export(&state, &agents);
+    crate::collectors::export(&state, &collectors);
     m.runs.set(c.runs);
     m.runs_finished.set(c.runs_finished);
     m.probes.set(probes);

@@ -115,9 +115,9 @@ fn negotiate_language(request: &mut Request) {
     }
 }
 
-/// The JSON APIs: the read API and admin writes, and the agent API.
+/// The JSON APIs: the read API and admin writes, the agent and collector APIs.
 pub(crate) fn is_api(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/agent/")
+    path.starts_with("/api/") || path.starts_with("/agent/") || path.starts_with("/collector/")
 }
 
 fn admit(state: &SharedState, request: &Request) -> Result<(), ApiError> {

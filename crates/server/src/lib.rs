@@ -11,6 +11,7 @@
 mod agents;
 mod api;
 mod beacon;
+mod collectors;
 mod guard;
 mod i18n;
 mod pages;
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use v6scope_store::Store;
 
-pub use agents::{new_token, token_hash};
+pub use agents::{new_collector_token, new_token, token_hash};
 pub use i18n::Lang;
 
 /// The `[serve]` table of the configuration file, with flags applied on top.
@@ -565,6 +566,7 @@ fn router(state: SharedState) -> Router {
         .merge(pages::routes().layer(axum::extract::DefaultBodyLimit::max(form_limit)))
         .merge(api::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
         .merge(agents::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
+        .merge(collectors::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
         .merge(beacon::routes())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -37,6 +37,62 @@ pub(crate) struct AgentLabels {
     pub vantage: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CollectorLabels {
+    pub collector: String,
+    pub operator: String,
+}
+
+/// Carriers' collectors, read from the store at scrape time.
+pub(crate) struct CollectorGauges {
+    pub last_push_age: Family<CollectorLabels, Gauge>,
+    pub lag: Family<CollectorLabels, Gauge>,
+    pub batches: Family<CollectorLabels, Gauge>,
+    pub duplicates: Family<CollectorLabels, Gauge>,
+    pub spool_dropped: Family<CollectorLabels, Gauge>,
+    pub count: Gauge,
+}
+
+impl CollectorGauges {
+    fn register(registry: &mut Registry) -> CollectorGauges {
+        let g = CollectorGauges {
+            last_push_age: Family::default(),
+            lag: Family::default(),
+            batches: Family::default(),
+            duplicates: Family::default(),
+            spool_dropped: Family::default(),
+            count: Gauge::default(),
+        };
+        registry.register("collectors", "Collectors with a live token", g.count.clone());
+        registry.register(
+            "collector_last_push_age_seconds",
+            "Seconds since the collector's last batch arrived",
+            g.last_push_age.clone(),
+        );
+        registry.register(
+            "collector_lag_seconds",
+            "Seconds between now and the end of the newest interval the collector sent",
+            g.lag.clone(),
+        );
+        registry.register(
+            "collector_batches",
+            "Batches stored from the collector",
+            g.batches.clone(),
+        );
+        registry.register(
+            "collector_duplicate_batches",
+            "Batches the collector sent again after they were stored (ignored)",
+            g.duplicates.clone(),
+        );
+        registry.register(
+            "collector_spool_dropped",
+            "Batches the collector dropped from its full spool, as it last reported",
+            g.spool_dropped.clone(),
+        );
+        g
+    }
+}
+
 /// Agents' state, read from the store at scrape time.
 pub(crate) struct AgentGauges {
     pub seen_ago: Family<AgentLabels, Gauge>,
@@ -124,6 +180,9 @@ pub(crate) struct Metrics {
     pub queue_depth: Gauge,
     pub jobs_running: Gauge,
     pub agents: AgentGauges,
+    pub collectors: CollectorGauges,
+    /// Traffic rows and sketches stored from collectors' batches.
+    pub collector_rows: Counter,
     /// Beacon fetches recorded and tests classified.
     pub beacon_hits: Counter,
     pub beacon_results: Counter,
@@ -134,6 +193,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("v6scope");
         let agents = AgentGauges::register(&mut registry);
+        let collectors = CollectorGauges::register(&mut registry);
         let m = Metrics {
             requests: Family::default(),
             jobs: Family::default(),
@@ -146,10 +206,17 @@ impl Metrics {
             queue_depth: Gauge::default(),
             jobs_running: Gauge::default(),
             agents,
+            collectors,
+            collector_rows: Counter::default(),
             beacon_hits: Counter::default(),
             beacon_results: Counter::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "collector_rows",
+            "Traffic rows and sketches stored from collectors' batches",
+            m.collector_rows.clone(),
+        );
         registry.register("beacon_hits", "Beacon object fetches recorded", m.beacon_hits.clone());
         registry.register("beacon_results", "Beacon tests classified", m.beacon_results.clone());
         registry.register("http_requests", "HTTP requests answered", m.requests.clone());

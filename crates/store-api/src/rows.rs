@@ -491,3 +491,57 @@ pub struct VantageProgress {
     pub done: i64,
     pub leased: i64,
 }
+
+/// A collector: a carrier's `v6scope collect --push`, holding a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorRow {
+    pub id: i64,
+    pub name: String,
+    /// The carrier the collector's figures are attributed to.
+    pub operator: String,
+    pub created_at: String,
+    pub revoked: bool,
+    /// When the last batch arrived (Unix seconds).
+    pub last_push: Option<i64>,
+    /// The end of the newest interval received (Unix seconds).
+    pub last_interval_end: Option<i64>,
+    pub batches: i64,
+    pub rows: i64,
+    /// Batches sent again after they had been stored (ignored).
+    pub duplicates: i64,
+    /// Intervals the collector dropped from a full spool, as it last reported.
+    pub spool_dropped: i64,
+}
+
+/// A day's sketch in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSketch {
+    pub day: String,
+    pub organisation: String,
+    pub kind: String,
+    pub sketch: Vec<u8>,
+}
+
+/// One closed batch of a collector: counters and sketches, never addresses.
+/// `(stream, seq)` names it: a batch sent again is recognised and ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorBatch<'a> {
+    /// Random, made when the collector's spool was created: a new spool
+    /// starts a new sequence without colliding with the old one.
+    pub stream: &'a str,
+    pub seq: i64,
+    /// The intervals the batch covers (Unix seconds).
+    pub first_start: i64,
+    pub last_end: i64,
+    pub traffic: &'a [TrafficRow],
+    pub sketches: &'a [BatchSketch],
+    pub spool_dropped: i64,
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    Stored,
+    /// Stored before: nothing was added.
+    Duplicate,
+}

@@ -172,6 +172,40 @@ pub trait Traffic {
     fn merge_sketch(&mut self, day: &str, organisation: &str, kind: &str, merge: &mut SketchMerge<'_>) -> Result<()>;
     /// The latest day up to `until` ("YYYY-MM-DD") with a sketch of `kind`.
     fn latest_sketch_day(&self, kind: &str, until: &str) -> Result<Option<String>>;
+    /// The union of a kind's sketches over [`first_day`, `last_day`], per
+    /// organisation, computed in the database when it can (PostgreSQL with
+    /// the `hll` extension); `None` when the caller must merge them itself.
+    fn union_sketches(&self, first_day: &str, last_day: &str, kind: &str) -> Result<Option<Vec<SketchRow>>> {
+        let _ = (first_day, last_day, kind);
+        Ok(None)
+    }
+}
+
+/// Merges a stored sketch (none the first time) with an arriving one.
+pub type BatchMerge<'a> = dyn FnMut(Option<&[u8]>, &[u8]) -> std::result::Result<Vec<u8>, String> + Send + 'a;
+
+/// Carriers' collectors and the batches they push.
+pub trait Collectors {
+    /// A new collector of an operator with the hash of its token;
+    /// `Conflict` if the name is taken.
+    fn add_collector(&mut self, name: &str, operator: &str, token_hash: &str) -> Result<i64>;
+    /// Revokes a collector's token; false if there is no such collector.
+    fn revoke_collector(&mut self, name: &str) -> Result<bool>;
+    /// Collectors by name.
+    fn collectors(&self) -> Result<Vec<CollectorRow>>;
+    /// The collector holding a token (by its hash), unless revoked.
+    fn collector_by_token(&self, token_hash: &str) -> Result<Option<CollectorRow>>;
+    /// Stores a batch in one transaction: its traffic is added and its
+    /// sketches merged (by `merge`) unless a batch of the same collector,
+    /// stream and sequence number was stored before. Traffic rows are
+    /// stored under the source `collector:NAME`, whatever they said.
+    fn store_batch(
+        &mut self,
+        collector: i64,
+        batch: &CollectorBatch<'_>,
+        merge: &mut BatchMerge<'_>,
+        now: i64,
+    ) -> Result<BatchOutcome>;
 }
 
 /// Agents, the targets they lease and the results they deliver, per vantage.
@@ -229,7 +263,7 @@ pub trait Fleet {
 }
 
 /// A whole store: what `open` returns.
-pub trait Store: Runs + Campaigns + History + Jobs + Traffic + Fleet + Send {
+pub trait Store: Runs + Campaigns + History + Jobs + Traffic + Fleet + Collectors + Send {
     /// `sqlite:PATH` or `postgres://…` without a password.
     fn describe(&self) -> String;
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use v6scope_store_api::{Result, StoreError};
 
 mod campaigns;
+mod collectors;
 mod fleet;
 mod history;
 mod jobs;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_vantage_verdicts.sql"),
     ),
     (7, "edges", include_str!("../migrations/0007_edges.sql")),
+    (8, "collectors", include_str!("../migrations/0008_collectors.sql")),
 ];
 
 /// The schema version this build writes.
@@ -46,6 +48,8 @@ pub struct PostgresStore {
     /// Always some, but for the moment `drop` takes it.
     client: RefCell<Option<Client>>,
     url: String,
+    /// The `hll` extension is in the database: sketches union in SQL.
+    hll: bool,
 }
 
 impl PostgresStore {
@@ -70,11 +74,13 @@ impl PostgresStore {
             connect()
         }
         .map_err(|e| StoreError::Backend(format!("connecting to {}: {e}", redact(url)).into()))?;
-        let store = PostgresStore {
+        let mut store = PostgresStore {
             client: RefCell::new(Some(client)),
             url: url.to_string(),
+            hll: false,
         };
         store.with(migrate)?;
+        store.hll = store.with(enable_hll)?;
         Ok(store)
     }
 
@@ -144,6 +150,19 @@ impl v6scope_store_api::Store for PostgresStore {
     fn describe(&self) -> String {
         redact(&self.url)
     }
+}
+
+/// Whether the `hll` extension (Debian: postgresql-15-hll) is usable. It is
+/// created when the role may; without it sketches are merged by the
+/// program, with the same result.
+fn enable_hll(client: &mut Client) -> Result<bool> {
+    if let Err(e) = client.batch_execute("CREATE EXTENSION IF NOT EXISTS hll") {
+        tracing::debug!("the hll extension is not available: {e}");
+    }
+    let row = client
+        .query_one("SELECT count(*) FROM pg_extension WHERE extname = 'hll'", &[])
+        .db()?;
+    Ok(get::<i64>(&row, 0)? > 0)
 }
 
 fn migrate(client: &mut Client) -> Result<()> {

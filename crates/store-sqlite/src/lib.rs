@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use v6scope_store_api::{Result, StoreError};
 
 mod campaigns;
+mod collectors;
 mod fleet;
 mod history;
 mod jobs;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_vantage_verdicts.sql"),
     ),
     (7, "edges", include_str!("../migrations/0007_edges.sql")),
+    (8, "collectors", include_str!("../migrations/0008_collectors.sql")),
 ];
 
 /// The schema version this build writes.

@@ -40,6 +40,67 @@ fn total(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrafficTotal> {
     })
 }
 
+/// Adds traffic rows inside the caller's transaction, under `source` when
+/// given instead of the rows' own.
+pub(crate) fn insert_traffic(conn: &rusqlite::Connection, rows: &[TrafficRow], source: Option<&str>) -> Result<()> {
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO traffic (start, seconds, source, exporter, interface, asn, organisation, region, \
+             family, bytes, packets, records, scaled) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes, packets = packets + excluded.packets, \
+             records = records + excluded.records",
+        )
+        .db()?;
+    for r in rows {
+        upsert
+            .execute(params![
+                r.start,
+                r.seconds,
+                source.unwrap_or(&r.source),
+                r.exporter,
+                r.interface,
+                r.asn,
+                r.organisation,
+                r.region,
+                family_number(r.family),
+                r.bytes,
+                r.packets,
+                r.records,
+                r.scaled
+            ])
+            .db()?;
+    }
+    Ok(())
+}
+
+/// Reads, merges and writes one sketch inside the caller's (write-locked)
+/// transaction.
+pub(crate) fn merge_stored_sketch(
+    conn: &rusqlite::Connection,
+    day: &str,
+    organisation: &str,
+    kind: &str,
+    merge: &mut SketchMerge<'_>,
+) -> Result<()> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT sketch FROM sketches WHERE day = ?1 AND organisation = ?2 AND kind = ?3",
+            params![day, organisation, kind],
+            |r| r.get(0),
+        )
+        .optional()
+        .db()?;
+    let merged = merge(stored.as_deref()).map_err(StoreError::Corrupt)?;
+    conn.execute(
+        "INSERT INTO sketches (day, organisation, kind, sketch) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (day, organisation, kind) DO UPDATE SET sketch = excluded.sketch",
+        params![day, organisation, kind, merged],
+    )
+    .db()?;
+    Ok(())
+}
+
 impl SqliteStore {
     fn traffic_totals(&self, period: Period, column: &str, scaled: bool) -> Result<Vec<TrafficTotal>> {
         let mut stmt = self
@@ -56,36 +117,7 @@ impl SqliteStore {
 impl Traffic for SqliteStore {
     fn add_traffic(&mut self, rows: &[TrafficRow]) -> Result<()> {
         let tx = self.conn.transaction().db()?;
-        {
-            let mut upsert = tx
-                .prepare(
-                    "INSERT INTO traffic (start, seconds, source, exporter, interface, asn, organisation, region, \
-                     family, bytes, packets, records, scaled) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-                     ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes, packets = packets + excluded.packets, \
-                     records = records + excluded.records",
-                )
-                .db()?;
-            for r in rows {
-                upsert
-                    .execute(params![
-                        r.start,
-                        r.seconds,
-                        r.source,
-                        r.exporter,
-                        r.interface,
-                        r.asn,
-                        r.organisation,
-                        r.region,
-                        family_number(r.family),
-                        r.bytes,
-                        r.packets,
-                        r.records,
-                        r.scaled
-                    ])
-                    .db()?;
-            }
-        }
+        insert_traffic(&tx, rows, None)?;
         tx.commit().db()
     }
 
@@ -147,21 +179,7 @@ impl Traffic for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
-        let stored: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT sketch FROM sketches WHERE day = ?1 AND organisation = ?2 AND kind = ?3",
-                params![day, organisation, kind],
-                |r| r.get(0),
-            )
-            .optional()
-            .db()?;
-        let merged = merge(stored.as_deref()).map_err(StoreError::Corrupt)?;
-        tx.execute(
-            "INSERT INTO sketches (day, organisation, kind, sketch) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (day, organisation, kind) DO UPDATE SET sketch = excluded.sketch",
-            params![day, organisation, kind, merged],
-        )
-        .db()?;
+        merge_stored_sketch(&tx, day, organisation, kind, merge)?;
         tx.commit().db()
     }
 

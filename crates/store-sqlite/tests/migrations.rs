@@ -85,7 +85,8 @@ fn per_vantage_statuses_of_a_version_5_store_are_filled_in() {
     // Back to version 5 with one per-vantage result, as that version wrote it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE vantage_verdicts; DROP TABLE edge_sightings; DELETE FROM schema_version WHERE version > 5;
+        "DROP TABLE vantage_verdicts; DROP TABLE edge_sightings; DROP TABLE collectors; DROP TABLE collector_batches;
+         DELETE FROM schema_version WHERE version > 5;
          INSERT INTO runs (started_at, source, profiles, config) VALUES ('2026-01-01T00:00:00Z', 'campaign:gov', 'cn,nist', '{}');
          INSERT INTO targets (run_id, idx, domain) VALUES (1, 0, 'a.test');
          INSERT INTO vantage_results (run_id, vantage, idx, agent_id, received_at, observation, verdicts)
@@ -106,4 +107,31 @@ fn per_vantage_statuses_of_a_version_5_store_are_filled_in() {
     };
     assert_eq!(brief("cn"), [("isp-b".to_string(), "fail".to_string(), 1)]);
     assert_eq!(brief("nist"), [("isp-b".to_string(), "pass".to_string(), 1)]);
+}
+
+#[test]
+fn sketches_of_the_old_format_are_kept_apart_by_migration_8() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v7.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE collectors; DROP TABLE collector_batches; DELETE FROM schema_version WHERE version > 7;
+         INSERT INTO sketches (day, organisation, kind, sketch) VALUES ('2026-01-01', 'A', 'subscribers', CAST('{\"p\":14}' AS BLOB));
+         INSERT INTO sketches (day, organisation, kind, sketch) VALUES ('2026-01-01', 'B', 'subscribers', X'114E7F');",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let organisations = |kind: &str| -> Vec<String> {
+        store
+            .sketches("2026-01-01", "2026-01-01", kind)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.organisation)
+            .collect()
+    };
+    assert_eq!(organisations("subscribers"), ["B"]);
+    assert_eq!(organisations("legacy:subscribers"), ["A"]);
 }

@@ -58,6 +58,7 @@ stories!(
     streams_may_use_the_store_between_rows,
     agents_leases_and_per_vantage_results,
     concurrent_claims_never_hand_out_a_target_twice,
+    collectors_and_their_batches,
 );
 
 fn target(domain: &str, category: Option<&str>) -> Target {
@@ -1150,4 +1151,169 @@ fn concurrent_claims_never_hand_out_a_target_twice(fixture: Fixture) {
     assert_eq!(all, (0..400).collect::<Vec<_>>(), "each target once");
     let store = fixture.open();
     assert_eq!(store.ready_targets(run, 1000).unwrap().len(), 400);
+}
+
+fn sketch_of(values: std::ops::Range<u128>) -> v6scope_flow::users::Sketch {
+    let mut s = v6scope_flow::users::Sketch::default();
+    for v in values {
+        s.insert(v);
+    }
+    s
+}
+
+fn union_bytes(stored: Option<&[u8]>, arriving: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    use v6scope_flow::users::Sketch;
+    let mut merged = Sketch::from_bytes(arriving).map_err(|e| e.to_string())?;
+    if let Some(stored) = stored {
+        merged
+            .merge(&Sketch::from_bytes(stored).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(merged.to_bytes())
+}
+
+/// Two carriers' collectors push batches: each is stored once however
+/// often it is sent, under the collector's source; sketches of shared
+/// subscribers union; a batch that cannot be merged stores nothing; a
+/// revoked token opens nothing. On PostgreSQL the `hll` extension unions
+/// the same sketches in SQL to the same count.
+fn collectors_and_their_batches(fixture: Fixture) {
+    use v6scope_flow::users::Sketch;
+    let mut store = fixture.open();
+    let a = store.add_collector("carrier-a", "CMCC", "hash-a").unwrap();
+    let b = store.add_collector("carrier-b", "CTCC", "hash-b").unwrap();
+    assert!(matches!(
+        store.add_collector("carrier-a", "X", "hash-c"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.collector_by_token("hash-b").unwrap().unwrap().operator, "CTCC");
+    let t = 1_791_626_400; // 2026-10-10T10:00:00Z
+    let mut row = traffic_row(t, "192.0.2.1", Family::Ipv6, 1000, true);
+    row.source = "whatever the collector says".into();
+    let traffic = [row.clone(), traffic_row(t, "192.0.2.1", Family::Ipv4, 3000, true)];
+    // Dense sketches (100 000 values each, 50 000 shared) and small
+    // explicit ones: both representations go through both unions.
+    let sketches_a = [
+        BatchSketch {
+            day: "2026-10-10".into(),
+            organisation: "Org A".into(),
+            kind: "subscribers".into(),
+            sketch: sketch_of(0..100_000).to_bytes(),
+        },
+        BatchSketch {
+            day: "2026-10-11".into(),
+            organisation: "Org A".into(),
+            kind: "subscribers".into(),
+            sketch: sketch_of(0..40).to_bytes(),
+        },
+    ];
+    let sketches_b = [
+        BatchSketch {
+            day: "2026-10-10".into(),
+            organisation: "Org A".into(),
+            kind: "subscribers".into(),
+            sketch: sketch_of(50_000..150_000).to_bytes(),
+        },
+        BatchSketch {
+            day: "2026-10-11".into(),
+            organisation: "Org A".into(),
+            kind: "subscribers".into(),
+            sketch: sketch_of(20..60).to_bytes(),
+        },
+    ];
+    let batch = |traffic: &'static [TrafficRow], sketches: &'static [BatchSketch], seq| CollectorBatch {
+        stream: "s1",
+        seq,
+        first_start: t,
+        last_end: t + 60,
+        traffic,
+        sketches,
+        spool_dropped: 0,
+    };
+    let traffic: &'static [TrafficRow] = Box::leak(Box::new(traffic));
+    let sketches_a: &'static [BatchSketch] = Box::leak(Box::new(sketches_a));
+    let sketches_b: &'static [BatchSketch] = Box::leak(Box::new(sketches_b));
+    let now = t + 120;
+    assert_eq!(
+        store
+            .store_batch(a, &batch(traffic, sketches_a, 1), &mut union_bytes, now)
+            .unwrap(),
+        BatchOutcome::Stored
+    );
+    assert_eq!(
+        store
+            .store_batch(a, &batch(traffic, sketches_a, 1), &mut union_bytes, now)
+            .unwrap(),
+        BatchOutcome::Duplicate
+    );
+    // The same (stream, seq) from another collector is its own batch.
+    assert_eq!(
+        store
+            .store_batch(b, &batch(&traffic[..1], sketches_b, 1), &mut union_bytes, now)
+            .unwrap(),
+        BatchOutcome::Stored
+    );
+    let by_source: Vec<(String, Family, i64)> = store
+        .traffic_by(Period::Day, Some(TrafficGroup::Source))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.group, r.family, r.bytes))
+        .collect();
+    assert_eq!(
+        by_source,
+        [
+            ("collector:carrier-a".to_string(), Family::Ipv4, 3000),
+            ("collector:carrier-a".into(), Family::Ipv6, 1000),
+            ("collector:carrier-b".into(), Family::Ipv6, 1000),
+        ]
+    );
+    // Shared subscribers count once.
+    let stored = |day: &str| Sketch::from_bytes(&store.sketch(day, "Org A", "subscribers").unwrap().unwrap()).unwrap();
+    assert_eq!(stored("2026-10-11").count(), 60);
+    let dense = stored("2026-10-10").count() as f64;
+    assert!((dense - 150_000.0).abs() / 150_000.0 < 0.02, "{dense}");
+    let mut program = Sketch::default();
+    for row in store.sketches("2026-10-10", "2026-10-11", "subscribers").unwrap() {
+        program.merge(&Sketch::from_bytes(&row.sketch).unwrap()).unwrap();
+    }
+    let in_sql = store.union_sketches("2026-10-10", "2026-10-11", "subscribers").unwrap();
+    if fixture.location.sqlite_path().is_some() {
+        assert_eq!(in_sql, None, "SQLite has no HyperLogLog extension");
+    } else {
+        let rows =
+            in_sql.expect("PostgreSQL without the hll extension (Debian: postgresql-15-hll); .ci/run installs it");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].organisation, "Org A");
+        let unioned = Sketch::from_bytes(&rows[0].sketch).unwrap();
+        assert_eq!(unioned.count(), program.count(), "SQL and program unions differ");
+    }
+    let listed = store.collectors().unwrap();
+    let of = |name: &str| listed.iter().find(|c| c.name == name).unwrap().clone();
+    assert_eq!((of("carrier-a").batches, of("carrier-a").duplicates), (1, 1));
+    assert_eq!(of("carrier-a").rows, 4);
+    assert_eq!(of("carrier-a").last_interval_end, Some(t + 60));
+    assert_eq!(of("carrier-b").last_push, Some(now));
+    // A merge that fails stores nothing, not even the batch's name: it
+    // can be sent again once the cause is fixed.
+    let failed = store.store_batch(a, &batch(traffic, sketches_a, 2), &mut |_, _| Err("no".into()), now);
+    assert!(failed.is_err());
+    assert_eq!(store.collectors().unwrap()[0].batches, 1);
+    let ipv4: i64 = store
+        .traffic_by(Period::Day, None)
+        .unwrap()
+        .iter()
+        .filter(|r| r.family == Family::Ipv4)
+        .map(|r| r.bytes)
+        .sum();
+    assert_eq!(ipv4, 3000);
+    assert_eq!(
+        store
+            .store_batch(a, &batch(traffic, sketches_a, 2), &mut union_bytes, now)
+            .unwrap(),
+        BatchOutcome::Stored
+    );
+    assert!(store.revoke_collector("carrier-a").unwrap());
+    assert!(!store.revoke_collector("nobody").unwrap());
+    assert_eq!(store.collector_by_token("hash-a").unwrap(), None);
+    assert!(store.collectors().unwrap()[0].revoked);
 }
