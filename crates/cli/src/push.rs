@@ -341,6 +341,11 @@ pub(crate) enum CollectorsCommand {
         /// The carrier its figures are attributed to.
         #[arg(long)]
         operator: String,
+        /// Where its exporters sit: metro-egress, mobile-lte, mobile-5g,
+        /// backbone-exchange or international-gateway (for the flow-based
+        /// shares beside the reported ones).
+        #[arg(long, value_name = "POINT", value_parser = |s: &str| s.parse::<v6scope_store::MeasurementPoint>())]
+        point: Option<v6scope_store::MeasurementPoint>,
         /// Write the token here (mode 0600) instead of printing it.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
@@ -367,6 +372,7 @@ pub(crate) fn collectors(command: CollectorsCommand) -> Result<ExitCode> {
         CollectorsCommand::Add {
             name,
             operator,
+            point,
             token_file,
             store,
         } => {
@@ -375,7 +381,7 @@ pub(crate) fn collectors(command: CollectorsCommand) -> Result<ExitCode> {
             let token = v6scope_server::new_collector_token();
             store
                 .open()?
-                .add_collector(&name, &operator, &v6scope_server::token_hash(&token))
+                .add_collector(&name, &operator, point, &v6scope_server::token_hash(&token))
                 .map_err(|e| usage(e.to_string()))?;
             crate::agent::hand_out_token(&format!("collector {name}"), &token, token_file.as_deref())?;
             Ok(ExitCode::SUCCESS)
@@ -396,6 +402,7 @@ pub(crate) fn collectors(command: CollectorsCommand) -> Result<ExitCode> {
                         "{}",
                         serde_json::json!({
                             "name": c.name, "operator": c.operator, "revoked": c.revoked,
+                            "point": c.point.map(|p| p.as_str()),
                             "created_at": c.created_at, "last_push": c.last_push,
                             "last_interval_end": c.last_interval_end, "batches": c.batches, "rows": c.rows,
                             "duplicates": c.duplicates, "spool_dropped": c.spool_dropped,

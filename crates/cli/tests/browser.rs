@@ -670,3 +670,65 @@ async fn vantages_page_and_a_site_that_differs_between_vantages() {
     })
     .await
 }
+
+/// Operator reports submitted over the API (a first report and a
+/// correction), then the operators page: the national and per-operator
+/// shares, the chart, the version, the history with the superseded row,
+/// and the CSV template's link; in Chinese too.
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_page_shows_shares_versions_and_corrections() {
+    limited(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("operators.db");
+        let out = Command::new(env!("CARGO_BIN_EXE_v6scope"))
+            .args(["collectors", "add", "cmcc-reports", "--operator", "CMCC", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let server = Server::start(&db, &[], &[]);
+        let url = server.url("/api/operator-reports");
+        tokio::task::spawn_blocking(move || {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::blocking::Client::new();
+            for body in [
+                "point,period,unit,ipv6_traffic,total_traffic\nmobile-lte,2026-10,gbps,50,100\nmobile-lte,2026-11,gbps,60,100\nmetro-egress,2026-11,gbps,20,100\n",
+                "point,period,unit,ipv6_traffic,total_traffic\nmobile-lte,2026-11,gbps,66,100\n",
+            ] {
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("Content-Type", "text/csv")
+                    .body(body)
+                    .send()
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 201);
+            }
+        })
+        .await
+        .unwrap();
+        let b = Browser::start("operators").await;
+        b.goto(&server.url("/operators?until=2026-11")).await;
+        let national = text(&b, "#national").await;
+        assert!(national.contains("66.0 %"), "the corrected mobile share: {national}");
+        assert!(national.contains("20.0 %"), "the fixed share: {national}");
+        assert!(!b.find_all("#operator-CMCC tbody tr").await.is_empty());
+        let version = text(&b, "#national tr[data-period='2026-11'] td.version").await;
+        assert_eq!(version, "2");
+        assert_eq!(b.find_all("#history tr.superseded").await.len(), 1);
+        assert_eq!(b.find_all("#history tr.current").await.len(), 3);
+        let (_, _, w, h) = b.find("svg#mobile-share-chart").await.rectangle().await.unwrap();
+        assert!(w > 200.0 && h > 50.0, "mobile share chart is {w}×{h}");
+        let href = b.find("#template").await.attr("href").await.unwrap();
+        assert_eq!(href.as_deref(), Some("/api/operator-reports/template.csv"));
+        assert!(text(&b, "ul.targets").await.contains("65.0 %"));
+        b.screenshot("operators-en").await;
+        b.goto(&server.url("/operators?until=2026-11&lang=zh-CN")).await;
+        assert!(text(&b, "h1").await.contains("运营商"));
+        assert!(text(&b, "#history").await.contains("LTE核心网"));
+        b.screenshot("operators-zh").await;
+        b.close().await;
+    })
+    .await
+}

@@ -5,5 +5,6 @@
 pub mod edges;
 pub mod history;
 pub mod monthly;
+pub mod operators;
 pub mod plan;
 pub mod render;

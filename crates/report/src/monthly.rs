@@ -465,7 +465,7 @@ fn tr(zh: bool, en: &'static str, zh_text: &'static str) -> &'static str {
 }
 
 // Months as y * 12 + (m - 1), so that arithmetic crosses years.
-fn parse_month(s: &str) -> Option<i64> {
+pub(crate) fn parse_month(s: &str) -> Option<i64> {
     let (y, m) = s.split_once('-')?;
     if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())) {
         return None;
@@ -474,15 +474,15 @@ fn parse_month(s: &str) -> Option<i64> {
     ((1..=12).contains(&m) && (1900..=9999).contains(&y)).then_some(y * 12 + m - 1)
 }
 
-fn month_label(n: i64) -> String {
+pub(crate) fn month_label(n: i64) -> String {
     format!("{:04}-{:02}", n.div_euclid(12), n.rem_euclid(12) + 1)
 }
 
-fn month_first_day(n: i64) -> i64 {
+pub(crate) fn month_first_day(n: i64) -> i64 {
     days::from_civil(n.div_euclid(12), n.rem_euclid(12) + 1, 1)
 }
 
-fn today() -> i64 {
+pub(crate) fn today() -> i64 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -975,6 +975,7 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
         .as_ref()
         .and_then(|c| c.groups.iter().find(|g| g.group == "all" && g.tested > 0))
         .cloned();
+    let operator_months = crate::operators::indicators(store, &month_label(period - 1), &month_label(period))?;
     let milestones = rows(plan, zh, |m| match m.indicator {
         Indicator::SiteSupport => {
             // Campaign categories count by key, not by exact label.
@@ -1064,15 +1065,93 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
                 ..Default::default()
             },
         },
-        Indicator::MobileTrafficShare | Indicator::FixedTrafficShare => Measurement {
-            note: tr(
-                zh,
-                "needs the mobile/fixed split of the exporters",
-                "需要区分移动网与固定网的流量采集点",
-            )
-            .into(),
-            ..Default::default()
-        },
+        Indicator::MobileTrafficShare | Indicator::FixedTrafficShare => {
+            let mobile = m.indicator == Indicator::MobileTrafficShare;
+            let pick = |o: &crate::operators::OperatorMonth| {
+                if mobile {
+                    (o.mobile, o.mobile_flows)
+                } else {
+                    (o.fixed, o.fixed_flows)
+                }
+            };
+            let national = |period: &str| {
+                operator_months
+                    .iter()
+                    .find(|o| o.operator.is_empty() && o.period == period)
+            };
+            let now = national(&month_label(period)).map(pick);
+            let before = national(&month_label(period - 1)).map(pick);
+            let operators = operator_months
+                .iter()
+                .filter(|o| !o.operator.is_empty() && o.period == month_label(period))
+                .count();
+            let day = month_first_day(period + 1) - 1;
+            match now {
+                Some((reported, flows)) if reported.share.is_some() => Measurement {
+                    latest: reported.share.map(|v| (day, v)),
+                    earlier: before
+                        .and_then(|(r, _)| r.share)
+                        .map(|v| (month_first_day(period) - 1, v)),
+                    population: Some(operators as i64),
+                    note: {
+                        let flows = flows.share.map(|f| format!("; {:.1} %", f * 100.0)).unwrap_or_default();
+                        match (zh, mobile) {
+                            (true, true) => format!(
+                                "{operators} 家运营商上报，(LTE+5G IPv6)/(LTE+5G){}",
+                                if flows.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("；流量采集{flows}")
+                                }
+                            ),
+                            (true, false) => format!(
+                                "{operators} 家运营商上报，城域网出口{}",
+                                if flows.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("；流量采集{flows}")
+                                }
+                            ),
+                            (false, true) => format!(
+                                "reported by {operators} operator(s): (LTE + 5G IPv6) / (LTE + 5G){}",
+                                if flows.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("; from flow collectors{flows}")
+                                }
+                            ),
+                            (false, false) => format!(
+                                "reported by {operators} operator(s): metro egress{}",
+                                if flows.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("; from flow collectors{flows}")
+                                }
+                            ),
+                        }
+                    },
+                },
+                Some((_, flows)) if flows.share.is_some() => Measurement {
+                    latest: flows.share.map(|v| (day, v)),
+                    note: tr(
+                        zh,
+                        "from the carriers' flow collectors only (no reported figures)",
+                        "仅来自运营商流量采集（无上报数据）",
+                    )
+                    .into(),
+                    ..Default::default()
+                },
+                _ => Measurement {
+                    note: tr(
+                        zh,
+                        "no operator reported this month's mobile and metro-egress traffic",
+                        "本月无运营商上报移动网或城域网出口流量",
+                    )
+                    .into(),
+                    ..Default::default()
+                },
+            }
+        }
         Indicator::Qualitative => Measurement::default(),
     });
 

@@ -14,6 +14,7 @@ mod beacon;
 mod collectors;
 mod guard;
 mod i18n;
+mod operators;
 mod pages;
 mod scheduler;
 mod svg;
@@ -567,6 +568,8 @@ fn router(state: SharedState) -> Router {
         .merge(api::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
         .merge(agents::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
         .merge(collectors::routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
+        .merge(operators::api_routes().layer(axum::extract::DefaultBodyLimit::max(api_limit)))
+        .merge(operators::page_routes())
         .merge(beacon::routes())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

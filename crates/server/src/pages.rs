@@ -48,7 +48,7 @@ table.checks thead{display:none}table.checks tr{border-bottom:2px solid #ddd;pad
 table.checks td{border:0;overflow-wrap:anywhere}}\
 @media print{header{display:none}}";
 
-fn lang_of(state: &SharedState, q: Option<&str>) -> Result<Lang, ApiError> {
+pub(crate) fn lang_of(state: &SharedState, q: Option<&str>) -> Result<Lang, ApiError> {
     ViewQuery {
         lang: q.map(str::to_string),
         profile: None,
@@ -78,7 +78,7 @@ fn url_escape(s: &str) -> String {
     out
 }
 
-fn page(lang: Lang, path: &str, title: &str, body: Markup) -> Html<String> {
+pub(crate) fn page(lang: Lang, path: &str, title: &str, body: Markup) -> Html<String> {
     let other = if lang.zh() { Lang::En } else { Lang::Zh };
     let markup = html! {
         (DOCTYPE)
@@ -97,6 +97,7 @@ fn page(lang: Lang, path: &str, title: &str, body: Markup) -> Html<String> {
                     a href=(href(lang, "/runs")) { (lang.t("runs")) }
                     a href=(href(lang, "/vantages")) { (lang.t("vantages")) }
                     a href=(href(lang, "/clients")) { (lang.t("clients")) }
+                    a href=(href(lang, "/operators")) { (lang.t("operators")) }
                     a.lang id="lang-switch" href=(href(other, path)) { (lang.t("language")) }
                 }
                 main { h1 { (title) } (body) }
@@ -106,7 +107,7 @@ fn page(lang: Lang, path: &str, title: &str, body: Markup) -> Html<String> {
     Html(markup.into_string())
 }
 
-fn error_page(lang: Lang, e: ApiError) -> Response {
+pub(crate) fn error_page(lang: Lang, e: ApiError) -> Response {
     let status = e.status();
     let body = html! { p.error { (e.to_string()) } };
     (status, page(lang, "/", &status.to_string(), body)).into_response()

@@ -499,6 +499,8 @@ pub struct CollectorRow {
     pub name: String,
     /// The carrier the collector's figures are attributed to.
     pub operator: String,
+    /// Where its exporters sit, if said.
+    pub point: Option<MeasurementPoint>,
     pub created_at: String,
     pub revoked: bool,
     /// When the last batch arrived (Unix seconds).
@@ -544,4 +546,137 @@ pub enum BatchOutcome {
     Stored,
     /// Stored before: nothing was added.
     Duplicate,
+}
+
+/// A carrier's measurement point, as the national definitions name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeasurementPoint {
+    /// 城域网出口: the fixed network's share is measured here.
+    MetroEgress,
+    /// LTE核心网.
+    MobileLte,
+    /// 5G核心网.
+    Mobile5g,
+    /// 骨干直联点.
+    BackboneExchange,
+    /// 国际出入口.
+    InternationalGateway,
+}
+
+impl MeasurementPoint {
+    pub const ALL: [MeasurementPoint; 5] = [
+        MeasurementPoint::MetroEgress,
+        MeasurementPoint::MobileLte,
+        MeasurementPoint::Mobile5g,
+        MeasurementPoint::BackboneExchange,
+        MeasurementPoint::InternationalGateway,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeasurementPoint::MetroEgress => "metro-egress",
+            MeasurementPoint::MobileLte => "mobile-lte",
+            MeasurementPoint::Mobile5g => "mobile-5g",
+            MeasurementPoint::BackboneExchange => "backbone-exchange",
+            MeasurementPoint::InternationalGateway => "international-gateway",
+        }
+    }
+
+    /// The Chinese name used in the national definitions.
+    pub fn zh(self) -> &'static str {
+        match self {
+            MeasurementPoint::MetroEgress => "城域网出口",
+            MeasurementPoint::MobileLte => "LTE核心网",
+            MeasurementPoint::Mobile5g => "5G核心网",
+            MeasurementPoint::BackboneExchange => "骨干直联点",
+            MeasurementPoint::InternationalGateway => "国际出入口",
+        }
+    }
+
+    /// LTE and 5G cores: the mobile network.
+    pub fn is_mobile(self) -> bool {
+        matches!(self, MeasurementPoint::MobileLte | MeasurementPoint::Mobile5g)
+    }
+}
+
+impl std::str::FromStr for MeasurementPoint {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        MeasurementPoint::ALL
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = MeasurementPoint::ALL.iter().map(|p| p.as_str()).collect();
+                format!(
+                    "unknown measurement point '{}' (one of {})",
+                    text.chars().take(40).collect::<String>(),
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How a carrier stated its traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrafficUnit {
+    /// Average gigabits per second over the period.
+    Gbps,
+    /// Bytes in the period.
+    Bytes,
+}
+
+impl TrafficUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficUnit::Gbps => "gbps",
+            TrafficUnit::Bytes => "bytes",
+        }
+    }
+}
+
+impl std::str::FromStr for TrafficUnit {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "gbps" => Ok(TrafficUnit::Gbps),
+            "bytes" => Ok(TrafficUnit::Bytes),
+            other => Err(format!(
+                "unit '{}': gbps or bytes",
+                other.chars().take(20).collect::<String>()
+            )),
+        }
+    }
+}
+
+/// One row a carrier reports: a measurement point's figures for a month.
+/// Traffic is kept as stated and in bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorFigure {
+    pub point: MeasurementPoint,
+    /// The carrier's own name for the site ("beijing"), or empty.
+    pub site: String,
+    /// "YYYY-MM".
+    pub period: String,
+    pub unit: TrafficUnit,
+    pub ipv4_value: Option<f64>,
+    pub ipv6_value: Option<f64>,
+    pub ipv4_bytes: Option<f64>,
+    pub ipv6_bytes: Option<f64>,
+    pub active_connections: Option<i64>,
+    pub ipv6_users: Option<i64>,
+    pub users: Option<i64>,
+    pub iot_connections: Option<i64>,
+}
+
+/// A stored version of a reported row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorFigureRow {
+    pub operator: String,
+    pub version: i64,
+    pub submission: i64,
+    pub collector: String,
+    pub submitted_at: String,
+    pub figure: OperatorFigure,
 }

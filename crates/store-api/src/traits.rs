@@ -186,9 +186,15 @@ pub type BatchMerge<'a> = dyn FnMut(Option<&[u8]>, &[u8]) -> std::result::Result
 
 /// Carriers' collectors and the batches they push.
 pub trait Collectors {
-    /// A new collector of an operator with the hash of its token;
-    /// `Conflict` if the name is taken.
-    fn add_collector(&mut self, name: &str, operator: &str, token_hash: &str) -> Result<i64>;
+    /// A new collector of an operator (at a measurement point, if said)
+    /// with the hash of its token; `Conflict` if the name is taken.
+    fn add_collector(
+        &mut self,
+        name: &str,
+        operator: &str,
+        point: Option<MeasurementPoint>,
+        token_hash: &str,
+    ) -> Result<i64>;
     /// Revokes a collector's token; false if there is no such collector.
     fn revoke_collector(&mut self, name: &str) -> Result<bool>;
     /// Collectors by name.
@@ -206,6 +212,19 @@ pub trait Collectors {
         merge: &mut BatchMerge<'_>,
         now: i64,
     ) -> Result<BatchOutcome>;
+    /// Stores an operator's reported rows as one submission, in one
+    /// transaction: each row becomes the next version of its (point, site,
+    /// period). Returns the submission's id and each row's version.
+    fn submit_operator_figures(
+        &mut self,
+        operator: &str,
+        collector: &str,
+        format: &str,
+        figures: &[OperatorFigure],
+    ) -> Result<(i64, Vec<i64>)>;
+    /// Every stored version of the rows of periods in [`first`, `last`]
+    /// ("YYYY-MM"), by operator, point, site, period and version.
+    fn operator_figures(&self, first: &str, last: &str) -> Result<Vec<OperatorFigureRow>>;
 }
 
 /// Agents, the targets they lease and the results they deliver, per vantage.

@@ -2,11 +2,12 @@ use crate::traffic::{insert_traffic, merge_stored_sketch};
 use crate::{Db, PostgresStore, get};
 use postgres::Row;
 use v6scope_store_api::{
-    BatchMerge, BatchOutcome, CollectorBatch, CollectorRow, Collectors, Result, StoreError, now_utc,
+    BatchMerge, BatchOutcome, CollectorBatch, CollectorRow, Collectors, MeasurementPoint, OperatorFigure,
+    OperatorFigureRow, Result, StoreError, now_utc,
 };
 
 const COLLECTOR_COLUMNS: &str = "id, name, operator, created_at, revoked_at IS NOT NULL, last_push, \
-     last_interval_end, batches, rows, duplicates, spool_dropped";
+     last_interval_end, batches, rows, duplicates, spool_dropped, point";
 
 fn collector_of(r: &Row) -> Result<CollectorRow> {
     Ok(CollectorRow {
@@ -21,17 +22,52 @@ fn collector_of(r: &Row) -> Result<CollectorRow> {
         rows: get(r, 8)?,
         duplicates: get(r, 9)?,
         spool_dropped: get(r, 10)?,
+        point: match get::<String>(r, 11)?.as_str() {
+            "" => None,
+            text => Some(text.parse().map_err(StoreError::Corrupt)?),
+        },
+    })
+}
+
+fn figure_of(r: &Row) -> Result<OperatorFigureRow> {
+    Ok(OperatorFigureRow {
+        operator: get(r, 0)?,
+        version: get(r, 4)?,
+        submission: get(r, 5)?,
+        collector: get(r, 15)?,
+        submitted_at: get(r, 16)?,
+        figure: OperatorFigure {
+            point: get::<String>(r, 1)?.parse().map_err(StoreError::Corrupt)?,
+            site: get(r, 2)?,
+            period: get(r, 3)?,
+            unit: get::<String>(r, 6)?.parse().map_err(StoreError::Corrupt)?,
+            ipv4_value: get(r, 7)?,
+            ipv6_value: get(r, 8)?,
+            ipv4_bytes: get(r, 9)?,
+            ipv6_bytes: get(r, 10)?,
+            active_connections: get(r, 11)?,
+            ipv6_users: get(r, 12)?,
+            users: get(r, 13)?,
+            iot_connections: get(r, 14)?,
+        },
     })
 }
 
 impl Collectors for PostgresStore {
-    fn add_collector(&mut self, name: &str, operator: &str, token_hash: &str) -> Result<i64> {
+    fn add_collector(
+        &mut self,
+        name: &str,
+        operator: &str,
+        point: Option<MeasurementPoint>,
+        token_hash: &str,
+    ) -> Result<i64> {
+        let point = point.map_or("", MeasurementPoint::as_str);
         self.with(|c| {
             let row = c
                 .query_one(
-                    "INSERT INTO collectors (name, operator, token_hash, created_at) VALUES ($1, $2, $3, $4) \
-                     RETURNING id",
-                    &[&name, &operator, &token_hash, &now_utc()],
+                    "INSERT INTO collectors (name, operator, point, token_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    &[&name, &operator, &point, &token_hash, &now_utc()],
                 )
                 .db()
                 .map_err(|e| match e {
@@ -143,6 +179,87 @@ impl Collectors for PostgresStore {
             } else {
                 BatchOutcome::Duplicate
             })
+        })
+    }
+
+    fn submit_operator_figures(
+        &mut self,
+        operator: &str,
+        collector: &str,
+        format: &str,
+        figures: &[OperatorFigure],
+    ) -> Result<(i64, Vec<i64>)> {
+        self.with(|c| {
+            let mut tx = c.transaction().db()?;
+            // One submission of an operator at a time: versions count up
+            // without gaps or clashes.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&format!("operator-figures\u{1f}{operator}")],
+            )
+            .db()?;
+            let submission: i64 = get(
+                &tx.query_one(
+                    "INSERT INTO operator_submissions (operator, collector, submitted_at, format, rows) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    &[&operator, &collector, &now_utc(), &format, &(figures.len() as i64)],
+                )
+                .db()?,
+                0,
+            )?;
+            let mut versions = Vec::with_capacity(figures.len());
+            for f in figures {
+                let point = f.point.as_str();
+                let version: i64 = get(
+                    &tx.query_one(
+                        "INSERT INTO operator_figures (operator, point, site, period, version, submission_id, \
+                         unit, ipv4_value, ipv6_value, ipv4_bytes, ipv6_bytes, active_connections, ipv6_users, \
+                         users, iot_connections) \
+                         SELECT $1, $2, $3, $4, coalesce(max(version), 0) + 1, $5, $6, $7, $8, $9, $10, $11, $12, \
+                         $13, $14 FROM operator_figures WHERE operator = $1 AND point = $2 AND site = $3 \
+                         AND period = $4 RETURNING version",
+                        &[
+                            &operator,
+                            &point,
+                            &f.site,
+                            &f.period,
+                            &submission,
+                            &f.unit.as_str(),
+                            &f.ipv4_value,
+                            &f.ipv6_value,
+                            &f.ipv4_bytes,
+                            &f.ipv6_bytes,
+                            &f.active_connections,
+                            &f.ipv6_users,
+                            &f.users,
+                            &f.iot_connections,
+                        ],
+                    )
+                    .db()?,
+                    0,
+                )?;
+                versions.push(version);
+            }
+            tx.commit().db()?;
+            Ok((submission, versions))
+        })
+    }
+
+    fn operator_figures(&self, first: &str, last: &str) -> Result<Vec<OperatorFigureRow>> {
+        self.with(|c| {
+            c.query(
+                "SELECT f.operator, f.point, f.site, f.period, f.version, f.submission_id, f.unit, f.ipv4_value, \
+                 f.ipv6_value, f.ipv4_bytes, f.ipv6_bytes, f.active_connections, f.ipv6_users, f.users, \
+                 f.iot_connections, s.collector, s.submitted_at \
+                 FROM operator_figures f JOIN operator_submissions s ON s.id = f.submission_id \
+                 WHERE f.period >= $1 AND f.period <= $2 \
+                 ORDER BY f.operator COLLATE \"C\", f.point COLLATE \"C\", f.site COLLATE \"C\", f.period, f.version",
+                &[&first, &last],
+            )
+            .db()?
+            .iter()
+            .map(figure_of)
+            .collect()
         })
     }
 }

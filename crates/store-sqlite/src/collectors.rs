@@ -2,11 +2,16 @@ use crate::traffic::{insert_traffic, merge_stored_sketch};
 use crate::{Db, SqliteStore, collect};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use v6scope_store_api::{
-    BatchMerge, BatchOutcome, CollectorBatch, CollectorRow, Collectors, Result, StoreError, now_utc,
+    BatchMerge, BatchOutcome, CollectorBatch, CollectorRow, Collectors, MeasurementPoint, OperatorFigure,
+    OperatorFigureRow, Result, StoreError, now_utc,
 };
 
 const COLLECTOR_COLUMNS: &str = "id, name, operator, created_at, revoked_at IS NOT NULL, last_push, \
-     last_interval_end, batches, rows, duplicates, spool_dropped";
+     last_interval_end, batches, rows, duplicates, spool_dropped, point";
+
+fn corrupt(column: usize, e: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+}
 
 fn collector_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CollectorRow> {
     Ok(CollectorRow {
@@ -21,15 +26,55 @@ fn collector_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CollectorRow> {
         rows: r.get(8)?,
         duplicates: r.get(9)?,
         spool_dropped: r.get(10)?,
+        point: match r.get::<_, String>(11)?.as_str() {
+            "" => None,
+            text => Some(text.parse().map_err(|e| corrupt(11, e))?),
+        },
+    })
+}
+
+fn figure_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<OperatorFigureRow> {
+    Ok(OperatorFigureRow {
+        operator: r.get(0)?,
+        version: r.get(4)?,
+        submission: r.get(5)?,
+        collector: r.get(15)?,
+        submitted_at: r.get(16)?,
+        figure: OperatorFigure {
+            point: r.get::<_, String>(1)?.parse().map_err(|e| corrupt(1, e))?,
+            site: r.get(2)?,
+            period: r.get(3)?,
+            unit: r.get::<_, String>(6)?.parse().map_err(|e| corrupt(6, e))?,
+            ipv4_value: r.get(7)?,
+            ipv6_value: r.get(8)?,
+            ipv4_bytes: r.get(9)?,
+            ipv6_bytes: r.get(10)?,
+            active_connections: r.get(11)?,
+            ipv6_users: r.get(12)?,
+            users: r.get(13)?,
+            iot_connections: r.get(14)?,
+        },
     })
 }
 
 impl Collectors for SqliteStore {
-    fn add_collector(&mut self, name: &str, operator: &str, token_hash: &str) -> Result<i64> {
+    fn add_collector(
+        &mut self,
+        name: &str,
+        operator: &str,
+        point: Option<MeasurementPoint>,
+        token_hash: &str,
+    ) -> Result<i64> {
         self.conn
             .execute(
-                "INSERT INTO collectors (name, operator, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, operator, token_hash, now_utc()],
+                "INSERT INTO collectors (name, operator, point, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    name,
+                    operator,
+                    point.map_or("", MeasurementPoint::as_str),
+                    token_hash,
+                    now_utc()
+                ],
             )
             .db()
             .map_err(|e| match e {
@@ -132,5 +177,83 @@ impl Collectors for SqliteStore {
         } else {
             BatchOutcome::Duplicate
         })
+    }
+
+    fn submit_operator_figures(
+        &mut self,
+        operator: &str,
+        collector: &str,
+        format: &str,
+        figures: &[OperatorFigure],
+    ) -> Result<(i64, Vec<i64>)> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        tx.execute(
+            "INSERT INTO operator_submissions (operator, collector, submitted_at, format, rows) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![operator, collector, now_utc(), format, figures.len() as i64],
+        )
+        .db()?;
+        let submission = tx.last_insert_rowid();
+        let mut versions = Vec::with_capacity(figures.len());
+        {
+            let mut next = tx
+                .prepare(
+                    "SELECT coalesce(max(version), 0) + 1 FROM operator_figures \
+                     WHERE operator = ?1 AND point = ?2 AND site = ?3 AND period = ?4",
+                )
+                .db()?;
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO operator_figures (operator, point, site, period, version, submission_id, unit, \
+                     ipv4_value, ipv6_value, ipv4_bytes, ipv6_bytes, active_connections, ipv6_users, users, \
+                     iot_connections) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .db()?;
+            for f in figures {
+                let version: i64 = next
+                    .query_row(params![operator, f.point.as_str(), f.site, f.period], |r| r.get(0))
+                    .db()?;
+                insert
+                    .execute(params![
+                        operator,
+                        f.point.as_str(),
+                        f.site,
+                        f.period,
+                        version,
+                        submission,
+                        f.unit.as_str(),
+                        f.ipv4_value,
+                        f.ipv6_value,
+                        f.ipv4_bytes,
+                        f.ipv6_bytes,
+                        f.active_connections,
+                        f.ipv6_users,
+                        f.users,
+                        f.iot_connections
+                    ])
+                    .db()?;
+                versions.push(version);
+            }
+        }
+        tx.commit().db()?;
+        Ok((submission, versions))
+    }
+
+    fn operator_figures(&self, first: &str, last: &str) -> Result<Vec<OperatorFigureRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT f.operator, f.point, f.site, f.period, f.version, f.submission_id, f.unit, f.ipv4_value, \
+                 f.ipv6_value, f.ipv4_bytes, f.ipv6_bytes, f.active_connections, f.ipv6_users, f.users, \
+                 f.iot_connections, s.collector, s.submitted_at \
+                 FROM operator_figures f JOIN operator_submissions s ON s.id = f.submission_id \
+                 WHERE f.period >= ?1 AND f.period <= ?2 \
+                 ORDER BY f.operator, f.point, f.site, f.period, f.version",
+            )
+            .db()?;
+        collect(stmt.query_map(params![first, last], figure_of).db()?)
     }
 }

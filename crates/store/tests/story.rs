@@ -1180,10 +1180,12 @@ fn union_bytes(stored: Option<&[u8]>, arriving: &[u8]) -> std::result::Result<Ve
 fn collectors_and_their_batches(fixture: Fixture) {
     use v6scope_flow::users::Sketch;
     let mut store = fixture.open();
-    let a = store.add_collector("carrier-a", "CMCC", "hash-a").unwrap();
-    let b = store.add_collector("carrier-b", "CTCC", "hash-b").unwrap();
+    let a = store
+        .add_collector("carrier-a", "CMCC", Some(MeasurementPoint::MetroEgress), "hash-a")
+        .unwrap();
+    let b = store.add_collector("carrier-b", "CTCC", None, "hash-b").unwrap();
     assert!(matches!(
-        store.add_collector("carrier-a", "X", "hash-c"),
+        store.add_collector("carrier-a", "X", None, "hash-c"),
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.collector_by_token("hash-b").unwrap().unwrap().operator, "CTCC");
