@@ -139,7 +139,7 @@ pub async fn collect(args: CollectArgs) -> Result<std::process::ExitCode> {
         .map_err(|e| crate::usage(e.to_string()))?;
     let mut sink = match args.push.push {
         Some(_) => Sink::Push(crate::push::Sender::start(&args.push)?),
-        None => Sink::Store(args.store.open()?),
+        None => Sink::Store(args.store.open()?, args.store.open_traffic()?),
     };
     let table = Arc::new(table);
     let mut summary = serde_json::Map::new();
@@ -530,14 +530,15 @@ fn save_templates(path: &std::path::Path, per_thread: &BTreeMap<usize, serde_jso
 
 /// Where closed intervals go: the local store, or the spool of a push to a server.
 enum Sink {
-    Store(Box<dyn Store>),
+    /// The store, and the ClickHouse traffic store when one is given.
+    Store(Box<dyn Store>, Option<v6scope_store::ClickHouseTraffic>),
     Push(crate::push::Sender),
 }
 
 impl Sink {
     fn save(&mut self, agg: &Aggregator, source: &str, interval: u64) -> Result<()> {
         match self {
-            Sink::Store(store) => save(&mut **store, agg, source, interval),
+            Sink::Store(store, clickhouse) => save(&mut **store, clickhouse.as_ref(), agg, source, interval),
             Sink::Push(sender) => {
                 if agg.traffic.is_empty() && agg.unknown_rate.is_empty() && agg.users.is_empty() {
                     return Ok(());
@@ -549,7 +550,13 @@ impl Sink {
 }
 
 /// Adds an aggregator's counters and sketches to the store.
-fn save(store: &mut dyn Store, agg: &Aggregator, source: &str, interval: u64) -> Result<()> {
+fn save(
+    store: &mut dyn Store,
+    clickhouse: Option<&v6scope_store::ClickHouseTraffic>,
+    agg: &Aggregator,
+    source: &str,
+    interval: u64,
+) -> Result<()> {
     let mut rows: Vec<TrafficRow> = agg
         .traffic
         .iter()
@@ -584,7 +591,10 @@ fn save(store: &mut dyn Store, agg: &Aggregator, source: &str, interval: u64) ->
         records: c.records as i64,
         scaled: false,
     }));
-    store.add_traffic(&rows).context("saving traffic")?;
+    match clickhouse {
+        Some(ch) => ch.insert(&rows).context("saving traffic to ClickHouse")?,
+        None => store.add_traffic(&rows).context("saving traffic")?,
+    }
     for ((day, organisation), sketches) in &agg.users {
         for (kind, sketch) in [
             ("subscribers", &sketches.subscribers),

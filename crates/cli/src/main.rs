@@ -224,6 +224,10 @@ struct StoreArgs {
     /// The SQLite store file: the same as --store sqlite:PATH.
     #[arg(long, value_name = "PATH", env = "V6SCOPE_DB")]
     db: Option<PathBuf>,
+    /// Keep traffic counters in ClickHouse instead of the store:
+    /// clickhouse://HOST:HTTP-PORT/DATABASE (sketches stay in the store).
+    #[arg(long, value_name = "URL", env = "V6SCOPE_TRAFFIC_STORE")]
+    traffic_store: Option<String>,
 }
 
 impl StoreArgs {
@@ -233,6 +237,16 @@ impl StoreArgs {
             (None, Some(db)) => v6scope_store::Location::Sqlite(db.clone()),
             (None, None) => v6scope_store::Location::Sqlite("v6scope.db".into()),
         }
+    }
+
+    /// The ClickHouse traffic store, when one is given.
+    fn open_traffic(&self) -> Result<Option<v6scope_store::ClickHouseTraffic>> {
+        self.traffic_store
+            .as_deref()
+            .map(|url| {
+                v6scope_store::ClickHouseTraffic::open(url).with_context(|| format!("opening traffic store {url}"))
+            })
+            .transpose()
     }
 
     /// Opens the store, creating it if needed (commands that write).

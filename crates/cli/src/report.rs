@@ -126,7 +126,12 @@ pub(crate) fn report(args: ReportArgs) -> Result<ExitCode> {
         profile: args.profile,
         zh,
     };
-    let report = monthly::build(&*store, &request).map_err(|e| {
+    let clickhouse = args.store.open_traffic()?;
+    let traffic: &dyn v6scope_store::TrafficCounters = match &clickhouse {
+        Some(ch) => ch,
+        None => &*store,
+    };
+    let report = monthly::build_with(&*store, traffic, &request).map_err(|e| {
         if e.is_usage() {
             usage(e.to_string())
         } else {

@@ -131,6 +131,9 @@ pub(crate) async fn serve(args: ServeArgs, config_file: Option<PathBuf>) -> Resu
     if args.beacon_prefixes.is_some() {
         config.beacon_prefixes = args.beacon_prefixes;
     }
+    if args.store.traffic_store.is_some() {
+        config.traffic_store = args.store.traffic_store.clone();
+    }
     // The file's probe settings reach the server's scans through the same
     // `--config` (a scan merges it as every command does).
     let leading_args = match &config_file {

@@ -119,7 +119,12 @@ pub(crate) fn traffic(args: TrafficArgs) -> Result<ExitCode> {
             ))
         })?),
     };
-    let store = args.store.open_existing()?;
+    let opened = args.store.open_existing()?;
+    let clickhouse = args.store.open_traffic()?;
+    let store: &dyn v6scope_store::TrafficCounters = match &clickhouse {
+        Some(ch) => ch,
+        None => &*opened,
+    };
     // (period, group) → [IPv4, IPv6] (bytes, packets, records).
     type Counts = [(i64, i64, i64); 2];
     let mut periods: BTreeMap<(String, String), Counts> = BTreeMap::new();

@@ -717,6 +717,8 @@ async fn operators_page_shows_shares_versions_and_corrections() {
         let version = text(&b, "#national tr[data-period='2026-11'] td.version").await;
         assert_eq!(version, "2");
         assert_eq!(b.find_all("#history tr.superseded").await.len(), 1);
+        let lte = text(&b, "#points-CMCC tr[data-point='mobile-lte']").await;
+        assert!(lte.contains("50.0 %") && lte.contains("66.0 % (v2)"), "the LTE core's trend: {lte}");
         assert_eq!(b.find_all("#history tr.current").await.len(), 3);
         let (_, _, w, h) = b.find("svg#mobile-share-chart").await.rectangle().await.unwrap();
         assert!(w > 200.0 && h > 50.0, "mobile share chart is {w}×{h}");

@@ -865,6 +865,15 @@ struct CampaignRun {
 
 /// Builds the report of `req.period` (or the latest run's month).
 pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, ReportError> {
+    build_with(store, store, req)
+}
+
+/// [`build`] with the traffic counters kept apart (ClickHouse).
+pub fn build_with(
+    store: &dyn Store,
+    traffic_store: &dyn v6scope_store::TrafficCounters,
+    req: &ReportRequest,
+) -> Result<MonthlyReport, ReportError> {
     let zh = req.zh;
     let plan = &req.plan;
     let requested = match &req.period {
@@ -975,7 +984,8 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
         .as_ref()
         .and_then(|c| c.groups.iter().find(|g| g.group == "all" && g.tested > 0))
         .cloned();
-    let operator_months = crate::operators::indicators(store, &month_label(period - 1), &month_label(period))?;
+    let operator_months =
+        crate::operators::indicators(store, traffic_store, &month_label(period - 1), &month_label(period))?;
     let milestones = rows(plan, zh, |m| match m.indicator {
         Indicator::SiteSupport => {
             // Campaign categories count by key, not by exact label.
@@ -1160,7 +1170,7 @@ pub fn build(store: &dyn Store, req: &ReportRequest) -> Result<MonthlyReport, Re
     let from = month_first_day(first_month) * 86_400;
     let until_secs = month_first_day(period + 1) * 86_400;
     let mut traffic: BTreeMap<String, [i64; 2]> = BTreeMap::new();
-    for t in store.traffic_months(from, until_secs)? {
+    for t in traffic_store.traffic_months(from, until_secs)? {
         let e = traffic.entry(t.period).or_default();
         e[usize::from(t.family == v6scope_model::Family::Ipv6)] += t.bytes;
     }

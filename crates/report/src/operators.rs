@@ -8,7 +8,8 @@ use crate::monthly::{month_first_day, month_label, parse_month, today};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use v6scope_store::{
-    MeasurementPoint, OperatorFigure, OperatorFigureRow, Period, Store, StoreError, TrafficGroup, TrafficUnit,
+    MeasurementPoint, OperatorFigure, OperatorFigureRow, Period, Store, StoreError, TrafficCounters, TrafficGroup,
+    TrafficUnit,
 };
 
 /// A row as a carrier writes it (JSON object or CSV line). Traffic is
@@ -366,7 +367,12 @@ pub fn latest(rows: &[OperatorFigureRow]) -> Vec<&OperatorFigureRow> {
 
 /// Per operator and month, and nationally (operator ""), from the latest
 /// versions of the reported rows in [first, last] and the flow collectors.
-pub fn indicators(store: &dyn Store, first: &str, last: &str) -> Result<Vec<OperatorMonth>, StoreError> {
+pub fn indicators(
+    store: &dyn Store,
+    traffic: &dyn TrafficCounters,
+    first: &str,
+    last: &str,
+) -> Result<Vec<OperatorMonth>, StoreError> {
     let rows = store.operator_figures(first, last)?;
     let mut months: BTreeMap<(String, String), OperatorMonth> = BTreeMap::new();
     let entry = |operator: &str, period: &str| -> Vec<(String, String)> {
@@ -411,7 +417,7 @@ pub fn indicators(store: &dyn Store, first: &str, last: &str) -> Result<Vec<Oper
         .collect();
     if !points.is_empty() {
         let mut bytes: BTreeMap<(String, String), [f64; 2]> = BTreeMap::new();
-        for t in store.traffic_by(Period::Month, Some(TrafficGroup::Source))? {
+        for t in traffic.traffic_by(Period::Month, Some(TrafficGroup::Source))? {
             if t.period.as_str() < first || t.period.as_str() > last {
                 continue;
             }

@@ -226,7 +226,13 @@ pub(crate) struct Overview {
     pub active_users: Option<u64>,
 }
 
-pub(crate) fn overview(store: &dyn Store, profile: &str, plan: &Plan, lang: Lang) -> Result<Overview, ApiError> {
+pub(crate) fn overview(
+    store: &dyn Store,
+    traffic_store: &dyn v6scope_store::TrafficCounters,
+    profile: &str,
+    plan: &Plan,
+    lang: Lang,
+) -> Result<Overview, ApiError> {
     let mut campaigns = Vec::new();
     // Site support per category pooled over every campaign: latest and
     // previous run of each.
@@ -312,7 +318,7 @@ pub(crate) fn overview(store: &dyn Store, profile: &str, plan: &Plan, lang: Lang
         },
         campaigns,
         milestones,
-        traffic_share: traffic_share(store, Period::Month)?,
+        traffic_share: traffic_share(traffic_store, Period::Month)?,
         active_users: users.map(|(_, n)| n),
     })
 }
@@ -325,7 +331,7 @@ fn active_users(store: &dyn Store) -> Result<Option<(i64, u64)>, ApiError> {
     Ok(figure.map(|f| (parse_day(&f.last_day).unwrap_or(0), f.subscribers)))
 }
 
-fn traffic_share(store: &dyn Store, by: Period) -> Result<Vec<(String, f64)>, ApiError> {
+fn traffic_share(store: &dyn v6scope_store::TrafficCounters, by: Period) -> Result<Vec<(String, f64)>, ApiError> {
     let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for t in store.traffic_by(by, None)? {
         let e = per.entry(t.period).or_default();
@@ -672,7 +678,11 @@ pub(crate) struct UnscaledRowView {
     pub share_v6: f64,
 }
 
-pub(crate) fn traffic(store: &dyn Store, q: &TrafficQuery) -> Result<TrafficView, ApiError> {
+pub(crate) fn traffic(
+    users_store: &dyn Store,
+    store: &dyn v6scope_store::TrafficCounters,
+    q: &TrafficQuery,
+) -> Result<TrafficView, ApiError> {
     if let Some(l) = &q.lang
         && Lang::from_query(l).is_none()
     {
@@ -714,7 +724,7 @@ pub(crate) fn traffic(store: &dyn Store, q: &TrafficQuery) -> Result<TrafficView
                 share_v6: v6 as f64 / (v4 + v6).max(1) as f64,
             })
             .collect(),
-        active_users: active_users(store)?.map(|(_, n)| n),
+        active_users: active_users(users_store)?.map(|(_, n)| n),
         unscaled: {
             let mut waiting: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
             for t in unscaled_totals {
@@ -830,7 +840,12 @@ async fn api_overview(
     Query(q): Query<ViewQuery>,
 ) -> Result<Json<Overview>, ApiError> {
     let (lang, profile, plan) = (q.lang(&state)?, q.profile(&state)?, state.default_plan()?);
-    Ok(Json(state.store(move |s| overview(s, &profile, &plan, lang)).await?))
+    let st = state.clone();
+    Ok(Json(
+        state
+            .store(move |s| overview(s, st.counters(s), &profile, &plan, lang))
+            .await?,
+    ))
 }
 
 #[derive(Serialize)]
@@ -1227,7 +1242,8 @@ async fn api_traffic(
     State(state): State<SharedState>,
     Query(q): Query<TrafficQuery>,
 ) -> Result<Json<TrafficView>, ApiError> {
-    Ok(Json(state.store(move |s| traffic(s, &q)).await?))
+    let st = state.clone();
+    Ok(Json(state.store(move |s| traffic(s, st.counters(s), &q)).await?))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -1273,9 +1289,10 @@ pub(crate) async fn api_report(
         "csv" => ("text/csv; charset=utf-8", "csv"),
         other => return Err(ApiError::BadRequest(format!("format '{other}': html, md, json or csv"))),
     };
+    let st = state.clone();
     let text = state
         .store(move |s| {
-            let report = monthly::build(s, &request).map_err(|e| {
+            let report = monthly::build_with(s, st.counters(s), &request).map_err(|e| {
                 if e.is_not_found() {
                     ApiError::NotFound(e.to_string())
                 } else if e.is_usage() {

@@ -171,14 +171,39 @@ async fn batch(State(state): State<SharedState>, call: CollectorCall) -> Result<
         batch.spool_dropped,
     );
     let rows = traffic.len() + batch.sketches.len();
+    let clickhouse = state.traffic.clone();
     let outcome = state
         .store(move |s| {
+            // With ClickHouse the counters go there first, unless the batch
+            // was stored before; the store then records the batch and its
+            // sketches. A server that dies between the two counts that one
+            // batch twice when it is resent (docs/OPERATIONS.md).
+            let traffic: &[TrafficRow] = match &clickhouse {
+                Some(ch) => {
+                    if s.batch_stored(collector.id, &stream, seq)? {
+                        &[]
+                    } else {
+                        let source = format!("collector:{}", collector.name);
+                        let rows: Vec<TrafficRow> = traffic
+                            .iter()
+                            .cloned()
+                            .map(|r| TrafficRow {
+                                source: source.clone(),
+                                ..r
+                            })
+                            .collect();
+                        ch.insert(&rows)?;
+                        &[]
+                    }
+                }
+                None => &traffic,
+            };
             let batch = CollectorBatch {
                 stream: &stream,
                 seq,
                 first_start,
                 last_end,
-                traffic: &traffic,
+                traffic,
                 sketches: &sketches,
                 spool_dropped: dropped,
             };

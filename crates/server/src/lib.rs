@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub max_campaign_targets: usize,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Traffic counters in ClickHouse (`clickhouse://HOST:PORT/DB`) instead
+    /// of the store.
+    pub traffic_store: Option<String>,
     /// Seconds a webhook delivery may take.
     pub webhook_timeout_seconds: u64,
     /// Special-purpose prefixes (loopback, private, link-local, ...) that
@@ -129,6 +132,7 @@ impl Default for ServerConfig {
             cloud_products: None,
             max_campaign_targets: 2_000_000,
             max_body_bytes: 64 << 20,
+            traffic_store: None,
             webhook_timeout_seconds: 10,
             webhook_allow: Vec::new(),
             allowed_hosts: Vec::new(),
@@ -203,11 +207,22 @@ pub(crate) struct AppState {
     pub agent_clocks: Mutex<std::collections::HashMap<i64, i64>>,
     /// The client beacon, when a zone is configured.
     pub beacon: Option<beacon::Beacon>,
+    /// Traffic counters kept apart (`--traffic-store clickhouse://…`).
+    pub traffic: Option<Arc<v6scope_store::ClickHouseTraffic>>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
 
 impl AppState {
+    /// Where traffic counters are read and written: ClickHouse when
+    /// configured, else the store itself.
+    pub fn counters<'a>(&'a self, store: &'a dyn Store) -> &'a dyn v6scope_store::TrafficCounters {
+        match &self.traffic {
+            Some(ch) => &**ch,
+            None => store,
+        }
+    }
+
     /// Runs `f` with a store connection on a blocking thread. Connections
     /// are kept for reuse; SQLite in WAL mode lets readers and the writing
     /// scan proceed together.
@@ -383,6 +398,16 @@ pub async fn serve(
             .await
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))??
     };
+    let traffic = match config.traffic_store.clone() {
+        Some(url) => {
+            let opened = tokio::task::spawn_blocking(move || v6scope_store::ClickHouseTraffic::open(&url))
+                .await
+                .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+            tracing::info!("traffic counters in {}", opened.describe());
+            Some(Arc::new(opened))
+        }
+        None => None,
+    };
     let mut listeners = Vec::new();
     for addr in &config.listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -407,6 +432,7 @@ pub async fn serve(
         agent_rates: Mutex::new(Default::default()),
         agent_clocks: Mutex::new(Default::default()),
         beacon,
+        traffic,
     });
     let app = router(state.clone());
     let shutdown = shutdown_signal();

@@ -228,12 +228,50 @@ fn share_targets(state: &SharedState) -> Vec<serde_json::Value> {
 
 async fn load(state: &SharedState, q: &RangeQuery) -> Result<Vec<OperatorMonth>, ApiError> {
     let (from, until) = range(q)?;
-    state.store(move |s| Ok(operators::indicators(s, &from, &until)?)).await
+    let st = state.clone();
+    state
+        .store(move |s| Ok(operators::indicators(s, st.counters(s), &from, &until)?))
+        .await
 }
 
 async fn indicators(State(state): State<SharedState>, Query(q): Query<RangeQuery>) -> Result<Response, ApiError> {
     let months = load(&state, &q).await?;
     Ok(axum::Json(serde_json::json!({ "months": months, "targets": share_targets(&state) })).into_response())
+}
+
+/// Per measurement point and site of one operator: the IPv6 share of each
+/// month (latest versions), and the version shown.
+fn points_table(lang: crate::Lang, rows: &[OperatorFigureRow], operator: &str, periods: &[String]) -> maud::Markup {
+    let latest = operators::latest(rows);
+    let mut points: Vec<(v6scope_store::MeasurementPoint, &str)> = latest
+        .iter()
+        .filter(|r| r.operator == operator)
+        .map(|r| (r.figure.point, r.figure.site.as_str()))
+        .collect();
+    points.sort();
+    points.dedup();
+    html! {
+        div.scroll { table.points id=(format!("points-{operator}")) {
+            thead { tr {
+                th { (lang.t("point")) } th { (lang.t("site")) }
+                @for p in periods { th.n { (p) } }
+            } }
+            tbody { @for (point, site) in &points { tr data-point=(point.as_str()) {
+                td { (if lang.zh() { point.zh() } else { point.as_str() }) } td { (site) }
+                @for p in periods {
+                    @let cell = latest.iter().find(|r| r.operator == operator && r.figure.point == *point
+                        && r.figure.site == *site && &r.figure.period == p);
+                    td.n { @match cell.and_then(|r| Some((r.figure.ipv6_bytes?, r.figure.ipv4_bytes?, r.version))) {
+                        Some((v6, v4, version)) => {
+                            (percent((v6 + v4 > 0.0).then(|| v6 / (v6 + v4))))
+                            @if version > 1 { " (v" (version) ")" }
+                        }
+                        None => { "—" }
+                    } }
+                }
+            } } }
+        } }
+    }
 }
 
 fn percent(share: Option<f64>) -> String {
@@ -258,6 +296,7 @@ async fn page(State(state): State<SharedState>, Query(q): Query<RangeQuery>) -> 
         Err(e) => return crate::pages::error_page(lang, e),
     };
     let national: Vec<&OperatorMonth> = months.iter().filter(|m| m.operator.is_empty()).collect();
+    let periods: Vec<String> = national.iter().map(|m| m.period.clone()).collect();
     let mut names: Vec<&str> = months
         .iter()
         .filter(|m| !m.operator.is_empty())
@@ -320,6 +359,7 @@ async fn page(State(state): State<SharedState>, Query(q): Query<RangeQuery>) -> 
         @for name in &names {
             h2 { (lang.t("operator")) " " (name) }
             (table(months.iter().filter(|m| m.operator == *name).collect(), &format!("operator-{name}")))
+            (points_table(lang, &rows, name, &periods))
         }
         @if !rows.is_empty() {
             h2 { (lang.t("history")) }

@@ -190,7 +190,11 @@ async fn overview(State(state): State<SharedState>, Query(q): Query<ViewQuery>) 
         },
         Err(e) => return error_page(lang, e),
     };
-    let data = match state.store(move |s| api::overview(s, &profile, &plan, lang)).await {
+    let st = state.clone();
+    let data = match state
+        .store(move |s| api::overview(s, st.counters(s), &profile, &plan, lang))
+        .await
+    {
         Ok(d) => d,
         Err(e) => return error_page(lang, e),
     };
@@ -595,7 +599,8 @@ async fn traffic(State(state): State<SharedState>, Query(q): Query<TrafficQuery>
         Err(e) => return error_page(state.config.lang, e),
     };
     let query = q.clone();
-    let view = match state.store(move |s| api::traffic(s, &query)).await {
+    let st = state.clone();
+    let view = match state.store(move |s| api::traffic(s, st.counters(s), &query)).await {
         Ok(v) => v,
         Err(e) => return error_page(lang, e),
     };

@@ -9,12 +9,14 @@ mod traits;
 
 pub use error::{Result, StoreError};
 pub use rows::*;
-pub use traits::{BatchMerge, Campaigns, Collectors, Fleet, History, Jobs, Runs, SketchMerge, Store, Traffic};
+pub use traits::{
+    BatchMerge, Campaigns, Collectors, Fleet, History, Jobs, Runs, SketchMerge, Store, Traffic, TrafficCounters,
+};
 
 /// The traits, for `use v6scope_store::prelude::*`: calling a store's
 /// methods needs them in scope.
 pub mod prelude {
-    pub use crate::traits::{Campaigns, Collectors, Fleet, History, Jobs, Runs, Store, Traffic};
+    pub use crate::traits::{Campaigns, Collectors, Fleet, History, Jobs, Runs, Store, Traffic, TrafficCounters};
 }
 
 /// The program's clock as stored ("YYYY-MM-DDTHH:MM:SSZ"). Backends stamp

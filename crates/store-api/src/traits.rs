@@ -148,7 +148,9 @@ pub trait Jobs {
 pub type SketchMerge<'a> = dyn FnMut(Option<&[u8]>) -> std::result::Result<Vec<u8>, String> + Send + 'a;
 
 /// Passive measurement: traffic counters and user sketches.
-pub trait Traffic {
+/// Traffic counters: kept by every store, or apart in ClickHouse
+/// (`v6scope-store-clickhouse`) at backbone scale.
+pub trait TrafficCounters {
     /// Adds traffic counters (a row for the same interval and group is
     /// summed), in one transaction.
     fn add_traffic(&mut self, rows: &[TrafficRow]) -> Result<()>;
@@ -160,6 +162,10 @@ pub trait Traffic {
     fn traffic_unscaled(&self, period: Period) -> Result<Vec<TrafficTotal>>;
     /// Monthly ("YYYY-MM") totals of the traffic in [`from`, `until`) (Unix seconds), scaled rows only.
     fn traffic_months(&self, from: i64, until: i64) -> Result<Vec<TrafficTotal>>;
+}
+
+/// Traffic counters and the day sketches of users.
+pub trait Traffic: TrafficCounters {
     /// The stored sketch of a day, organisation and kind (`subscribers`, `addresses`, ...).
     fn sketch(&self, day: &str, organisation: &str, kind: &str) -> Result<Option<Vec<u8>>>;
     /// Sketches of a kind between two days (inclusive), by day.
@@ -212,6 +218,8 @@ pub trait Collectors {
         merge: &mut BatchMerge<'_>,
         now: i64,
     ) -> Result<BatchOutcome>;
+    /// Whether a batch of the collector, stream and sequence number is stored.
+    fn batch_stored(&self, collector: i64, stream: &str, seq: i64) -> Result<bool>;
     /// Stores an operator's reported rows as one submission, in one
     /// transaction: each row becomes the next version of its (point, site,
     /// period). Returns the submission's id and each row's version.

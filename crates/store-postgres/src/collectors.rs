@@ -182,6 +182,18 @@ impl Collectors for PostgresStore {
         })
     }
 
+    fn batch_stored(&self, collector: i64, stream: &str, seq: i64) -> Result<bool> {
+        self.with(|c| {
+            let row = c
+                .query_one(
+                    "SELECT count(*) FROM collector_batches WHERE collector_id = $1 AND stream = $2 AND seq = $3",
+                    &[&collector, &stream, &seq],
+                )
+                .db()?;
+            Ok(get::<i64>(&row, 0)? > 0)
+        })
+    }
+
     fn submit_operator_figures(
         &mut self,
         operator: &str,

@@ -2,8 +2,8 @@ use crate::{Db, PostgresStore, get};
 use postgres::{GenericClient, Row};
 use std::collections::HashMap;
 use v6scope_store_api::{
-    Period, Result, SketchMerge, SketchRow, StoreError, Traffic, TrafficGroup, TrafficRow, TrafficTotal,
-    family_from_number, family_number,
+    Period, Result, SketchMerge, SketchRow, StoreError, Traffic, TrafficCounters, TrafficGroup, TrafficRow,
+    TrafficTotal, family_from_number, family_number,
 };
 
 fn to_char_format(period: Period) -> &'static str {
@@ -167,7 +167,7 @@ pub(crate) fn insert_traffic(c: &mut impl GenericClient, rows: &[TrafficRow], so
     Ok(())
 }
 
-impl Traffic for PostgresStore {
+impl TrafficCounters for PostgresStore {
     fn add_traffic(&mut self, rows: &[TrafficRow]) -> Result<()> {
         self.with(|c| insert_traffic(c, rows, None))
     }
@@ -197,7 +197,9 @@ impl Traffic for PostgresStore {
             .collect()
         })
     }
+}
 
+impl Traffic for PostgresStore {
     fn sketch(&self, day: &str, organisation: &str, kind: &str) -> Result<Option<Vec<u8>>> {
         self.with(|c| {
             c.query_opt(

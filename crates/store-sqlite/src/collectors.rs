@@ -179,6 +179,17 @@ impl Collectors for SqliteStore {
         })
     }
 
+    fn batch_stored(&self, collector: i64, stream: &str, seq: i64) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM collector_batches WHERE collector_id = ?1 AND stream = ?2 AND seq = ?3",
+                params![collector, stream, seq],
+                |r| r.get::<_, i64>(0),
+            )
+            .db()
+            .map(|n| n > 0)
+    }
+
     fn submit_operator_figures(
         &mut self,
         operator: &str,

@@ -1,8 +1,8 @@
 use crate::{Db, SqliteStore, collect};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use v6scope_store_api::{
-    Period, Result, SketchMerge, SketchRow, StoreError, Traffic, TrafficGroup, TrafficRow, TrafficTotal,
-    family_from_number, family_number,
+    Period, Result, SketchMerge, SketchRow, StoreError, Traffic, TrafficCounters, TrafficGroup, TrafficRow,
+    TrafficTotal, family_from_number, family_number,
 };
 
 fn strftime_format(period: Period) -> &'static str {
@@ -114,7 +114,7 @@ impl SqliteStore {
     }
 }
 
-impl Traffic for SqliteStore {
+impl TrafficCounters for SqliteStore {
     fn add_traffic(&mut self, rows: &[TrafficRow]) -> Result<()> {
         let tx = self.conn.transaction().db()?;
         insert_traffic(&tx, rows, None)?;
@@ -140,7 +140,9 @@ impl Traffic for SqliteStore {
             .db()?;
         collect(stmt.query_map(params![from, until], total).db()?)
     }
+}
 
+impl Traffic for SqliteStore {
     fn sketch(&self, day: &str, organisation: &str, kind: &str) -> Result<Option<Vec<u8>>> {
         self.conn
             .query_row(

@@ -85,7 +85,7 @@ fn per_vantage_statuses_of_a_version_5_store_are_filled_in() {
     // Back to version 5 with one per-vantage result, as that version wrote it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE vantage_verdicts; DROP TABLE edge_sightings; DROP TABLE collectors; DROP TABLE collector_batches;
+        "DROP TABLE vantage_verdicts; DROP TABLE edge_sightings; DROP TABLE collectors; DROP TABLE collector_batches; DROP TABLE operator_submissions; DROP TABLE operator_figures;
          DELETE FROM schema_version WHERE version > 5;
          INSERT INTO runs (started_at, source, profiles, config) VALUES ('2026-01-01T00:00:00Z', 'campaign:gov', 'cn,nist', '{}');
          INSERT INTO targets (run_id, idx, domain) VALUES (1, 0, 'a.test');
@@ -116,7 +116,7 @@ fn sketches_of_the_old_format_are_kept_apart_by_migration_8() {
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE collectors; DROP TABLE collector_batches; DELETE FROM schema_version WHERE version > 7;
+        "DROP TABLE collectors; DROP TABLE collector_batches; DROP TABLE operator_submissions; DROP TABLE operator_figures; DELETE FROM schema_version WHERE version > 7;
          INSERT INTO sketches (day, organisation, kind, sketch) VALUES ('2026-01-01', 'A', 'subscribers', CAST('{\"p\":14}' AS BLOB));
          INSERT INTO sketches (day, organisation, kind, sketch) VALUES ('2026-01-01', 'B', 'subscribers', X'114E7F');",
     )

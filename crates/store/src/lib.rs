@@ -3,6 +3,7 @@
 //! for a single box, PostgreSQL for a fleet.
 
 pub use v6scope_store_api::*;
+pub use v6scope_store_clickhouse::ClickHouseTraffic;
 pub use v6scope_store_postgres::PostgresStore;
 pub use v6scope_store_sqlite::SqliteStore;
 
