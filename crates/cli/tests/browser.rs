@@ -726,6 +726,47 @@ async fn operators_page_shows_shares_versions_and_corrections() {
         assert_eq!(href.as_deref(), Some("/api/operator-reports/template.csv"));
         assert!(text(&b, "ul.targets").await.contains("65.0 %"));
         b.screenshot("operators-en").await;
+
+        // The page's upload: a bad row refuses the file and is named; a good
+        // file is the LTE figure's third version.
+        let token = String::from_utf8(
+            Command::new(env!("CARGO_BIN_EXE_v6scope"))
+                .args(["collectors", "add", "cmcc-page", "--operator", "CMCC", "--db"])
+                .arg(&db)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_string();
+        let upload = |csv: &'static str| {
+            let token = token.clone();
+            let b = &b;
+            async move {
+                b.find("#upload summary").await.click().await.unwrap();
+                b.find("#upload-csv").await.send_keys(csv).await.unwrap();
+                b.find("#upload-token").await.send_keys(&token).await.unwrap();
+                b.find("#upload-submit").await.click().await.unwrap();
+            }
+        };
+        upload("point,period,unit,ipv6_traffic,total_traffic\nmobile-lte,2026-11,gbps,70,100\nmobile-9g,2026-11,gbps,1,2\n").await;
+        let errors = b
+            .c()
+            .wait()
+            .for_element(Locator::Css("#upload-errors"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(errors.contains("3") && errors.contains("mobile-9g"), "{errors}");
+        b.goto(&server.url("/operators?until=2026-11")).await;
+        upload("point,period,unit,ipv6_traffic,total_traffic\nmobile-lte,2026-11,gbps,70,100\n").await;
+        b.wait_query("back on the operators page", |q| q.iter().any(|(k, _)| k == "lang")).await;
+        b.goto(&server.url("/operators?until=2026-11")).await;
+        let lte = text(&b, "#points-CMCC tr[data-point='mobile-lte']").await;
+        assert!(lte.contains("70.0 % (v3)"), "the uploaded correction: {lte}");
         b.goto(&server.url("/operators?until=2026-11&lang=zh-CN")).await;
         assert!(text(&b, "h1").await.contains("运营商"));
         assert!(text(&b, "#history").await.contains("LTE核心网"));

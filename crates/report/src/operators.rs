@@ -113,20 +113,21 @@ pub fn parse_csv(text: &str) -> Result<Vec<(usize, ReportedRow)>, Vec<RowError>>
     }
     let mut rows = Vec::new();
     let mut errors = Vec::new();
-    for record in reader.records() {
+    // Rows are numbered as a spreadsheet shows them: the header is row 1.
+    // (The csv crate's line positions are off by one after CRLF line ends,
+    // which browsers send.)
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
         match record {
-            Ok(r) => {
-                let line = r.position().map_or(0, |p| p.line() as usize);
-                match r.deserialize::<ReportedRow>(Some(&header)) {
-                    Ok(row) => rows.push((line, row)),
-                    Err(e) => errors.push(RowError {
-                        row: line,
-                        error: e.to_string(),
-                    }),
-                }
-            }
+            Ok(r) => match r.deserialize::<ReportedRow>(Some(&header)) {
+                Ok(row) => rows.push((line, row)),
+                Err(e) => errors.push(RowError {
+                    row: line,
+                    error: e.to_string(),
+                }),
+            },
             Err(e) => errors.push(RowError {
-                row: e.position().map_or(0, |p| p.line() as usize),
+                row: line,
                 error: e.to_string(),
             }),
         }
@@ -497,6 +498,13 @@ mod tests {
         assert!(errors[3].error.contains("furlongs"));
         assert!(errors[4].error.contains("more than total_traffic"));
         assert!(errors[5].error.contains("ipv6_users 9 is more than users 5"));
+    }
+
+    #[test]
+    fn rows_are_numbered_alike_with_crlf_line_ends() {
+        let text = "point,period,unit,ipv6_traffic,total_traffic\r\nmobile-lte,2026-11,gbps,70,100\r\nmobile-9g,2026-11,gbps,1,2\r\n";
+        let errors = validate(&parse_csv(text).unwrap()).unwrap_err();
+        assert_eq!(errors[0].row, 3, "{errors:?}");
     }
 
     #[test]

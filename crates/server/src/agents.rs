@@ -8,7 +8,6 @@ use crate::{ApiError, SharedState};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use std::collections::HashMap;
@@ -93,15 +92,9 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequest<SharedState> for AgentCa
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_string())
+        let hash = crate::api::bearer_token(request.headers())
+            .map(token_hash)
             .ok_or_else(|| ApiError::Unauthorized.into_response())?;
-        let hash = token_hash(&token);
         let agent = state
             .store(move |s| Ok(s.agent_by_token(&hash)?))
             .await

@@ -62,13 +62,17 @@ async fn health(State(state): State<SharedState>) -> Result<Json<serde_json::Val
 /// Checks the bearer token of a write (the scheme is case-insensitive, as
 /// RFC 6750 and RFC 9110 allow).
 pub(crate) fn authorise(state: &SharedState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers
+    check_token(state, bearer_token(headers))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    check_token(state, given)
+        .map(|(_, token)| token.trim())
 }
 
 /// A write's body, read only after its bearer token is checked: an

@@ -9,7 +9,6 @@ use crate::{ApiError, SharedState};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use v6scope_flow::push::{BATCH_SCHEMA, Batch, BatchAck, BatchStatus, SKETCH_KINDS};
@@ -31,20 +30,7 @@ impl FromRequest<SharedState> for CollectorCall {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_string())
-            .ok_or_else(|| ApiError::Unauthorized.into_response())?;
-        let hash = crate::token_hash(&token);
-        let collector = state
-            .store(move |s| Ok(s.collector_by_token(&hash)?))
-            .await
-            .map_err(IntoResponse::into_response)?
-            .ok_or_else(|| ApiError::Unauthorized.into_response())?;
+        let collector = collector_of(request.headers(), state).await?;
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -52,6 +38,22 @@ impl FromRequest<SharedState> for CollectorCall {
             .map_err(|e| ApiError::BadRequest(format!("the batch: {e}")).into_response())?;
         Ok(CollectorCall { collector, batch })
     }
+}
+
+/// The collector whose token the request bears (never a revoked one),
+/// looked up before a byte of the body is read.
+pub(crate) async fn collector_of(
+    headers: &axum::http::HeaderMap,
+    state: &SharedState,
+) -> Result<CollectorRow, Response> {
+    let hash = crate::api::bearer_token(headers)
+        .map(crate::token_hash)
+        .ok_or_else(|| ApiError::Unauthorized.into_response())?;
+    state
+        .store(move |s| Ok(s.collector_by_token(&hash)?))
+        .await
+        .map_err(IntoResponse::into_response)?
+        .ok_or_else(|| ApiError::Unauthorized.into_response())
 }
 
 /// Earliest interval a batch may hold (2000-01-01): older is a broken clock.

@@ -239,6 +239,13 @@ impl Lang {
             "note_not_measured" => ("not measured by this deployment", "本系统未测量"),
             "note_no_category" => ("no campaign target of this category", "监测任务中无此类别的目标"),
             "operators" => ("Operators", "运营商"),
+            "upload" => ("Upload figures (CSV)", "上传数据（CSV）"),
+            "collector_token" => ("Collector token", "采集器令牌"),
+            "rows_refused" => (
+                "Rows with errors; nothing was stored.",
+                "以下行有错误，未保存任何数据。",
+            ),
+            "row" => ("Row", "第"),
             "operators_title" => (
                 "Operators: reported figures and IPv6 traffic share",
                 "运营商：上报数据与IPv6流量占比",

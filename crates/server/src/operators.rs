@@ -23,7 +23,49 @@ pub(crate) fn api_routes() -> Router<SharedState> {
 }
 
 pub(crate) fn page_routes() -> Router<SharedState> {
-    Router::new().route("/operators", get(page))
+    Router::new()
+        .route("/operators", get(page))
+        .route("/operators/upload", axum::routing::post(upload_form))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct UploadForm {
+    csv: String,
+    /// The carrier's collector token: the rows are that collector's operator's.
+    token: String,
+    lang: Option<String>,
+}
+
+/// The operators page's CSV upload: the same checks and versions as the API.
+async fn upload_form(State(state): State<SharedState>, axum::Form(form): axum::Form<UploadForm>) -> Response {
+    let lang = crate::pages::lang_of(&state, form.lang.as_deref()).unwrap_or(state.config.lang);
+    let hash = crate::token_hash(form.token.trim());
+    let collector = match state.store(move |s| Ok(s.collector_by_token(&hash)?)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return crate::pages::error_page(lang, ApiError::Unauthorized),
+        Err(e) => return crate::pages::error_page(lang, e),
+    };
+    let checked = operators::parse_csv(&form.csv).and_then(|rows| operators::validate(&rows));
+    let figures = match checked {
+        Ok(f) => f,
+        Err(errors) => {
+            let body = html! {
+                p.error { (lang.t("rows_refused")) }
+                ul #upload-errors { @for e in &errors { li data-row=(e.row) { (lang.t("row")) " " (e.row) ": " (e.error) } } }
+                p { a href=(format!("/operators?lang={}", lang.code())) { (lang.t("operators")) } }
+            };
+            let page = crate::pages::page(lang, "/operators", lang.t("operators_title"), body);
+            return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
+        }
+    };
+    let (operator, name) = (collector.operator, collector.name);
+    match state
+        .store(move |s| Ok(s.submit_operator_figures(&operator, &name, "csv", &figures)?))
+        .await
+    {
+        Ok(_) => axum::response::Redirect::to(&format!("/operators?lang={}", lang.code())).into_response(),
+        Err(e) => crate::pages::error_page(lang, e),
+    }
 }
 
 /// A submission: the collector token is checked before the body is read.
@@ -37,20 +79,7 @@ impl FromRequest<SharedState> for ReportCall {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_string())
-            .ok_or_else(|| ApiError::Unauthorized.into_response())?;
-        let hash = crate::token_hash(&token);
-        let collector = state
-            .store(move |s| Ok(s.collector_by_token(&hash)?))
-            .await
-            .map_err(IntoResponse::into_response)?
-            .ok_or_else(|| ApiError::Unauthorized.into_response())?;
+        let collector = crate::collectors::collector_of(request.headers(), state).await?;
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -345,6 +374,15 @@ async fn page(State(state): State<SharedState>, Query(q): Query<RangeQuery>) -> 
     let targets = share_targets(&state);
     let body = html! {
         p { a id="template" href="/api/operator-reports/template.csv" { (lang.t("template")) } }
+        details #upload {
+            summary { (lang.t("upload")) }
+            form method="post" action="/operators/upload" {
+                input type="hidden" name="lang" value=(lang.code());
+                p { label { "CSV" br; textarea name="csv" id="upload-csv" rows="8" cols="60" required {} } }
+                p { label { (lang.t("collector_token")) " " input type="password" name="token" id="upload-token" required; } }
+                button type="submit" id="upload-submit" { (lang.t("upload")) }
+            }
+        }
         @if months.is_empty() { p { (lang.t("no_operator_reports")) } }
         @if !targets.is_empty() {
             ul.targets { @for t in &targets {
