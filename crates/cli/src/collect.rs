@@ -540,7 +540,7 @@ impl Sink {
         match self {
             Sink::Store(store, clickhouse) => save(&mut **store, clickhouse.as_ref(), agg, source, interval),
             Sink::Push(sender) => {
-                if agg.traffic.is_empty() && agg.unknown_rate.is_empty() && agg.users.is_empty() {
+                if agg.is_empty() {
                     return Ok(());
                 }
                 sender.spool.add(agg, interval)
@@ -558,8 +558,7 @@ fn save(
     interval: u64,
 ) -> Result<()> {
     let mut rows: Vec<TrafficRow> = agg
-        .traffic
-        .iter()
+        .traffic()
         .map(|(k, c)| TrafficRow {
             start: k.start as i64,
             seconds: interval as i64,
@@ -595,14 +594,14 @@ fn save(
         Some(ch) => ch.insert(&rows).context("saving traffic to ClickHouse")?,
         None => store.add_traffic(&rows).context("saving traffic")?,
     }
-    for ((day, organisation), sketches) in &agg.users {
+    for ((day, organisation), sketches) in agg.users() {
         for (kind, sketch) in [
             ("subscribers", &sketches.subscribers),
             ("addresses", &sketches.addresses),
         ] {
             // One atomic read-merge-write in the store: another collector
             // writing the same day and organisation never loses an update.
-            store.merge_sketch(day, organisation, kind, &mut |stored| {
+            store.merge_sketch(&day, &organisation, kind, &mut |stored| {
                 let mut merged = sketch.clone();
                 if let Some(stored) = stored {
                     match Sketch::from_bytes(stored) {
@@ -647,12 +646,11 @@ fn unknown_json(agg: &Aggregator) -> serde_json::Value {
 
 fn users_json(agg: &Aggregator) -> serde_json::Value {
     let users: Vec<serde_json::Value> = agg
-        .users
-        .iter()
+        .users()
         .map(|((day, org), s)| {
             serde_json::json!({
-                "day": &**day,
-                "organisation": &**org,
+                "day": &*day,
+                "organisation": &*org,
                 "subscribers": s.subscribers.count(),
                 "addresses": s.addresses.count(),
             })

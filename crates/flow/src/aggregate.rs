@@ -84,25 +84,32 @@ pub struct Aggregator {
     /// Count egress records too (each packet would then be counted twice
     /// on a router exporting both directions).
     pub count_egress: bool,
-    pub traffic: FastMap<TrafficKey, Counters>,
+    /// Counters per key, names by number ([`Aggregator::traffic`] gives
+    /// them with their names).
+    traffic: FastMap<IdKey, Counters>,
     /// Records whose sampling rate nobody knows: (interval, exporter,
     /// family) → unscaled counters.
     pub unknown_rate: FastMap<(u64, IpAddr, Family), Counters>,
-    /// (UTC day "YYYY-MM-DD", organisation) → sketches.
-    pub users: FastMap<(Arc<str>, Arc<str>), UserSketches>,
+    /// (UTC day number, organisation) → sketches ([`Aggregator::users`]
+    /// gives them with the day and organisation named).
+    users: FastMap<(u64, u32), UserSketches>,
     pub egress_skipped: u64,
     /// Organisation and region names shared by every key that uses them
     /// (no allocation per record), by number.
     names: Names,
-    last_day: Option<(u64, Arc<str>)>,
+    /// The last exporter's sampling rate: records come in runs per exporter.
+    last_rate: Option<(IpAddr, Option<u32>, Option<u32>)>,
     /// Recently seen addresses with what the table says of them: flows
     /// repeat endpoints, and a longest-prefix match costs more than the rest
     /// of a record. Direct-mapped; emptied when the table changes.
     endpoints: [Vec<Option<Endpoint>>; 2],
+    /// What the table says of every address of a network (by the network's
+    /// address in the table; 0 for none), where that is the same for all.
+    networks: FastMap<usize, Endpoint>,
 }
 
 /// One address as the table labels it (names by number: no reference
-/// counts touched per record).
+/// counts touched per record). In the cache, `address` is the block.
 #[derive(Clone, Copy)]
 struct Endpoint {
     address: IpAddr,
@@ -138,9 +145,24 @@ pub type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 struct Names {
     ids: FastMap<Arc<str>, u32>,
     list: Vec<Arc<str>>,
+    /// The prefix table's strings by address and length: its strings do not
+    /// move while the aggregator holds the table, and an address hashes and
+    /// compares faster than the text. Emptied with the table.
+    by_address: FastMap<(usize, usize), u32>,
 }
 
 impl Names {
+    /// A string of the prefix table (see `by_address`).
+    fn table_id(&mut self, s: &str) -> u32 {
+        let at = (s.as_ptr() as usize, s.len());
+        if let Some(&id) = self.by_address.get(&at) {
+            return id;
+        }
+        let id = self.id(s);
+        self.by_address.insert(at, id);
+        id
+    }
+
     fn id(&mut self, s: &str) -> u32 {
         if let Some(&id) = self.ids.get(s) {
             return id;
@@ -157,37 +179,27 @@ impl Names {
     }
 }
 
-/// A [`TrafficKey`] with borrowed names, to find an entry without cloning
-/// (hashes as `TrafficKey` does: `Arc<str>` hashes as its `str`).
-#[derive(Hash)]
-struct TrafficKeyRef<'a> {
+/// A [`TrafficKey`] with its names by number: a record's key hashes and
+/// compares as integers, not strings.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct IdKey {
     start: u64,
     exporter: IpAddr,
     interface: u32,
     asn: u32,
-    organisation: &'a str,
-    region: &'a str,
+    organisation: u32,
+    region: u32,
     family: Family,
 }
 
-impl hashbrown::Equivalent<TrafficKey> for TrafficKeyRef<'_> {
-    fn equivalent(&self, k: &TrafficKey) -> bool {
-        self.start == k.start
-            && self.exporter == k.exporter
-            && self.interface == k.interface
-            && self.asn == k.asn
-            && self.family == k.family
-            && *self.organisation == *k.organisation
-            && *self.region == *k.region
-    }
-}
-
-#[derive(Hash)]
-struct UsersKeyRef<'a>(&'a str, &'a str);
-
-impl hashbrown::Equivalent<(Arc<str>, Arc<str>)> for UsersKeyRef<'_> {
-    fn equivalent(&self, k: &(Arc<str>, Arc<str>)) -> bool {
-        *self.0 == *k.0 && *self.1 == *k.1
+impl IdKey {
+    /// The same key with its names numbered in `to` instead of `from`.
+    fn renamed(self, from: &Names, to: &mut Names) -> IdKey {
+        IdKey {
+            organisation: to.id(from.get(self.organisation)),
+            region: to.id(from.get(self.region)),
+            ..self
+        }
     }
 }
 
@@ -203,9 +215,41 @@ impl Aggregator {
             users: FastMap::default(),
             egress_skipped: 0,
             names: Default::default(),
-            last_day: None,
+            last_rate: None,
             endpoints: [Vec::new(), Vec::new()],
+            networks: FastMap::default(),
         }
+    }
+
+    /// Counters per key, with the names.
+    pub fn traffic(&self) -> impl Iterator<Item = (TrafficKey, &Counters)> + '_ {
+        self.traffic.iter().map(|(k, c)| {
+            (
+                TrafficKey {
+                    start: k.start,
+                    exporter: k.exporter,
+                    interface: k.interface,
+                    asn: k.asn,
+                    organisation: self.names.get(k.organisation).clone(),
+                    region: self.names.get(k.region).clone(),
+                    family: k.family,
+                },
+                c,
+            )
+        })
+    }
+
+    /// Sketches per (UTC day "YYYY-MM-DD", organisation).
+    pub fn users(&self) -> impl Iterator<Item = ((Arc<str>, Arc<str>), &UserSketches)> + '_ {
+        self.users.iter().map(|((day, organisation), s)| {
+            let day: Arc<str> = Arc::from(day_of(day * 86_400));
+            ((day, self.names.get(*organisation).clone()), s)
+        })
+    }
+
+    /// Nothing counted: no traffic, no unscaled records, no users.
+    pub fn is_empty(&self) -> bool {
+        self.traffic.is_empty() && self.unknown_rate.is_empty() && self.users.is_empty()
     }
 
     /// The counters and sketches so far, as an aggregator of their own;
@@ -213,42 +257,65 @@ impl Aggregator {
     pub fn take(&mut self) -> Aggregator {
         let mut taken = Aggregator::new(self.interval, self.sampling.clone(), self.table.clone());
         taken.count_egress = self.count_egress;
-        taken.traffic = std::mem::take(&mut self.traffic);
+        // The keys move with their names (this one's numbering stays, for
+        // its caches).
+        for (key, c) in self.traffic.drain() {
+            taken.traffic.insert(key.renamed(&self.names, &mut taken.names), c);
+        }
+        for ((day, organisation), s) in self.users.drain() {
+            let organisation = taken.names.id(self.names.get(organisation));
+            taken.users.insert((day, organisation), s);
+        }
         taken.unknown_rate = std::mem::take(&mut self.unknown_rate);
-        taken.users = std::mem::take(&mut self.users);
         taken.egress_skipped = std::mem::take(&mut self.egress_skipped);
         taken
     }
 
-    /// `address` as the table labels it, from the cache when it was seen
-    /// (one cache per side of the flow, so the two never evict each other).
+    /// `address` as the table labels it, from the cache when its block (as
+    /// long as the table's longest prefix) was seen; one cache per side of
+    /// the flow, so the two never evict each other.
     fn endpoint(&mut self, side: usize, address: IpAddr) -> Endpoint {
         let cache = &mut self.endpoints[side];
         if cache.is_empty() {
             *cache = vec![None; ENDPOINT_SLOTS];
         }
-        let slot = endpoint_slot(address);
+        let block = self.table.block_of(address);
+        let slot = endpoint_slot(block);
         if let Some(e) = cache[slot]
-            && e.address == address
+            && e.address == block
         {
-            return e;
+            return Endpoint { address, ..e };
         }
         let table = &self.table;
-        let network = table.lookup(address).map(|(_, n)| &**n);
-        let label = table.label_with(address, network);
-        let names = &mut self.names;
-        let e = Endpoint {
-            address,
-            asn: label.asn,
-            organisation: names.id(label.organisation),
-            region: names.id(label.region),
-            subscriber_network: network.is_some_and(Network::is_subscriber),
-            subscriber: network
-                .filter(|n| n.is_subscriber())
-                .map(|n| (names.id(&n.organisation), n.subscriber_len)),
+        let network = table.lookup(address).map(|(_, n)| n);
+        // Most labels are the network's alone: worked out once per network.
+        let by_network = table
+            .label_is_the_network(network.map(|n| &**n))
+            .then(|| network.map_or(0, |n| Arc::as_ptr(n) as usize));
+        let e = match by_network.and_then(|at| self.networks.get(&at)) {
+            Some(e) => *e,
+            None => {
+                let network = network.map(|n| &**n);
+                let label = table.label_with(address, network);
+                let names = &mut self.names;
+                let e = Endpoint {
+                    address: block,
+                    asn: label.asn,
+                    organisation: names.table_id(label.organisation),
+                    region: names.table_id(label.region),
+                    subscriber_network: network.is_some_and(Network::is_subscriber),
+                    subscriber: network
+                        .filter(|n| n.is_subscriber())
+                        .map(|n| (names.table_id(&n.organisation), n.subscriber_len)),
+                };
+                if let Some(at) = by_network {
+                    self.networks.insert(at, e);
+                }
+                e
+            }
         };
-        self.endpoints[side][slot] = Some(e);
-        e
+        self.endpoints[side][slot] = Some(Endpoint { address: block, ..e });
+        Endpoint { address, ..e }
     }
 
     pub fn sampling(&self) -> &SamplingPolicy {
@@ -263,6 +330,8 @@ impl Aggregator {
     pub fn set_table(&mut self, table: Arc<PrefixTable>) {
         self.table = table;
         self.endpoints = [Vec::new(), Vec::new()];
+        self.names.by_address.clear();
+        self.networks.clear();
     }
 
     pub fn add(&mut self, rec: &FlowRecord) {
@@ -274,7 +343,15 @@ impl Aggregator {
         let start = rec.time - rec.time % self.interval;
         // Each endpoint's network, looked up once for labels and users.
         let (src, dst) = (self.endpoint(0, rec.src), self.endpoint(1, rec.dst));
-        match self.sampling.rate(rec.exporter, rec.sampling) {
+        let rate = match self.last_rate {
+            Some((exporter, reported, rate)) if exporter == rec.exporter && reported == rec.sampling => rate,
+            _ => {
+                let rate = self.sampling.rate(rec.exporter, rec.sampling);
+                self.last_rate = Some((rec.exporter, rec.sampling, rate));
+                rate
+            }
+        };
+        match rate {
             Some(rate) => {
                 let rate = u64::from(rate);
                 // The network of the traffic: the subscriber side's (either
@@ -288,32 +365,17 @@ impl Aggregator {
                 if label.asn == 0 && self.names.get(label.organisation).is_empty() {
                     label = dst;
                 }
-                let (organisation, region) = (self.names.get(label.organisation), self.names.get(label.region));
-                let key = TrafficKeyRef {
+                let key = IdKey {
                     start,
                     exporter: rec.exporter,
                     interface: rec.input_interface,
                     asn: label.asn,
-                    organisation,
-                    region,
+                    organisation: label.organisation,
+                    region: label.region,
                     family,
                 };
                 let (bytes, packets) = (rec.bytes.saturating_mul(rate), rec.packets.saturating_mul(rate));
-                match self.traffic.get_mut(&key) {
-                    Some(c) => c.add(bytes, packets),
-                    None => {
-                        let owned = TrafficKey {
-                            start,
-                            exporter: rec.exporter,
-                            interface: rec.input_interface,
-                            asn: label.asn,
-                            organisation: organisation.clone(),
-                            region: region.clone(),
-                            family,
-                        };
-                        self.traffic.entry(owned).or_default().add(bytes, packets);
-                    }
-                }
+                self.traffic.entry(key).or_default().add(bytes, packets);
             }
             None => self
                 .unknown_rate
@@ -327,27 +389,9 @@ impl Aggregator {
                 let Some((organisation, len)) = self.subscriber(v6, &end) else {
                     continue;
                 };
-                let day = self.day(rec.time);
-                let organisation = self.names.get(organisation);
-                let sketches = match self.users.get_mut(&UsersKeyRef(&day, organisation)) {
-                    Some(s) => s,
-                    None => self.users.entry((day, organisation.clone())).or_default(),
-                };
+                let sketches = self.users.entry((rec.time / 86_400, organisation)).or_default();
                 sketches.subscribers.insert(mask(v6, len));
                 sketches.addresses.insert(u128::from(v6));
-            }
-        }
-    }
-
-    /// The day of a time, formatted once per day seen.
-    fn day(&mut self, time: u64) -> Arc<str> {
-        let number = time / 86_400;
-        match &self.last_day {
-            Some((n, day)) if *n == number => day.clone(),
-            _ => {
-                let day: Arc<str> = Arc::from(day_of(time));
-                self.last_day = Some((number, day.clone()));
-                day
             }
         }
     }
@@ -371,7 +415,10 @@ impl Aggregator {
     /// or another collector's).
     pub fn merge(&mut self, other: &Aggregator) -> Result<(), crate::users::SketchError> {
         for (key, c) in &other.traffic {
-            let mine = self.traffic.entry(key.clone()).or_default();
+            let mine = self
+                .traffic
+                .entry(key.renamed(&other.names, &mut self.names))
+                .or_default();
             mine.bytes = mine.bytes.saturating_add(c.bytes);
             mine.packets = mine.packets.saturating_add(c.packets);
             mine.records += c.records;
@@ -382,8 +429,9 @@ impl Aggregator {
             mine.packets = mine.packets.saturating_add(c.packets);
             mine.records += c.records;
         }
-        for (key, sketches) in &other.users {
-            let mine = self.users.entry(key.clone()).or_default();
+        for (&(day, organisation), sketches) in &other.users {
+            let organisation = self.names.id(other.names.get(organisation));
+            let mine = self.users.entry((day, organisation)).or_default();
             mine.subscribers.merge(&sketches.subscribers)?;
             mine.addresses.merge(&sketches.addresses)?;
         }
@@ -497,6 +545,63 @@ mod tests {
         }
     }
 
+    /// The endpoint cache holds answers per block as long as the table's
+    /// longest prefix: a more specific network inside a block-mate's network
+    /// still gets its own label, whichever is seen first, and its addresses
+    /// are counted as users one by one.
+    #[test]
+    fn the_endpoint_cache_never_lends_a_label_across_a_longer_prefix() {
+        let mut table = PrefixTable::default();
+        let network = |organisation: &str| Network {
+            organisation: organisation.into(),
+            region: "R".into(),
+            asn: 64500,
+            subscriber_len: 64,
+            role: "subscriber".into(),
+        };
+        table.insert("2001:db8:a::/48".parse().unwrap(), network("Wide"));
+        table.insert("2001:db8:a:5::/64".parse().unwrap(), network("Narrow"));
+        table.insert("198.51.100.0/24".parse().unwrap(), network("Wide4"));
+        table.insert("198.51.100.128/25".parse().unwrap(), network("Narrow4"));
+        let table = Arc::new(table);
+        assert_eq!(
+            table.block_of("2001:db8:a:5:1:2:3:4".parse().unwrap()),
+            "2001:db8:a:5::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            table.block_of("198.51.100.200".parse().unwrap()),
+            "198.51.100.128".parse::<IpAddr>().unwrap()
+        );
+        for order in [
+            ["2001:db8:a:5::1", "2001:db8:a:6::1"],
+            ["2001:db8:a:6::1", "2001:db8:a:5::1"],
+        ] {
+            let mut agg = Aggregator::new(60, SamplingPolicy::default(), table.clone());
+            for src in order.into_iter().chain(["2001:db8:a:5::2", "2001:db8:a:6::2"]) {
+                agg.add(&record(src, "2001:db8:ffff::80", 6, 443, 100, Some(1)));
+            }
+            for (src, dst) in [("198.51.100.1", "192.0.2.80"), ("198.51.100.129", "192.0.2.80")] {
+                agg.add(&record(src, dst, 6, 443, 100, Some(1)));
+            }
+            let mut by_organisation: Vec<(String, u64)> = agg
+                .traffic()
+                .map(|(k, c)| (k.organisation.to_string(), c.bytes))
+                .collect();
+            by_organisation.sort();
+            let want = [("Narrow", 200), ("Narrow4", 100), ("Wide", 200), ("Wide4", 100)];
+            assert_eq!(
+                by_organisation,
+                want.map(|(o, b)| (o.to_string(), b)),
+                "order {order:?}"
+            );
+            let users: BTreeMap<String, u64> = agg
+                .users()
+                .map(|((_, o), s)| (o.to_string(), s.addresses.count()))
+                .collect();
+            assert_eq!(users, BTreeMap::from([("Narrow".into(), 2), ("Wide".into(), 2)]));
+        }
+    }
+
     #[test]
     fn sampling_scales_known_rates_and_sets_unknown_apart() {
         let table = Arc::new(PrefixTable::default());
@@ -561,11 +666,12 @@ mod tests {
         assert_eq!(day_start(&day), Some(1_790_000_000 - 1_790_000_000 % 86_400));
         assert_eq!(day_of(day_start("2024-02-29").unwrap()), "2024-02-29");
         assert_eq!(day_start("2024-13-01"), None);
+        let users: HashMap<_, _> = agg.users().collect();
         let key = |org: &str| (Arc::<str>::from(day.as_str()), Arc::<str>::from(org));
-        let mobile = &agg.users[&key("Mobile")];
+        let mobile = users[&key("Mobile")];
         assert_eq!((mobile.subscribers.count(), mobile.addresses.count()), (1, 2));
-        let fixed = &agg.users[&key("Fixed")];
+        let fixed = users[&key("Fixed")];
         assert_eq!((fixed.subscribers.count(), fixed.addresses.count()), (1, 2));
-        assert_eq!(agg.users.len(), 2);
+        assert_eq!(users.len(), 2);
     }
 }

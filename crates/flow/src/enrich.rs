@@ -78,6 +78,9 @@ pub struct PrefixTable {
     region_v4: PrefixMap<Ipv4Net, Arc<str>>,
     region_v6: PrefixMap<Ipv6Net, Arc<str>>,
     entries: usize,
+    /// The longest prefix of any map, IPv4 and IPv6: every address of a
+    /// block that long looks the same to the table.
+    longest: [u8; 2],
 }
 
 #[derive(serde::Deserialize)]
@@ -120,6 +123,7 @@ impl PrefixTable {
     pub fn insert(&mut self, prefix: IpNet, network: Network) {
         let network = Arc::new(network);
         self.entries += 1;
+        self.note_length(prefix);
         match prefix.trunc() {
             IpNet::V4(p) => {
                 self.v4.insert(p, network);
@@ -133,6 +137,7 @@ impl PrefixTable {
     fn insert_asn(&mut self, prefix: IpNet, info: AsInfo) {
         let info = Arc::new(info);
         self.entries += 1;
+        self.note_length(prefix);
         match prefix.trunc() {
             IpNet::V4(p) => {
                 self.asn_v4.insert(p, info);
@@ -143,9 +148,33 @@ impl PrefixTable {
         }
     }
 
+    fn note_length(&mut self, prefix: IpNet) {
+        let family = usize::from(prefix.addr().is_ipv6());
+        self.longest[family] = self.longest[family].max(prefix.prefix_len());
+    }
+
+    /// The block of `address` as long as the table's longest prefix of its
+    /// family: the table answers the same for every address in it (so a
+    /// cache may hold the answer per block).
+    pub fn block_of(&self, address: IpAddr) -> IpAddr {
+        match address {
+            IpAddr::V4(a) => {
+                let len = u32::from(self.longest[0]);
+                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                IpAddr::V4((a.to_bits() & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let len = u32::from(self.longest[1]);
+                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                IpAddr::V6((a.to_bits() & mask).into())
+            }
+        }
+    }
+
     fn insert_region(&mut self, prefix: IpNet, region: &str) {
         let region: Arc<str> = Arc::from(region);
         self.entries += 1;
+        self.note_length(prefix);
         match prefix.trunc() {
             IpNet::V4(p) => {
                 self.region_v4.insert(p, region);
@@ -202,6 +231,14 @@ impl PrefixTable {
             label.region = r;
         }
         label
+    }
+
+    /// Whether [`PrefixTable::label_with`] gives every address of
+    /// `network` (or of no network) the same label: the network says all,
+    /// or there is no registry to fill gaps per address.
+    pub(crate) fn label_is_the_network(&self, network: Option<&Network>) -> bool {
+        network.is_some_and(|n| n.asn != 0 && !n.organisation.is_empty() && !n.region.is_empty())
+            || !self.has_registry()
     }
 
     fn has_registry(&self) -> bool {

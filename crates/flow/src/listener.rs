@@ -242,6 +242,11 @@ const BATCH: usize = 64;
 /// 32 MiB receive buffer holds far more than this much at any rate seen.
 const COALESCE: Duration = Duration::from_millis(1);
 const DATAGRAM_MAX: usize = 65_536;
+/// Distance between the batch's buffers: a buffer's size plus a typical
+/// export datagram, so the datagrams of one batch fall on different cache
+/// sets (64 KiB apart they all compete for the same few ways, and what the
+/// kernel wrote was gone from the cache before it was read).
+const STRIDE: usize = DATAGRAM_MAX + 1_600;
 
 /// Buffers for `recvmmsg`: up to [`BATCH`] datagrams and their sources per call.
 struct Batch {
@@ -257,12 +262,12 @@ unsafe impl Send for Batch {}
 
 impl Batch {
     fn new() -> Batch {
-        let mut buffers = vec![0u8; BATCH * DATAGRAM_MAX];
+        let mut buffers = vec![0u8; BATCH * STRIDE];
         // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
         let mut sources: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
         let mut iovecs: Vec<libc::iovec> = (0..BATCH)
             .map(|i| libc::iovec {
-                iov_base: buffers[i * DATAGRAM_MAX..].as_mut_ptr().cast(),
+                iov_base: buffers[i * STRIDE..].as_mut_ptr().cast(),
                 iov_len: DATAGRAM_MAX,
             })
             .collect();
@@ -319,7 +324,7 @@ impl Batch {
         (0..n).filter_map(move |i| {
             let len = (self.headers[i].msg_len as usize).min(DATAGRAM_MAX);
             let from = sockaddr_ip(&self.sources[i])?;
-            Some((from, &self.buffers[i * DATAGRAM_MAX..i * DATAGRAM_MAX + len]))
+            Some((from, &self.buffers[i * STRIDE..i * STRIDE + len]))
         })
     }
 }

@@ -623,16 +623,27 @@ impl Decoder {
     ) {
         let mut r = Reader::new(body);
         let min_len = template.fixed_len.unwrap_or(1);
+        if template.options {
+            while r.remaining() >= min_len {
+                let Some(fields) = record_fields(template, &mut r) else {
+                    self.stats.drop(Drop::Truncated);
+                    return;
+                };
+                self.options_record(key.source, &fields);
+            }
+            return;
+        }
+        // The rate the exporter's options announced, looked up once per set
+        // (a set has one template, so no options record arrives within it).
+        let announced = self.sampling.get(&key.source).and_then(|s| s.default);
         while r.remaining() >= min_len {
-            let Some(fields) = record_fields(template, &mut r) else {
+            if self
+                .flow_records(key.source, export, template, &mut r, announced, out)
+                .is_none()
+            {
                 self.stats.drop(Drop::Truncated);
                 return;
-            };
-            if template.options {
-                self.options_record(key.source, &fields);
-                continue;
             }
-            self.flow_records(key.source, export, &fields, out);
         }
     }
 
@@ -655,7 +666,19 @@ impl Decoder {
     /// One data record: the flow, and its reverse half when the record is
     /// a biflow (RFC 5103 or vendor reverse counters) — each with its own
     /// direction, so enrichment labels both sides right.
-    fn flow_records(&mut self, source: Source, export: Export, fields: &[(Slot, &[u8])], out: &mut Vec<FlowRecord>) {
+    ///
+    /// Reads the record's fields straight from the set in the template's
+    /// order (no list of fields per record); `None` when the set ends
+    /// inside the record.
+    fn flow_records(
+        &mut self,
+        source: Source,
+        export: Export,
+        template: &Template,
+        r: &mut Reader<'_>,
+        announced: Option<u32>,
+        out: &mut Vec<FlowRecord>,
+    ) -> Option<()> {
         let mut rec = FlowRecord {
             time: u64::from(export.unix_secs),
             exporter: source.exporter,
@@ -677,7 +700,17 @@ impl Decoder {
         let mut sampler = None;
         let mut last_switched = None;
         let mut section = None;
-        for &(slot, value) in fields {
+        let mut rates = RateFields::default();
+        for &(slot, len) in &template.plan {
+            let len = if len == 65535 {
+                match r.u8()? {
+                    255 => r.u16()? as usize,
+                    n => n as usize,
+                }
+            } else {
+                len as usize
+            };
+            let value = r.take(len)?;
             match slot {
                 Slot::Bytes => c.bytes = Some(be_uint(value)),
                 Slot::BytesTotal => c.bytes_total = Some(be_uint(value)),
@@ -714,7 +747,8 @@ impl Decoder {
                 Slot::SamplerId => sampler = Some(be_uint(value)),
                 Slot::IpSection => section = Some((Link::Raw, value)),
                 Slot::FrameSection => section = Some((Link::Ethernet, value)),
-                Slot::SamplingInterval | Slot::PacketInterval | Slot::PacketSpace | Slot::Skip => {}
+                Slot::SamplingInterval | Slot::PacketInterval | Slot::PacketSpace => rates.note(slot, value),
+                Slot::Skip => {}
             }
         }
         if !source.ipfix && last_switched.is_some() {
@@ -744,13 +778,13 @@ impl Decoder {
             Some((p.src, p.dst))
         }) else {
             self.stats.drop(Drop::NoAddress);
-            return;
+            return Some(());
         };
         rec.src = src;
         rec.dst = dst;
-        let learned = self.sampling.get(&source);
         rec.sampling = sampler
             .and_then(|id| {
+                let learned = self.sampling.get(&source);
                 learned.and_then(|s| s.by_sampler.get(&id).copied()).or_else(|| {
                     // Some exporters send the sampler options under another
                     // observation domain than the data: same exporter, same ID.
@@ -760,8 +794,8 @@ impl Decoder {
                         .find_map(|(_, s)| s.by_sampler.get(&id).copied())
                 })
             })
-            .or_else(|| rate_of(fields))
-            .or_else(|| learned.and_then(|s| s.default));
+            .or_else(|| rates.rate())
+            .or(announced);
         let (bytes, packets) = c.forward();
         let (reverse_bytes, reverse_packets) = c.reverse();
         let biflow = reverse_bytes.unwrap_or(0) > 0;
@@ -780,6 +814,7 @@ impl Decoder {
             back.packets = reverse_packets.unwrap_or(0);
             self.push_counted(back, reverse_packets.is_some(), out);
         }
+        Some(())
     }
 
     /// Templates to keep across restarts (JSON).
@@ -919,14 +954,43 @@ impl Addresses {
 }
 
 fn rate_of(fields: &[(Slot, &[u8])]) -> Option<u32> {
-    let get = |slot: Slot| fields.iter().find(|(s, _)| *s == slot).map(|(_, v)| be_uint(v));
-    if let Some(n) = get(Slot::SamplingInterval).filter(|&n| n > 0) {
-        return u32::try_from(n).ok();
+    let mut rates = RateFields::default();
+    for &(slot, value) in fields {
+        rates.note(slot, value);
     }
-    // 1 packet selected, then `space` skipped: 1 in interval + space.
-    let interval = get(Slot::PacketInterval).filter(|&n| n > 0)?;
-    let space = get(Slot::PacketSpace).unwrap_or(0);
-    u32::try_from((interval + space) / interval).ok()
+    rates.rate()
+}
+
+/// The sampling fields of one record (the first of each kind counts).
+#[derive(Default)]
+struct RateFields {
+    interval: Option<u64>,
+    packet_interval: Option<u64>,
+    packet_space: Option<u64>,
+}
+
+impl RateFields {
+    fn note(&mut self, slot: Slot, value: &[u8]) {
+        let field = match slot {
+            Slot::SamplingInterval => &mut self.interval,
+            Slot::PacketInterval => &mut self.packet_interval,
+            Slot::PacketSpace => &mut self.packet_space,
+            _ => return,
+        };
+        if field.is_none() {
+            *field = Some(be_uint(value));
+        }
+    }
+
+    fn rate(&self) -> Option<u32> {
+        if let Some(n) = self.interval.filter(|&n| n > 0) {
+            return u32::try_from(n).ok();
+        }
+        // 1 packet selected, then `space` skipped: 1 in interval + space.
+        let interval = self.packet_interval.filter(|&n| n > 0)?;
+        let space = self.packet_space.unwrap_or(0);
+        u32::try_from((interval + space) / interval).ok()
+    }
 }
 
 fn address(value: &[u8]) -> Option<IpAddr> {

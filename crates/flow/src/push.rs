@@ -80,8 +80,7 @@ impl Batch {
     /// flush with no traffic still says the collector is alive).
     pub fn of(agg: &Aggregator, interval: u64, stream: &str, seq: i64, spool_dropped: i64) -> Batch {
         let mut traffic: Vec<PushedTraffic> = agg
-            .traffic
-            .iter()
+            .traffic()
             .map(|(k, c)| PushedTraffic {
                 start: signed(k.start),
                 seconds: signed(interval),
@@ -116,7 +115,7 @@ impl Batch {
                 }),
         );
         let mut sketches = Vec::new();
-        for ((day, organisation), s) in &agg.users {
+        for ((day, organisation), s) in agg.users() {
             for (kind, sketch) in SKETCH_KINDS.iter().zip([&s.subscribers, &s.addresses]) {
                 sketches.push(PushedSketch {
                     day: day.to_string(),
