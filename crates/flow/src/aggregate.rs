@@ -99,9 +99,10 @@ pub struct Aggregator {
     names: Names,
     /// The last exporter's sampling rate: records come in runs per exporter.
     last_rate: Option<(IpAddr, Option<u32>, Option<u32>)>,
-    /// Recently seen addresses with what the table says of them: flows
-    /// repeat endpoints, and a longest-prefix match costs more than the rest
-    /// of a record. Direct-mapped; emptied when the table changes.
+    /// Recently seen blocks (see [`PrefixTable::block_of`]) with what the
+    /// table says of them: flows repeat endpoints and networks, and a
+    /// longest-prefix match costs more than the rest of a record.
+    /// Direct-mapped; emptied when the table changes.
     endpoints: [Vec<Option<Endpoint>>; 2],
     /// What the table says of every address of a network (by the network's
     /// address in the table; 0 for none), where that is the same for all.
@@ -145,24 +146,9 @@ pub type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 struct Names {
     ids: FastMap<Arc<str>, u32>,
     list: Vec<Arc<str>>,
-    /// The prefix table's strings by address and length: its strings do not
-    /// move while the aggregator holds the table, and an address hashes and
-    /// compares faster than the text. Emptied with the table.
-    by_address: FastMap<(usize, usize), u32>,
 }
 
 impl Names {
-    /// A string of the prefix table (see `by_address`).
-    fn table_id(&mut self, s: &str) -> u32 {
-        let at = (s.as_ptr() as usize, s.len());
-        if let Some(&id) = self.by_address.get(&at) {
-            return id;
-        }
-        let id = self.id(s);
-        self.by_address.insert(at, id);
-        id
-    }
-
     fn id(&mut self, s: &str) -> u32 {
         if let Some(&id) = self.ids.get(s) {
             return id;
@@ -301,12 +287,12 @@ impl Aggregator {
                 let e = Endpoint {
                     address: block,
                     asn: label.asn,
-                    organisation: names.table_id(label.organisation),
-                    region: names.table_id(label.region),
+                    organisation: names.id(label.organisation),
+                    region: names.id(label.region),
                     subscriber_network: network.is_some_and(Network::is_subscriber),
                     subscriber: network
                         .filter(|n| n.is_subscriber())
-                        .map(|n| (names.table_id(&n.organisation), n.subscriber_len)),
+                        .map(|n| (names.id(&n.organisation), n.subscriber_len)),
                 };
                 if let Some(at) = by_network {
                     self.networks.insert(at, e);
@@ -330,7 +316,6 @@ impl Aggregator {
     pub fn set_table(&mut self, table: Arc<PrefixTable>) {
         self.table = table;
         self.endpoints = [Vec::new(), Vec::new()];
-        self.names.by_address.clear();
         self.networks.clear();
     }
 
