@@ -702,15 +702,7 @@ impl Decoder {
         let mut section = None;
         let mut rates = RateFields::default();
         for &(slot, len) in &template.plan {
-            let len = if len == 65535 {
-                match r.u8()? {
-                    255 => r.u16()? as usize,
-                    n => n as usize,
-                }
-            } else {
-                len as usize
-            };
-            let value = r.take(len)?;
+            let value = field_value(r, len)?;
             match slot {
                 Slot::Bytes => c.bytes = Some(be_uint(value)),
                 Slot::BytesTotal => c.bytes_total = Some(be_uint(value)),
@@ -1014,20 +1006,25 @@ fn end_time(unix_secs: u32, uptime: Option<u32>, last: Option<u32>) -> u64 {
 fn record_fields<'a>(template: &Template, r: &mut Reader<'a>) -> Option<Vec<(Slot, &'a [u8])>> {
     let mut fields = Vec::with_capacity(template.plan.len());
     for &(slot, len) in &template.plan {
-        let len = if len == 65535 {
-            match r.u8()? {
-                255 => r.u16()? as usize,
-                n => n as usize,
-            }
-        } else {
-            len as usize
-        };
-        let value = r.take(len)?;
+        let value = field_value(r, len)?;
         if slot != Slot::Skip {
             fields.push((slot, value));
         }
     }
     Some(fields)
+}
+
+/// One field's value: `len` bytes, or for 65535 (variable length, RFC 7011
+/// §7) the length that precedes it.
+fn field_value<'a>(r: &mut Reader<'a>, len: u16) -> Option<&'a [u8]> {
+    let len = match len {
+        65535 => match r.u8()? {
+            255 => r.u16()? as usize,
+            n => n as usize,
+        },
+        n => n as usize,
+    };
+    r.take(len)
 }
 
 fn v9_template(r: &mut Reader<'_>, options: bool) -> Option<(u16, Vec<Field>)> {
