@@ -355,3 +355,53 @@ fn crawl_records_pmtu_stalls_per_object_and_flapping_samples() {
     assert_eq!(v6.len(), 10);
     assert_eq!(v6.iter().filter(|s| s["ok"] == true).count(), 7, "{v6:?}");
 }
+
+#[test]
+fn name_servers_are_asked_over_udp_on_both_families_and_over_tcp_on_ipv6() {
+    // TCP is what `ns_tcp_v6` judges, so it is asked of IPv6 addresses
+    // only; the UDP questions go over the shared sockets and still answer.
+    let docs = check_json(&["dual-stack-good.test", "ns-refused-v6.test"]);
+    for doc in &docs {
+        let zone = &doc["observation"]["zone"];
+        let probes: Vec<&Value> = zone["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|h| h["probes"].as_array().unwrap().iter())
+            .collect();
+        for family in ["ipv4", "ipv6"] {
+            let udp = probes
+                .iter()
+                .filter(|p| p["family"] == family && p["transport"] == "udp")
+                .count();
+            assert!(udp >= 2, "{family}: every name-server address asked over UDP: {zone}");
+        }
+        let tcp: Vec<&&Value> = probes.iter().filter(|p| p["transport"] == "tcp").collect();
+        assert!(tcp.iter().all(|p| p["family"] == "ipv6"), "TCP on IPv6 only: {zone}");
+        let v6_udp = probes
+            .iter()
+            .filter(|p| p["family"] == "ipv6" && p["transport"] == "udp")
+            .count();
+        assert_eq!(tcp.len(), v6_udp, "one TCP question per IPv6 address: {zone}");
+    }
+    let good = &docs[0]["observation"]["zone"];
+    assert!(
+        good["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|h| h["probes"].as_array().unwrap().iter())
+            .all(|p| p["answered"] == true),
+        "{good}"
+    );
+    // The REFUSED IPv6 server is recorded with its rcode over both transports.
+    let refused: Vec<&Value> = docs[1]["observation"]["zone"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["probes"].as_array().unwrap().iter())
+        .filter(|p| p["rcode"] == "REFUSED")
+        .collect();
+    assert_eq!(refused.len(), 2, "{}", docs[1]["observation"]["zone"]);
+    assert!(refused.iter().all(|p| p["family"] == "ipv6"));
+}

@@ -410,6 +410,8 @@ pub struct Resolver {
     iterative: Option<Arc<crate::iterative::Iterative>>,
     /// Which addresses may be asked at all (the resolvers included).
     policy: Arc<AddressPolicy>,
+    /// Shared sockets for direct questions to name servers.
+    direct_udp: Arc<crate::shared_udp::SharedUdp>,
 }
 
 /// Default cap on resolver queries in flight.
@@ -433,6 +435,7 @@ impl Resolver {
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             iterative: None,
             policy: Arc::default(),
+            direct_udp: Arc::default(),
         }
     }
 
@@ -496,6 +499,53 @@ impl Resolver {
             return exchange_tcp(server, &query, &bytes, self.timeout, &self.policy).await;
         }
         Ok(answer)
+    }
+
+    /// One direct, non-recursive question to `server` under the scan policy
+    /// and this resolver's timeout, like [`exchange`], but over the shared
+    /// UDP sockets. `transport: None` means UDP, then TCP if truncated.
+    pub async fn direct(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+        transport: Option<Transport>,
+    ) -> Result<Answer, ProbeError> {
+        self.direct_within(server, name, rtype, transport, self.timeout).await
+    }
+
+    /// [`Resolver::direct`] with its own time limit.
+    pub async fn direct_within(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+        transport: Option<Transport>,
+        limit: Duration,
+    ) -> Result<Answer, ProbeError> {
+        let (mut query, mut bytes) = build_query(name, rtype, false)?;
+        if transport == Some(Transport::Tcp) {
+            return exchange_tcp(server, &query, &bytes, limit, &self.policy).await;
+        }
+        self.policy.check(server.ip())?;
+        let (datagram, rtt) = self.direct_udp.exchange(server, &mut bytes, limit).await?;
+        query.metadata.id = u16::from_be_bytes([bytes[0], bytes[1]]);
+        let message = Message::from_vec(&datagram)
+            .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("udp {server}: malformed answer: {e}")))?;
+        if !matches(&query, &message) {
+            return Err(ProbeError::new(
+                ErrorKind::DnsMalformed,
+                format!("udp {server}: answer does not match the question"),
+            ));
+        }
+        if transport.is_none() && message.metadata.truncation {
+            return exchange_tcp(server, &query, &bytes, limit, &self.policy).await;
+        }
+        Ok(Answer {
+            message,
+            rtt,
+            transport: Transport::Udp,
+        })
     }
 
     pub fn servers(&self) -> &[SocketAddr] {

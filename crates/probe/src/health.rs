@@ -241,7 +241,7 @@ pub(crate) async fn authoritative_aaaa(
         }
         zone = zone.base_name();
     };
-    authoritative_query(&servers, name, RecordType::AAAA, timeout, resolver.policy())
+    authoritative_query(resolver, &servers, name, RecordType::AAAA, timeout)
         .await
         .map(|(server, answer)| (server, addresses(&answer.message.answers, RecordType::AAAA)))
 }
@@ -249,17 +249,19 @@ pub(crate) async fn authoritative_aaaa(
 /// `rtype` of `name` asked (without recursion) of each server in turn; the
 /// first authoritative NOERROR or NXDOMAIN answer.
 pub(crate) async fn authoritative_query(
+    resolver: &Resolver,
     servers: &[IpAddr],
     name: &Name,
     rtype: RecordType,
     timeout: Duration,
-    policy: &AddressPolicy,
 ) -> Option<(IpAddr, dns::Answer)> {
     for &server in servers.iter().take(6) {
-        if policy.check(server).is_err() {
+        if resolver.policy().check(server).is_err() {
             continue;
         }
-        if let Ok(answer) = dns::exchange(SocketAddr::new(server, 53), name, rtype, false, None, timeout, policy).await
+        if let Ok(answer) = resolver
+            .direct_within(SocketAddr::new(server, 53), name, rtype, None, timeout)
+            .await
             && answer.message.metadata.authoritative
             && matches!(answer.rcode(), ResponseCode::NoError | ResponseCode::NXDomain)
         {
