@@ -268,6 +268,20 @@ pub async fn exchange(
     }
 }
 
+/// The message in a datagram taken from a shared socket (so matched by id
+/// only): it must parse and answer `query`.
+fn udp_answer(server: SocketAddr, query: &Message, datagram: &[u8]) -> Result<Message, ProbeError> {
+    let message = Message::from_vec(datagram)
+        .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("udp {server}: malformed answer: {e}")))?;
+    if !matches(query, &message) {
+        return Err(ProbeError::new(
+            ErrorKind::DnsMalformed,
+            format!("udp {server}: answer does not match the question"),
+        ));
+    }
+    Ok(message)
+}
+
 /// Queries to one resolver share one UDP socket; answers are matched to
 /// waiting queries by message id (and then checked against the question).
 /// Opening a socket per query costs more than the query itself at tens of
@@ -280,14 +294,25 @@ struct UdpMux {
 /// A connected UDP socket with a large receive buffer: a burst of answers
 /// to one shared socket must not be dropped by the kernel.
 fn shared_udp_socket(server: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = bound_udp_socket(server, |_| Ok(()))?;
+    socket.connect(&server.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// A non-blocking UDP socket of `like`'s family with a 4 MiB receive
+/// buffer, given its options by `prepare`, bound to the wildcard address.
+pub(crate) fn bound_udp_socket(
+    like: SocketAddr,
+    prepare: impl FnOnce(&socket2::Socket) -> std::io::Result<()>,
+) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(server), Type::DGRAM, Some(Protocol::UDP))?;
+    let socket = Socket::new(Domain::for_address(like), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps it at net.core.rmem_max.
     let _ = socket.set_recv_buffer_size(4 << 20);
     socket.set_nonblocking(true)?;
-    socket.bind(&unspecified_for(server).into())?;
-    socket.connect(&server.into())?;
-    UdpSocket::from_std(socket.into())
+    prepare(&socket)?;
+    socket.bind(&unspecified_for(like).into())?;
+    Ok(socket)
 }
 
 /// First retransmission of an unanswered query to a resolver.
@@ -376,16 +401,8 @@ impl UdpMux {
                 Err(_) => interval *= 2,
             }
         };
-        let message = Message::from_vec(&received)
-            .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("udp {server}: malformed answer: {e}")))?;
-        if !matches(query, &message) {
-            return Err(ProbeError::new(
-                ErrorKind::DnsMalformed,
-                format!("udp {server}: answer does not match the question"),
-            ));
-        }
         Ok(Answer {
-            message,
+            message: udp_answer(server, query, &received)?,
             rtt: start.elapsed(),
             transport: Transport::Udp,
         })
@@ -530,14 +547,7 @@ impl Resolver {
         self.policy.check(server.ip())?;
         let (datagram, rtt) = self.direct_udp.exchange(server, &mut bytes, limit).await?;
         query.metadata.id = u16::from_be_bytes([bytes[0], bytes[1]]);
-        let message = Message::from_vec(&datagram)
-            .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("udp {server}: malformed answer: {e}")))?;
-        if !matches(&query, &message) {
-            return Err(ProbeError::new(
-                ErrorKind::DnsMalformed,
-                format!("udp {server}: answer does not match the question"),
-            ));
-        }
+        let message = udp_answer(server, &query, &datagram)?;
         if transport.is_none() && message.metadata.truncation {
             return exchange_tcp(server, &query, &bytes, limit, &self.policy).await;
         }

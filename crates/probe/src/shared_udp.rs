@@ -15,7 +15,7 @@
 use crate::dns::io_error;
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -106,23 +106,14 @@ impl SharedUdp {
 
 impl Shared {
     fn open(like: SocketAddr) -> io::Result<Shared> {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let socket = Socket::new(Domain::for_address(like), Type::DGRAM, Some(Protocol::UDP))?;
-        // Best effort: the kernel caps it at net.core.rmem_max.
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        socket.set_nonblocking(true)?;
-        let (level, option) = if like.is_ipv6() {
-            (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
-        } else {
-            (libc::IPPROTO_IP, libc::IP_RECVERR)
-        };
-        set_int_option(&socket, level, option, 1)?;
-        let any: SocketAddr = if like.is_ipv6() {
-            (IpAddr::from([0u16; 8]), 0).into()
-        } else {
-            (IpAddr::from([0u8; 4]), 0).into()
-        };
-        socket.bind(&any.into())?;
+        let socket = crate::dns::bound_udp_socket(like, |socket| {
+            let (level, option) = if like.is_ipv6() {
+                (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+            } else {
+                (libc::IPPROTO_IP, libc::IP_RECVERR)
+            };
+            set_int_option(socket, level, option, 1)
+        })?;
         let socket = Arc::new(UdpSocket::from_std(socket.into())?);
         let pending: Arc<Waiting> = Arc::default();
         tokio::spawn(read_answers(socket.clone(), Arc::downgrade(&pending)));
