@@ -222,15 +222,7 @@ async fn exchange_tcp(
             .read_exact(&mut buf)
             .await
             .map_err(|e| io_error(&format!("tcp read {server}"), &e))?;
-        let message = Message::from_vec(&buf)
-            .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("tcp {server}: malformed answer: {e}")))?;
-        if !matches(query, &message) {
-            return Err(ProbeError::new(
-                ErrorKind::DnsMalformed,
-                format!("tcp {server}: answer does not match the question"),
-            ));
-        }
-        Ok(message)
+        checked_answer("tcp", server, query, &buf)
     };
     let message = tokio::time::timeout(limit, work)
         .await
@@ -268,15 +260,20 @@ pub async fn exchange(
     }
 }
 
-/// The message in a datagram taken from a shared socket (so matched by id
-/// only): it must parse and answer `query`.
-fn udp_answer(server: SocketAddr, query: &Message, datagram: &[u8]) -> Result<Message, ProbeError> {
-    let message = Message::from_vec(datagram)
-        .map_err(|e| ProbeError::new(ErrorKind::DnsMalformed, format!("udp {server}: malformed answer: {e}")))?;
+/// The message in an answer that can only be taken or refused (a TCP
+/// stream, or a datagram a shared socket matched by id alone): it must parse
+/// and answer `query`.
+fn checked_answer(transport: &str, server: SocketAddr, query: &Message, bytes: &[u8]) -> Result<Message, ProbeError> {
+    let message = Message::from_vec(bytes).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::DnsMalformed,
+            format!("{transport} {server}: malformed answer: {e}"),
+        )
+    })?;
     if !matches(query, &message) {
         return Err(ProbeError::new(
             ErrorKind::DnsMalformed,
-            format!("udp {server}: answer does not match the question"),
+            format!("{transport} {server}: answer does not match the question"),
         ));
     }
     Ok(message)
@@ -402,7 +399,7 @@ impl UdpMux {
             }
         };
         Ok(Answer {
-            message: udp_answer(server, query, &received)?,
+            message: checked_answer("udp", server, query, &received)?,
             rtt: start.elapsed(),
             transport: Transport::Udp,
         })
@@ -547,7 +544,7 @@ impl Resolver {
         self.policy.check(server.ip())?;
         let (datagram, rtt) = self.direct_udp.exchange(server, &mut bytes, limit).await?;
         query.metadata.id = u16::from_be_bytes([bytes[0], bytes[1]]);
-        let message = udp_answer(server, &query, &datagram)?;
+        let message = checked_answer("udp", server, &query, &datagram)?;
         if transport.is_none() && message.metadata.truncation {
             return exchange_tcp(server, &query, &bytes, limit, &self.policy).await;
         }
